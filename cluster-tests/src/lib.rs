@@ -1,0 +1,27 @@
+//! Harness for the multi-process tests: real `cairn` processes on loopback, driven by real S3
+//! clients (aws-sdk-s3, the aws CLI, hand-made HTTP requests).
+//!
+//! - [`Server`] starts `cairn server` on a temp data dir with free ports, waits for `/readyz`,
+//!   and kills the process on drop ([`Server::kill_9`], [`Server::restart`] for crash tests).
+//! - [`s3_client`] builds an aws-sdk-s3 client for a server (path style, `us-east-1`).
+//! - [`raw_request`] / [`signed_request`] send hand-made requests (anonymous, malformed,
+//!   unknown sub-resources) and return status, headers and body.
+//! - [`data`] makes test bodies: random bytes and a deterministic streamed body of any size.
+//!
+//! The binary is built once per test process with the same cargo (`cargo build -p cairn`),
+//! unless `CAIRN_BIN` names one.
+
+pub mod binary;
+pub mod data;
+pub mod proc;
+pub mod s3;
+pub mod server;
+
+pub use binary::{Profile, cairn_bin, workspace_root};
+pub use data::{md5_hex, quoted_md5, random_bytes};
+pub use proc::{CmdOutput, run_with_timeout};
+pub use s3::{
+    RawResponse, S3Failure, expect_s3_error, http_client, raw_request, s3_client, s3_failure,
+    signed_request, unique_bucket, url_encode_key,
+};
+pub use server::{KeyPair, Server, ServerOptions};

@@ -1,0 +1,639 @@
+//! Authentication and authorization: bad signatures, unknown keys, anonymous requests,
+//! presigned URLs, per-bucket rights of a second key (via the admin CLI), unknown
+//! sub-resources.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::presigning::{PresignedRequest, PresigningConfig};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use cluster_tests::{
+    KeyPair, RawResponse, S3Failure, Server, expect_s3_error, raw_request, s3_client, s3_failure,
+    unique_bucket,
+};
+
+fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(Server::start)
+}
+
+async fn bucket_with_object(s3: &Client, key: &str, body: &'static [u8]) -> String {
+    let bucket = unique_bucket("auth");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    s3.put_object()
+        .bucket(&bucket)
+        .key(key)
+        .body(ByteStream::from_static(body))
+        .send()
+        .await
+        .unwrap();
+    bucket
+}
+
+#[tokio::test]
+async fn wrong_secret_is_signature_does_not_match() {
+    let server = server();
+    let bucket = bucket_with_object(&server.client(), "k", b"data").await;
+    let bad = s3_client(
+        &server.s3_url(),
+        &server.root_key().id,
+        "not-the-secret-at-all",
+    );
+    expect_s3_error(
+        "ListBuckets with a wrong secret",
+        bad.list_buckets().send().await,
+        403,
+        Some("SignatureDoesNotMatch"),
+    );
+    expect_s3_error(
+        "GetObject with a wrong secret",
+        bad.get_object().bucket(&bucket).key("k").send().await,
+        403,
+        Some("SignatureDoesNotMatch"),
+    );
+    expect_s3_error(
+        "PutObject with a wrong secret",
+        bad.put_object()
+            .bucket(&bucket)
+            .key("evil")
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await,
+        403,
+        Some("SignatureDoesNotMatch"),
+    );
+    expect_s3_error(
+        "the rejected PUT did not happen",
+        server
+            .client()
+            .head_object()
+            .bucket(&bucket)
+            .key("evil")
+            .send()
+            .await,
+        404,
+        None,
+    );
+}
+
+#[tokio::test]
+async fn unknown_key_is_invalid_access_key_id() {
+    let server = server();
+    let bucket = bucket_with_object(&server.client(), "k", b"data").await;
+    let unknown = s3_client(&server.s3_url(), "GKUNKNOWNUNKNOWN0000", "whatever-secret");
+    expect_s3_error(
+        "ListBuckets with an unknown key",
+        unknown.list_buckets().send().await,
+        403,
+        Some("InvalidAccessKeyId"),
+    );
+    expect_s3_error(
+        "GetObject with an unknown key",
+        unknown.get_object().bucket(&bucket).key("k").send().await,
+        403,
+        Some("InvalidAccessKeyId"),
+    );
+}
+
+#[tokio::test]
+async fn anonymous_requests_are_denied() {
+    let server = server();
+    let bucket = bucket_with_object(&server.client(), "k", b"data").await;
+    for (method, path) in [
+        ("GET", "/".to_string()),
+        ("GET", format!("/{bucket}")),
+        ("GET", format!("/{bucket}?list-type=2")),
+        ("GET", format!("/{bucket}/k")),
+        ("HEAD", format!("/{bucket}/k")),
+        ("PUT", format!("/{bucket}/anon")),
+        ("DELETE", format!("/{bucket}/k")),
+        ("PUT", format!("/{}", unique_bucket("anon"))),
+    ] {
+        let resp = server.anonymous(method, &path, &[], b"x".to_vec()).await;
+        let code = if method == "HEAD" {
+            None
+        } else {
+            Some("AccessDenied")
+        };
+        resp.expect(&format!("anonymous {method} {path}"), 403, code);
+    }
+    // Nothing changed.
+    let got = server
+        .client()
+        .get_object()
+        .bucket(&bucket)
+        .key("k")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        got.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"data"
+    );
+}
+
+async fn send_presigned(req: &PresignedRequest, body: Vec<u8>) -> RawResponse {
+    let headers: Vec<(&str, &str)> = req.headers().collect();
+    raw_request(req.method(), req.uri(), &headers, body).await
+}
+
+#[tokio::test]
+async fn presigned_urls() {
+    let server = server();
+    let s3 = server.client();
+    let bucket = bucket_with_object(&s3, "presigned get", b"presigned content").await;
+    let hour = PresigningConfig::expires_in(Duration::from_secs(3600)).unwrap();
+
+    let get = s3
+        .get_object()
+        .bucket(&bucket)
+        .key("presigned get")
+        .presigned(hour.clone())
+        .await
+        .unwrap();
+    let resp = send_presigned(&get, vec![]).await;
+    resp.expect("presigned GET", 200, None);
+    assert_eq!(resp.body.as_ref(), b"presigned content");
+
+    let put = s3
+        .put_object()
+        .bucket(&bucket)
+        .key("presigned put")
+        .presigned(hour.clone())
+        .await
+        .unwrap();
+    let resp = send_presigned(&put, b"uploaded through a presigned URL".to_vec()).await;
+    resp.expect("presigned PUT", 200, None);
+    let got = s3
+        .get_object()
+        .bucket(&bucket)
+        .key("presigned put")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        got.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"uploaded through a presigned URL"
+    );
+
+    // Signed for another key: the signature does not match.
+    let tampered = get.uri().replace("presigned%20get", "presigned%20put");
+    assert_ne!(tampered, get.uri(), "could not tamper with {}", get.uri());
+    let resp = raw_request("GET", &tampered, &[], vec![]).await;
+    resp.expect("tampered presigned GET", 403, Some("SignatureDoesNotMatch"));
+
+    // Expired an hour ago.
+    let expired = PresigningConfig::builder()
+        .start_time(SystemTime::now() - Duration::from_secs(7200))
+        .expires_in(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let old = s3
+        .get_object()
+        .bucket(&bucket)
+        .key("presigned get")
+        .presigned(expired.clone())
+        .await
+        .unwrap();
+    send_presigned(&old, vec![])
+        .await
+        .expect("expired presigned GET", 403, Some("AccessDenied"));
+    let old_put = s3
+        .put_object()
+        .bucket(&bucket)
+        .key("expired put")
+        .presigned(expired)
+        .await
+        .unwrap();
+    send_presigned(&old_put, b"late".to_vec()).await.expect(
+        "expired presigned PUT",
+        403,
+        Some("AccessDenied"),
+    );
+    expect_s3_error(
+        "object of the expired PUT",
+        s3.head_object()
+            .bucket(&bucket)
+            .key("expired put")
+            .send()
+            .await,
+        404,
+        None,
+    );
+}
+
+/// Every operation of the rights test, run with one client; `tag` keeps keys apart.
+async fn run_ops(
+    s3: &Client,
+    root: &Client,
+    bucket: &str,
+    tag: &str,
+) -> Vec<(&'static str, Result<(), S3Failure>)> {
+    fn r<T, E>(res: Result<T, aws_sdk_s3::error::SdkError<E>>) -> Result<(), S3Failure>
+    where
+        E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        res.map(|_| ()).map_err(|e| s3_failure(&e))
+    }
+    // Victims for the delete operations, created by the owner.
+    let victim = format!("victim-{tag}");
+    let victim2 = format!("victim2-{tag}");
+    for k in [&victim, &victim2] {
+        root.put_object()
+            .bucket(bucket)
+            .key(k)
+            .body(ByteStream::from_static(b"v"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut out = Vec::new();
+    out.push((
+        "ListObjectsV2",
+        r(s3.list_objects_v2().bucket(bucket).send().await),
+    ));
+    out.push((
+        "ListObjects",
+        r(s3.list_objects().bucket(bucket).send().await),
+    ));
+    out.push((
+        "GetObject",
+        r(s3.get_object().bucket(bucket).key("existing").send().await),
+    ));
+    out.push((
+        "HeadObject",
+        r(s3.head_object().bucket(bucket).key("existing").send().await),
+    ));
+    out.push((
+        "HeadBucket",
+        r(s3.head_bucket().bucket(bucket).send().await),
+    ));
+    out.push((
+        "GetBucketLocation",
+        r(s3.get_bucket_location().bucket(bucket).send().await),
+    ));
+    out.push((
+        "PutObject",
+        r(s3.put_object()
+            .bucket(bucket)
+            .key(format!("put-{tag}"))
+            .body(ByteStream::from_static(b"p"))
+            .send()
+            .await),
+    ));
+    out.push((
+        "DeleteObject",
+        r(s3.delete_object().bucket(bucket).key(&victim).send().await),
+    ));
+    out.push((
+        "CopyObject",
+        r(s3.copy_object()
+            .copy_source(format!("{bucket}/existing"))
+            .bucket(bucket)
+            .key(format!("copy-{tag}"))
+            .send()
+            .await),
+    ));
+    let del = s3
+        .delete_objects()
+        .bucket(bucket)
+        .delete(
+            Delete::builder()
+                .objects(ObjectIdentifier::builder().key(&victim2).build().unwrap())
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await;
+    // S3 may refuse the whole request, or answer 200 with a per-key AccessDenied.
+    let del = match del {
+        Ok(o) if !o.errors().is_empty() => Err(S3Failure {
+            status: Some(403),
+            code: o.errors()[0].code().map(str::to_string),
+            message: o.errors()[0].message().map(str::to_string),
+            detail: format!("{o:?}"),
+        }),
+        other => r(other),
+    };
+    out.push(("DeleteObjects", del));
+
+    // What the writes did, seen by the owner.
+    let exists = |key: String| async move {
+        root.head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .is_ok()
+    };
+    let effects = [
+        ("PutObject", exists(format!("put-{tag}")).await),
+        ("DeleteObject", !exists(victim.clone()).await),
+        ("CopyObject", exists(format!("copy-{tag}")).await),
+        ("DeleteObjects", !exists(victim2.clone()).await),
+    ];
+    for (name, happened) in effects {
+        let entry = out.iter().find(|(n, _)| *n == name).unwrap();
+        assert_eq!(
+            entry.1.is_ok(),
+            happened,
+            "{name} with tag {tag}: answer {:?} but effect happened={happened}",
+            entry.1
+        );
+    }
+    out
+}
+
+const READS: [&str; 5] = [
+    "ListObjectsV2",
+    "ListObjects",
+    "GetObject",
+    "HeadObject",
+    "HeadBucket",
+];
+const WRITES: [&str; 4] = ["PutObject", "DeleteObject", "CopyObject", "DeleteObjects"];
+
+#[track_caller]
+fn assert_allowed(ops: &[(&str, Result<(), S3Failure>)], names: &[&str], phase: &str) {
+    for (name, res) in ops.iter().filter(|(n, _)| names.contains(n)) {
+        assert!(
+            res.is_ok(),
+            "{phase}: {name} should be allowed, got {res:?}"
+        );
+    }
+}
+
+#[track_caller]
+fn assert_denied(ops: &[(&str, Result<(), S3Failure>)], names: &[&str], phase: &str) {
+    for (name, res) in ops.iter().filter(|(n, _)| names.contains(n)) {
+        let f = match res {
+            Ok(()) => panic!("{phase}: {name} should be denied but succeeded"),
+            Err(f) => f,
+        };
+        assert_eq!(f.status, Some(403), "{phase}: {name}: {f:?}");
+        if !name.starts_with("Head") {
+            assert_eq!(
+                f.code.as_deref(),
+                Some("AccessDenied"),
+                "{phase}: {name}: {f:?}"
+            );
+        }
+    }
+}
+
+/// Rights changes go through Raft and a watch stream: give them a few seconds to apply.
+async fn eventually<F, Fut>(what: &str, mut probe: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !probe().await {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not in effect after 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn per_bucket_rights_of_a_second_key() {
+    let server = server();
+    let root = server.client();
+    let bucket = bucket_with_object(&root, "existing", b"existing body").await;
+    let key: KeyPair = server.create_key("second");
+    assert_ne!(key.id, server.root_key().id);
+    let other = server.client_for(&key);
+    let all: Vec<&str> = READS
+        .iter()
+        .chain(WRITES.iter())
+        .copied()
+        .chain(["GetBucketLocation"])
+        .collect();
+
+    // 1. No rights at all.
+    let ops = run_ops(&other, &root, &bucket, "none").await;
+    assert_denied(&ops, &all, "no rights");
+    expect_s3_error(
+        "CreateBucket without the create-bucket right",
+        other
+            .create_bucket()
+            .bucket(unique_bucket("nope"))
+            .send()
+            .await,
+        403,
+        Some("AccessDenied"),
+    );
+    let listed = other.list_buckets().send().await.unwrap();
+    assert!(
+        !listed
+            .buckets()
+            .iter()
+            .any(|b| b.name() == Some(bucket.as_str())),
+        "a key without rights sees the bucket in ListBuckets: {listed:?}"
+    );
+
+    // 2. Read only.
+    server.admin_ok(&["key", "allow", &key.id, "--bucket", &bucket, "--read"]);
+    eventually("--read", || async {
+        other.list_objects_v2().bucket(&bucket).send().await.is_ok()
+    })
+    .await;
+    let ops = run_ops(&other, &root, &bucket, "read").await;
+    assert_allowed(&ops, &READS, "read only");
+    assert_denied(&ops, &WRITES, "read only");
+
+    // 3. Read + write.
+    server.admin_ok(&[
+        "key", "allow", &key.id, "--bucket", &bucket, "--read", "--write",
+    ]);
+    eventually("--write", || async {
+        other
+            .put_object()
+            .bucket(&bucket)
+            .key("probe")
+            .body(ByteStream::from_static(b"p"))
+            .send()
+            .await
+            .is_ok()
+    })
+    .await;
+    let ops = run_ops(&other, &root, &bucket, "readwrite").await;
+    assert_allowed(&ops, &all, "read+write");
+    let got = other
+        .get_object()
+        .bucket(&bucket)
+        .key("existing")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        got.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"existing body"
+    );
+    let listed = other.list_buckets().send().await.unwrap();
+    assert!(
+        listed
+            .buckets()
+            .iter()
+            .any(|b| b.name() == Some(bucket.as_str())),
+        "a key with rights should see the bucket in ListBuckets: {listed:?}"
+    );
+    // Deleting the bucket needs the owner right.
+    expect_s3_error(
+        "DeleteBucket without owner right",
+        other.delete_bucket().bucket(&bucket).send().await,
+        403,
+        Some("AccessDenied"),
+    );
+
+    // 4. Write revoked again.
+    server.admin_ok(&["key", "deny", &key.id, "--bucket", &bucket, "--write"]);
+    eventually("deny --write", || async {
+        other
+            .put_object()
+            .bucket(&bucket)
+            .key("probe")
+            .body(ByteStream::from_static(b"p"))
+            .send()
+            .await
+            .is_err()
+    })
+    .await;
+    let ops = run_ops(&other, &root, &bucket, "revoked").await;
+    assert_allowed(&ops, &READS, "write revoked");
+    assert_denied(&ops, &WRITES, "write revoked");
+
+    // 5. The create-bucket right; the creator owns its bucket.
+    server.admin_ok(&["key", "allow", &key.id, "--create-bucket"]);
+    let own = unique_bucket("own");
+    eventually("--create-bucket", || async {
+        other.create_bucket().bucket(&own).send().await.is_ok()
+    })
+    .await;
+    other
+        .put_object()
+        .bucket(&own)
+        .key("mine")
+        .body(ByteStream::from_static(b"m"))
+        .send()
+        .await
+        .unwrap();
+    other
+        .delete_object()
+        .bucket(&own)
+        .key("mine")
+        .send()
+        .await
+        .unwrap();
+    other.delete_bucket().bucket(&own).send().await.unwrap();
+}
+
+#[tokio::test]
+async fn admin_cli_keys_and_buckets() {
+    let server = server();
+    let key = server.create_key("lifecycle");
+    let list = server.admin_ok(&["key", "list"]);
+    assert!(
+        list.contains(&key.id),
+        "`key list` lacks {}:\n{list}",
+        key.id
+    );
+    assert!(
+        !list.contains(&key.secret),
+        "`key list` must not print secrets:\n{list}"
+    );
+
+    // A bucket made with the CLI is visible through S3; the CLI lists it.
+    let bucket = unique_bucket("clibucket");
+    server.admin_ok(&["bucket", "create", &bucket]);
+    let list = server.admin_ok(&["bucket", "list"]);
+    assert!(
+        list.contains(&bucket),
+        "`bucket list` lacks {bucket}:\n{list}"
+    );
+    server.admin_ok(&["key", "allow", &key.id, "--bucket", &bucket, "--read"]);
+    let s3 = server.client_for(&key);
+    eventually("key sees the CLI bucket", || async {
+        s3.list_objects_v2().bucket(&bucket).send().await.is_ok()
+    })
+    .await;
+
+    let status = server.admin_ok(&["status"]);
+    assert!(!status.trim().is_empty(), "`cairn status` printed nothing");
+
+    // Deleting the key locks it out.
+    server.admin_ok(&["key", "delete", &key.id]);
+    eventually("deleted key rejected", || async {
+        match s3.list_objects_v2().bucket(&bucket).send().await {
+            Err(e) => s3_failure(&e).code.as_deref() == Some("InvalidAccessKeyId"),
+            Ok(_) => false,
+        }
+    })
+    .await;
+    let list = server.admin_ok(&["key", "list"]);
+    assert!(!list.contains(&key.id), "deleted key still listed:\n{list}");
+
+    server.admin_ok(&["bucket", "delete", &bucket]);
+    let list = server.admin_ok(&["bucket", "list"]);
+    assert!(
+        !list.contains(&bucket),
+        "deleted bucket still listed:\n{list}"
+    );
+    eventually("bucket deleted", || async {
+        server
+            .client()
+            .head_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .is_err()
+    })
+    .await;
+
+    // Without the cluster secret the admin CLI is refused.
+    let mut cmd =
+        std::process::Command::new(cluster_tests::cairn_bin(cluster_tests::Profile::Debug));
+    cmd.args(["key", "list", "--node", &server.addrs().rpc.to_string()])
+        .env(
+            "CAIRN_CLUSTER_SECRET",
+            "wrong-secret-wrong-secret-wrong-secret",
+        );
+    let out = cluster_tests::run_with_timeout(&mut cmd, Duration::from_secs(60)).unwrap();
+    assert!(
+        !out.success(),
+        "admin CLI with a wrong cluster secret succeeded:\n{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains(&server.root_key().id));
+}
+
+#[tokio::test]
+async fn unknown_subresources_are_not_implemented() {
+    let server = server();
+    let bucket = bucket_with_object(&server.client(), "obj", b"o").await;
+    // Control: the hand-made signature is accepted.
+    server
+        .signed("GET", &format!("/{bucket}?list-type=2"), &[], vec![])
+        .await
+        .expect("hand-signed ListObjectsV2", 200, None);
+    for path in [
+        format!("/{bucket}?torrent"),
+        format!("/{bucket}?inventory"),
+        format!("/{bucket}?inventory&id=x"),
+        format!("/{bucket}?analytics"),
+        format!("/{bucket}/obj?torrent"),
+    ] {
+        let resp = server.signed("GET", &path, &[], vec![]).await;
+        resp.expect(&format!("GET {path}"), 501, Some("NotImplemented"));
+        assert!(
+            resp.header("content-type")
+                .is_some_and(|t| t.contains("xml")),
+            "GET {path}: error is not XML: {:?}",
+            resp.header("content-type")
+        );
+    }
+}

@@ -1,0 +1,157 @@
+//! Acknowledged writes survive `kill -9`: restart on the same data dir and read them back.
+
+use aws_sdk_s3::primitives::ByteStream;
+use cluster_tests::{Server, expect_s3_error, quoted_md5, random_bytes, unique_bucket};
+
+#[tokio::test]
+async fn acknowledged_writes_survive_kill_9() {
+    let mut server = Server::start();
+    let s3 = server.client();
+    let bucket = unique_bucket("durable");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+
+    let objects = [
+        ("large", random_bytes(1024 * 1024 + 12345)),
+        ("inline", random_bytes(200)),
+        ("empty", Vec::new()),
+        ("overwritten", random_bytes(64)),
+        ("deleted", random_bytes(2 * 1024 * 1024)),
+    ];
+    for (key, data) in &objects {
+        let out = s3
+            .put_object()
+            .bucket(&bucket)
+            .key(*key)
+            .content_type("application/x-durable")
+            .metadata("kept", "yes")
+            .body(ByteStream::from(data.clone()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.e_tag(), Some(quoted_md5(data).as_str()));
+    }
+    let overwritten = random_bytes(1024 * 1024 + 1);
+    s3.put_object()
+        .bucket(&bucket)
+        .key("overwritten")
+        .body(ByteStream::from(overwritten.clone()))
+        .send()
+        .await
+        .unwrap();
+    s3.delete_object()
+        .bucket(&bucket)
+        .key("deleted")
+        .send()
+        .await
+        .unwrap();
+    // The very last acknowledged write, immediately followed by the kill.
+    let last = random_bytes(3 * 1024 * 1024 + 3);
+    s3.put_object()
+        .bucket(&bucket)
+        .key("last")
+        .body(ByteStream::from(last.clone()))
+        .send()
+        .await
+        .unwrap();
+    server.kill_9();
+    drop(s3);
+
+    server.restart();
+    let s3 = server.client();
+    s3.head_bucket().bucket(&bucket).send().await.unwrap();
+    let mut expect: Vec<(&str, &[u8])> = vec![
+        ("large", objects[0].1.as_slice()),
+        ("inline", objects[1].1.as_slice()),
+        ("empty", objects[2].1.as_slice()),
+        ("overwritten", overwritten.as_slice()),
+        ("last", last.as_slice()),
+    ];
+    for (key, data) in &expect {
+        let got = s3
+            .get_object()
+            .bucket(&bucket)
+            .key(*key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {key:?} after kill -9 + restart: {e:?}"));
+        assert_eq!(
+            got.e_tag(),
+            Some(quoted_md5(data).as_str()),
+            "ETag of {key:?} after restart"
+        );
+        if *key != "overwritten" && *key != "last" {
+            assert_eq!(got.content_type(), Some("application/x-durable"), "{key:?}");
+            assert_eq!(
+                got.metadata()
+                    .and_then(|m| m.get("kept"))
+                    .map(String::as_str),
+                Some("yes"),
+                "{key:?}"
+            );
+        }
+        let body = got.body.collect().await.unwrap().into_bytes();
+        assert!(body == *data, "body of {key:?} differs after restart");
+    }
+    expect_s3_error(
+        "deleted object after restart",
+        s3.get_object().bucket(&bucket).key("deleted").send().await,
+        404,
+        Some("NoSuchKey"),
+    );
+    expect.sort_by_key(|(k, _)| *k);
+    let list = s3.list_objects_v2().bucket(&bucket).send().await.unwrap();
+    let listed: Vec<&str> = list.contents().iter().filter_map(|o| o.key()).collect();
+    let want: Vec<&str> = expect.iter().map(|(k, _)| *k).collect();
+    assert_eq!(listed, want, "listing after restart");
+
+    // The restarted server takes writes, and the root key still works after a second restart.
+    s3.put_object()
+        .bucket(&bucket)
+        .key("after")
+        .body(ByteStream::from_static(b"after restart"))
+        .send()
+        .await
+        .unwrap();
+    server.restart(); // graceful this time
+    let s3 = server.client();
+    let got = s3
+        .get_object()
+        .bucket(&bucket)
+        .key("after")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        got.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"after restart"
+    );
+}
+
+#[tokio::test]
+async fn keys_and_rights_survive_restart() {
+    let mut server = Server::start();
+    let bucket = unique_bucket("rights");
+    server
+        .client()
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    let key = server.create_key("survivor");
+    server.admin_ok(&[
+        "key", "allow", &key.id, "--bucket", &bucket, "--read", "--write",
+    ]);
+    server.kill_9();
+    server.restart();
+    let s3 = server.client_for(&key);
+    s3.put_object()
+        .bucket(&bucket)
+        .key("k")
+        .body(ByteStream::from_static(b"v"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("second key after restart: {e:?}"));
+    let list = server.admin_ok(&["key", "list"]);
+    assert!(list.contains(&key.id), "key lost in restart:\n{list}");
+}

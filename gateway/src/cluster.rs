@@ -1,0 +1,375 @@
+//! The gateway's view of the cluster: gRPC clients to the nodes, a cached copy of the Raft
+//! metadata kept fresh by a watch stream, and the quorum calls on records and blocks.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cairn_proto::client::Peers;
+use cairn_proto::meta::{Metadata, MetaCommand, MetaError, MetaResult};
+use cairn_proto::pb::{
+    self, put_block_chunk, CoordinateRequest, CoordinateResponse, GetBlockRequest, GetRecordRequest, ListRequest,
+    MetaReadRequest, MetaWriteRequest, PutBlockChunk, PutBlockHeader, RefsRequest,
+};
+use cairn_proto::ring::{block_hash, object_hash};
+use cairn_proto::{Ring, VersionKey};
+use futures::stream::FuturesUnordered;
+use futures::{Stream, StreamExt};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::error::S3Error;
+
+/// A consistent snapshot of the metadata and the ring built from it.
+#[derive(Clone)]
+pub struct MetaView {
+    pub applied_index: u64,
+    pub meta: Arc<Metadata>,
+    pub ring: Arc<Ring>,
+}
+
+impl MetaView {
+    fn new(applied_index: u64, meta: Metadata) -> Self {
+        let ring = Arc::new(Ring::new(&meta.layout));
+        Self { applied_index, meta: Arc::new(meta), ring }
+    }
+}
+
+/// Connections and cached metadata shared by all requests of a gateway.
+#[derive(Clone)]
+pub struct Cluster {
+    peers: Peers,
+    seeds: Arc<Vec<String>>,
+    view: watch::Sender<MetaView>,
+    last_contact: Arc<Mutex<Option<Instant>>>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> S3Error {
+    S3Error::ServiceUnavailable(format!("cluster unavailable: {e}"))
+}
+
+fn decode_state(state: &pb::MetaState) -> Result<MetaView, S3Error> {
+    let meta: Metadata = serde_json::from_slice(&state.state).map_err(|e| S3Error::InternalError(e.to_string()))?;
+    Ok(MetaView::new(state.applied_index, meta))
+}
+
+impl Cluster {
+    /// Connects to the given node addresses and starts following the metadata.
+    pub fn start(seeds: Vec<String>, cluster_secret: &str) -> anyhow::Result<Self> {
+        anyhow::ensure!(!seeds.is_empty(), "a gateway needs at least one node address");
+        let peers = Peers::new(cluster_secret).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+        let (view, _) = watch::channel(MetaView::new(0, Metadata::default()));
+        let cluster = Self { peers, seeds: Arc::new(seeds), view, last_contact: Default::default() };
+        tokio::spawn(cluster.clone().follow_metadata());
+        Ok(cluster)
+    }
+
+    /// The current cached metadata.
+    pub fn view(&self) -> MetaView {
+        self.view.borrow().clone()
+    }
+
+    /// Ready once the metadata has been received and holds a layout.
+    pub fn ready(&self) -> bool {
+        self.last_contact.lock().map(|t| t.is_some()).unwrap_or(false) && !self.view().ring.is_empty()
+    }
+
+    fn accept(&self, next: MetaView) {
+        self.view.send_if_modified(|current| {
+            if next.applied_index >= current.applied_index {
+                *current = next;
+                true
+            } else {
+                false
+            }
+        });
+        if let Ok(mut t) = self.last_contact.lock() {
+            *t = Some(Instant::now());
+        }
+    }
+
+    /// Node addresses to try for metadata: the seeds, then the layout's nodes.
+    fn meta_nodes(&self) -> Vec<String> {
+        let mut nodes: Vec<String> = self.seeds.iter().cloned().collect();
+        for n in self.view().ring.nodes() {
+            if !nodes.contains(&n.addr) {
+                nodes.push(n.addr.clone());
+            }
+        }
+        nodes
+    }
+
+    async fn follow_metadata(self) {
+        let mut attempt = 0usize;
+        loop {
+            let nodes = self.meta_nodes();
+            let addr = &nodes[attempt % nodes.len()];
+            attempt += 1;
+            match self.watch_from(addr).await {
+                Ok(()) => tracing::info!(node = %addr, "metadata stream ended"),
+                Err(e) => tracing::debug!(node = %addr, error = %e, "metadata stream failed"),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn watch_from(&self, addr: &str) -> Result<(), S3Error> {
+        let mut stream = self.peers.meta(addr)?.watch(MetaReadRequest {}).await?.into_inner();
+        while let Some(state) = stream.message().await? {
+            self.accept(decode_state(&state)?);
+        }
+        Ok(())
+    }
+
+    /// A linearizable read of the metadata (used to confirm cache misses).
+    pub async fn refresh(&self) -> Result<MetaView, S3Error> {
+        let mut last = None;
+        for addr in self.meta_nodes() {
+            match self.peers.meta(&addr)?.read(MetaReadRequest {}).await {
+                Ok(state) => {
+                    self.accept(decode_state(state.get_ref())?);
+                    return Ok(self.view());
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(unavailable(last.map(|e| e.to_string()).unwrap_or_default()))
+    }
+
+    /// Commits a metadata command through any node (forwarded to the Raft leader).
+    pub async fn meta_write(&self, cmd: &MetaCommand) -> Result<Result<MetaResult, MetaError>, S3Error> {
+        let command = serde_json::to_vec(cmd).map_err(|e| S3Error::InternalError(e.to_string()))?;
+        let mut last = None;
+        for addr in self.meta_nodes() {
+            match self.peers.meta(&addr)?.write(MetaWriteRequest { command: command.clone() }).await {
+                Ok(resp) => {
+                    let result: MetaResult = serde_json::from_slice(&resp.get_ref().result)
+                        .map_err(|e| S3Error::InternalError(e.to_string()))?;
+                    // Make the change visible to this gateway before answering.
+                    self.refresh().await?;
+                    return Ok(result.into_result());
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(unavailable(last.map(|e| e.to_string()).unwrap_or_default()))
+    }
+
+    /// Sends a record to its key's coordinator (the first replica that answers).
+    pub async fn coordinate(&self, record: pb::ObjectRecord) -> Result<CoordinateResponse, S3Error> {
+        let view = self.view();
+        let bucket = Uuid::from_slice(&record.bucket_id).map_err(|e| S3Error::InternalError(e.to_string()))?;
+        let mut last = None;
+        for node in view.ring.replicas(object_hash(&bucket, &record.key)) {
+            let req = CoordinateRequest { record: Some(record.clone()), layout_version: view.ring.version() };
+            match self.peers.objects(&node.addr)?.coordinate(req).await {
+                Ok(resp) => return Ok(resp.into_inner()),
+                Err(e) if e.code() == tonic::Code::Unavailable => last = Some(e),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(unavailable(last.map(|e| e.to_string()).unwrap_or_else(|| "no replicas".into())))
+    }
+
+    /// Quorum read of a key's newest visible record (complete or tombstone).
+    pub async fn get_record(&self, bucket: &Uuid, key: &str) -> Result<Option<pb::ObjectRecord>, S3Error> {
+        let view = self.view();
+        let replicas = view.ring.replicas(object_hash(bucket, key));
+        let quorum = replicas.len() / 2 + 1;
+        let mut reads: FuturesUnordered<_> = replicas
+            .iter()
+            .map(|node| {
+                let req = GetRecordRequest {
+                    bucket_id: bucket.as_bytes().to_vec(),
+                    key: key.to_string(),
+                    layout_version: view.ring.version(),
+                };
+                let client = self.peers.objects(&node.addr);
+                async move { client?.get(req).await.map(|r| r.into_inner().record) }
+            })
+            .collect();
+        let (mut answers, mut newest, mut last) = (0, None::<pb::ObjectRecord>, None);
+        while let Some(result) = reads.next().await {
+            match result {
+                Ok(record) => {
+                    answers += 1;
+                    if let Some(r) = record {
+                        if newest.as_ref().is_none_or(|n| version(n) < version(&r)) {
+                            newest = Some(r);
+                        }
+                    }
+                    if answers >= quorum {
+                        return Ok(newest);
+                    }
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(unavailable(last.map(|e| e.to_string()).unwrap_or_default()))
+    }
+
+    /// One sorted page of a bucket: the newest visible record per key after `start_after`
+    /// (tombstones included), merged from every node. `complete` is false when more keys may
+    /// follow the last one returned.
+    pub async fn list(&self, req: ListRequest) -> Result<ListPage, S3Error> {
+        let view = self.view();
+        let nodes = view.ring.nodes().to_vec();
+        let calls = nodes.iter().map(|node| {
+            let req = ListRequest { layout_version: view.ring.version(), ..req.clone() };
+            let client = self.peers.objects(&node.addr);
+            async move { client?.list(req).await.map(|r| r.into_inner()) }
+        });
+        let pages = futures::future::join_all(calls).await;
+        let mut merged: Vec<pb::ObjectRecord> = Vec::new();
+        // Keys beyond the smallest last key of a cut page may be missing from that node's answer.
+        let mut bound: Option<String> = None;
+        for page in pages {
+            let page = page?;
+            if page.truncated {
+                if let Some(last) = page.records.last() {
+                    if bound.as_ref().is_none_or(|b| last.key < *b) {
+                        bound = Some(last.key.clone());
+                    }
+                }
+            }
+            merged.extend(page.records);
+        }
+        merged.sort_by(|a, b| a.key.cmp(&b.key).then_with(|| version(b).cmp(&version(a))));
+        merged.dedup_by(|later, earlier| later.key == earlier.key);
+        if let Some(bound) = &bound {
+            merged.retain(|r| r.key <= *bound);
+        }
+        Ok(ListPage { records: merged, complete: bound.is_none() })
+    }
+
+    /// Writes a block to its replicas; returns once a write quorum holds it.
+    pub async fn put_block(&self, id: &[u8], owner: &pb::BlockOwner, data: Bytes) -> Result<(), S3Error> {
+        let view = self.view();
+        let replicas = view.ring.replicas(block_hash(id));
+        let quorum = replicas.len() / 2 + 1;
+        let mut writes: FuturesUnordered<_> = replicas
+            .iter()
+            .map(|node| {
+                let header = PutBlockHeader {
+                    id: id.to_vec(),
+                    owner: Some(owner.clone()),
+                    size: data.len() as u64,
+                    layout_version: view.ring.version(),
+                };
+                let messages = vec![
+                    PutBlockChunk { part: Some(put_block_chunk::Part::Header(header)) },
+                    PutBlockChunk { part: Some(put_block_chunk::Part::Data(data.clone())) },
+                ];
+                let client = self.peers.blocks(&node.addr);
+                async move { client?.put_block(futures::stream::iter(messages)).await }
+            })
+            .collect();
+        let (mut acks, mut last) = (0, None);
+        while let Some(result) = writes.next().await {
+            match result {
+                Ok(_) => {
+                    acks += 1;
+                    if acks >= quorum {
+                        tokio::spawn(async move { while writes.next().await.is_some() {} });
+                        return Ok(());
+                    }
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(unavailable(last.map(|e| e.to_string()).unwrap_or_default()))
+    }
+
+    /// Reads `length` bytes (0 = to the end) of a block from the first replica that has a
+    /// verified copy.
+    pub async fn get_block(&self, id: &[u8], offset: u64, length: u64) -> Result<Vec<Bytes>, S3Error> {
+        let view = self.view();
+        let mut last = None;
+        for node in view.ring.replicas(block_hash(id)) {
+            let req = GetBlockRequest { id: id.to_vec(), offset, length, layout_version: view.ring.version() };
+            let result = async {
+                let mut stream = self.peers.blocks(&node.addr)?.get_block(req).await?.into_inner();
+                let mut out = Vec::new();
+                while let Some(chunk) = stream.message().await? {
+                    out.push(chunk.data);
+                }
+                Ok::<_, tonic::Status>(out)
+            }
+            .await;
+            match result {
+                Ok(data) => return Ok(data),
+                Err(e) => {
+                    tracing::warn!(node = %node.addr, error = %e, "block read failed, trying next replica");
+                    last = Some(e);
+                }
+            }
+        }
+        Err(S3Error::InternalError(format!("no readable copy of a block: {}", last.map(|e| e.to_string()).unwrap_or_default())))
+    }
+
+    /// Adds references on existing blocks (on every replica); fails if a block is missing
+    /// from a write quorum of its replicas.
+    pub async fn add_refs(&self, refs: &[pb::BlockRefEntry]) -> Result<(), S3Error> {
+        let view = self.view();
+        for entry in refs {
+            let replicas = view.ring.replicas(block_hash(&entry.block_id));
+            let quorum = replicas.len() / 2 + 1;
+            let mut acks = 0;
+            for node in replicas {
+                let req = RefsRequest { refs: vec![entry.clone()], layout_version: view.ring.version() };
+                if let Ok(resp) = self.peers.blocks(&node.addr)?.add_refs(req).await {
+                    if resp.get_ref().missing.is_empty() {
+                        acks += 1;
+                    }
+                }
+            }
+            if acks < quorum {
+                return Err(S3Error::InternalError("a source block is no longer available".into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Streams a byte range of an object body stored in blocks.
+    pub fn block_reader(
+        &self,
+        blocks: Vec<pb::BlockPointer>,
+        start: u64,
+        end_exclusive: u64,
+    ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+        let cluster = self.clone();
+        let mut ranges = Vec::new();
+        let mut offset = 0u64;
+        for b in blocks {
+            let (b_start, b_end) = (offset, offset + b.size);
+            offset = b_end;
+            if b_end <= start || b_start >= end_exclusive {
+                continue;
+            }
+            let from = start.max(b_start) - b_start;
+            let to = end_exclusive.min(b_end) - b_start;
+            ranges.push((b.id, from, to - from));
+        }
+        // Fetch up to two blocks ahead while the client drains the current one.
+        futures::stream::iter(ranges)
+            .map(move |(id, from, len)| {
+                let cluster = cluster.clone();
+                async move { cluster.get_block(&id, from, len).await }
+            })
+            .buffered(2)
+            .map(|r| r.map(|chunks| futures::stream::iter(chunks.into_iter().map(Ok))).map_err(std::io::Error::other))
+            .try_flatten()
+    }
+}
+
+use futures::TryStreamExt;
+
+/// A merged listing page.
+pub struct ListPage {
+    pub records: Vec<pb::ObjectRecord>,
+    pub complete: bool,
+}
+
+fn version(r: &pb::ObjectRecord) -> VersionKey {
+    r.version.as_ref().and_then(VersionKey::from_pb).unwrap_or_default()
+}

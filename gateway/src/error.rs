@@ -1,0 +1,168 @@
+//! One S3 error enum, one place that maps each variant to its AWS code and HTTP status, and
+//! one renderer for the `<Error>` XML body.
+
+use http::StatusCode;
+
+/// Every error the S3 API returns. The variant name is the AWS error code.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum S3Error {
+    #[error("Access Denied")]
+    AccessDenied,
+    #[error("The request signature we calculated does not match the signature you provided. Check your key and signing method.")]
+    SignatureDoesNotMatch,
+    #[error("The AWS Access Key Id you provided does not exist in our records.")]
+    InvalidAccessKeyId,
+    #[error("The difference between the request time and the current time is too large.")]
+    RequestTimeTooSkewed,
+    #[error("Request has expired")]
+    ExpiredToken,
+    #[error("{0}")]
+    AuthorizationHeaderMalformed(String),
+    #[error("The provided 'x-amz-content-sha256' header does not match what was computed.")]
+    XAmzContentSHA256Mismatch,
+    #[error("Missing required header for this request: {0}")]
+    MissingSecurityHeader(String),
+    #[error("The specified bucket does not exist")]
+    NoSuchBucket,
+    #[error("The specified key does not exist.")]
+    NoSuchKey,
+    #[error("The specified upload does not exist.")]
+    NoSuchUpload,
+    #[error("The specified bucket is not valid.")]
+    InvalidBucketName,
+    #[error("The bucket you tried to delete is not empty")]
+    BucketNotEmpty,
+    #[error("The requested bucket name is not available.")]
+    BucketAlreadyExists,
+    #[error("Your previous request to create the named bucket succeeded and you already own it.")]
+    BucketAlreadyOwnedByYou,
+    #[error("The Content-MD5 you specified did not match what we received.")]
+    BadDigest,
+    #[error("The Content-MD5 you specified is not valid.")]
+    InvalidDigest,
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("The XML you provided was not well-formed or did not validate against our published schema.")]
+    MalformedXML,
+    #[error("The specified method is not allowed against this resource.")]
+    MethodNotAllowed,
+    #[error("The requested range is not satisfiable")]
+    InvalidRange,
+    #[error("At least one of the pre-conditions you specified did not hold")]
+    PreconditionFailed,
+    #[error("Not Modified")]
+    NotModified,
+    #[error("Your proposed upload exceeds the maximum allowed object size.")]
+    EntityTooLarge,
+    #[error("You must provide the Content-Length HTTP header.")]
+    MissingContentLength,
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("The specified key is too long.")]
+    KeyTooLongError,
+    #[error("Your request was too big.")]
+    MaxMessageLengthExceeded,
+    #[error("{0} is not implemented")]
+    NotImplemented(String),
+    #[error("Please reduce your request rate.")]
+    SlowDown,
+    #[error("{0}")]
+    ServiceUnavailable(String),
+    #[error("We encountered an internal error. Please try again.")]
+    InternalError(String),
+}
+
+impl S3Error {
+    /// The AWS error code (`<Code>`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            S3Error::AccessDenied => "AccessDenied",
+            S3Error::SignatureDoesNotMatch => "SignatureDoesNotMatch",
+            S3Error::InvalidAccessKeyId => "InvalidAccessKeyId",
+            S3Error::RequestTimeTooSkewed => "RequestTimeTooSkewed",
+            S3Error::ExpiredToken => "AccessDenied",
+            S3Error::AuthorizationHeaderMalformed(_) => "AuthorizationHeaderMalformed",
+            S3Error::XAmzContentSHA256Mismatch => "XAmzContentSHA256Mismatch",
+            S3Error::MissingSecurityHeader(_) => "MissingSecurityHeader",
+            S3Error::NoSuchBucket => "NoSuchBucket",
+            S3Error::NoSuchKey => "NoSuchKey",
+            S3Error::NoSuchUpload => "NoSuchUpload",
+            S3Error::InvalidBucketName => "InvalidBucketName",
+            S3Error::BucketNotEmpty => "BucketNotEmpty",
+            S3Error::BucketAlreadyExists => "BucketAlreadyExists",
+            S3Error::BucketAlreadyOwnedByYou => "BucketAlreadyOwnedByYou",
+            S3Error::BadDigest => "BadDigest",
+            S3Error::InvalidDigest => "InvalidDigest",
+            S3Error::InvalidArgument(_) => "InvalidArgument",
+            S3Error::MalformedXML => "MalformedXML",
+            S3Error::MethodNotAllowed => "MethodNotAllowed",
+            S3Error::InvalidRange => "InvalidRange",
+            S3Error::PreconditionFailed => "PreconditionFailed",
+            S3Error::NotModified => "NotModified",
+            S3Error::EntityTooLarge => "EntityTooLarge",
+            S3Error::MissingContentLength => "MissingContentLength",
+            S3Error::InvalidRequest(_) => "InvalidRequest",
+            S3Error::KeyTooLongError => "KeyTooLongError",
+            S3Error::MaxMessageLengthExceeded => "MaxMessageLengthExceeded",
+            S3Error::NotImplemented(_) => "NotImplemented",
+            S3Error::SlowDown => "SlowDown",
+            S3Error::ServiceUnavailable(_) => "ServiceUnavailable",
+            S3Error::InternalError(_) => "InternalError",
+        }
+    }
+
+    /// The HTTP status AWS answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            S3Error::AccessDenied
+            | S3Error::SignatureDoesNotMatch
+            | S3Error::InvalidAccessKeyId
+            | S3Error::RequestTimeTooSkewed
+            | S3Error::ExpiredToken => StatusCode::FORBIDDEN,
+            S3Error::NoSuchBucket | S3Error::NoSuchKey | S3Error::NoSuchUpload => {
+                StatusCode::NOT_FOUND
+            }
+            S3Error::BucketNotEmpty
+            | S3Error::BucketAlreadyExists
+            | S3Error::BucketAlreadyOwnedByYou => StatusCode::CONFLICT,
+            S3Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            S3Error::InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE,
+            S3Error::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            S3Error::NotModified => StatusCode::NOT_MODIFIED,
+            S3Error::MissingContentLength => StatusCode::LENGTH_REQUIRED,
+            S3Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            S3Error::SlowDown | S3Error::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            S3Error::InternalError(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The `<Message>` text.
+    pub fn message(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl From<tonic::Status> for S3Error {
+    fn from(s: tonic::Status) -> Self {
+        match s.code() {
+            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => {
+                S3Error::ServiceUnavailable(format!("storage unavailable: {}", s.message()))
+            }
+            tonic::Code::ResourceExhausted => {
+                S3Error::ServiceUnavailable(format!("storage full: {}", s.message()))
+            }
+            tonic::Code::NotFound => S3Error::NoSuchKey,
+            _ => S3Error::InternalError(s.to_string()),
+        }
+    }
+}
+
+impl From<std::io::Error> for S3Error {
+    fn from(e: std::io::Error) -> Self {
+        S3Error::InternalError(e.to_string())
+    }
+}
+
+/// Result of an S3 operation.
+pub type S3Result<T> = Result<T, S3Error>;

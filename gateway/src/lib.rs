@@ -1,0 +1,75 @@
+//! Cairn's stateless S3 gateway: authenticates S3 requests and serves them from the
+//! storage nodes over gRPC.
+
+pub mod auth;
+pub mod body;
+pub mod checksum;
+pub mod cluster;
+pub mod error;
+pub mod s3;
+pub mod server;
+pub mod web;
+pub mod xml;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::cluster::Cluster;
+use crate::s3::{S3, S3Config};
+
+/// How to run a gateway.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// gRPC addresses of storage nodes to start from.
+    pub nodes: Vec<String>,
+    pub s3_listen: String,
+    pub web_listen: Option<String>,
+    pub root_domain: Option<String>,
+    pub web_root_domain: Option<String>,
+    pub region: String,
+    pub cluster_secret: String,
+}
+
+/// A started gateway.
+pub struct RunningGateway {
+    pub s3_addr: SocketAddr,
+    pub web_addr: Option<SocketAddr>,
+    cluster: Cluster,
+}
+
+impl RunningGateway {
+    /// Ready once the cluster metadata (with a layout) has been received.
+    pub fn ready(&self) -> bool {
+        self.cluster.ready()
+    }
+}
+
+/// Binds a listener and prints `listening NAME=ADDR` (port 0 picks a free port).
+async fn bind(name: &str, addr: &str) -> anyhow::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr} ({name}): {e}"))?;
+    let local = listener.local_addr()?;
+    println!("listening {name}={local}");
+    Ok((listener, local))
+}
+
+/// Starts the S3 (and website) listeners.
+pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
+    let cluster = Cluster::start(config.nodes.clone(), &config.cluster_secret)?;
+    let s3 = S3::new(
+        cluster.clone(),
+        S3Config { region: config.region.clone(), root_domain: config.root_domain.clone(), ..Default::default() },
+    );
+    let (listener, s3_addr) = bind("s3", &config.s3_listen).await?;
+    tokio::spawn(server::serve(s3.clone(), listener));
+    let web_addr = match &config.web_listen {
+        Some(addr) => {
+            let (listener, local) = bind("web", addr).await?;
+            tokio::spawn(web::serve(Arc::new(web::Website { cluster: cluster.clone(), root_domain: config.web_root_domain.clone() }), listener));
+            Some(local)
+        }
+        None => None,
+    };
+    Ok(RunningGateway { s3_addr, web_addr, cluster })
+}

@@ -1,0 +1,239 @@
+//! ListObjects (V1) and ListObjectsV2: pages of the merged node listings with prefix
+//! roll-up by delimiter, done here after the merge.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as TOKEN;
+use cairn_proto::meta::Bucket;
+use cairn_proto::pb::{self, ListRequest, RecordState};
+use http::{Response, StatusCode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use super::{S3, S3Request, owner_of, xml_response};
+use crate::body::ResponseBody;
+use crate::error::{S3Error, S3Result};
+use crate::xml::{self, CommonPrefix, ListBucketResult, ListBucketResultV2, ObjectInfo, Xmlns};
+
+/// Largest page S3 returns.
+const MAX_KEYS: u32 = 1000;
+
+/// Characters escaped by `encoding-type=url` (S3 keeps `/` and the unreserved set).
+const URL_ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
+
+/// What a listing asks for.
+struct ListParams {
+    prefix: String,
+    delimiter: String,
+    /// Return entries strictly after this key or common prefix.
+    after: String,
+    max_keys: u32,
+}
+
+/// One page of a listing.
+#[derive(Default)]
+struct ListOutcome {
+    contents: Vec<pb::ObjectRecord>,
+    common_prefixes: Vec<String>,
+    truncated: bool,
+    /// The last key or common prefix returned.
+    last: Option<String>,
+}
+
+/// The common prefix `key` rolls up into, if any.
+fn common_prefix(key: &str, prefix: &str, delimiter: &str) -> Option<String> {
+    if delimiter.is_empty() {
+        return None;
+    }
+    let rest = key.get(prefix.len()..)?;
+    rest.find(delimiter).map(|i| key[..prefix.len() + i + delimiter.len()].to_string())
+}
+
+/// The smallest string greater than every key starting with `prefix`.
+fn past_prefix(prefix: &str) -> String {
+    format!("{prefix}{}", char::MAX)
+}
+
+async fn list_page(s3: &S3, bucket: &Bucket, params: &ListParams) -> S3Result<ListOutcome> {
+    let mut out = ListOutcome::default();
+    if params.max_keys == 0 {
+        return Ok(out);
+    }
+    let mut cursor = params.after.clone();
+    loop {
+        let returned = (out.contents.len() + out.common_prefixes.len()) as u32;
+        let page = s3
+            .cluster
+            .list(ListRequest {
+                bucket_id: bucket.id.as_bytes().to_vec(),
+                prefix: params.prefix.clone(),
+                start_after: cursor.clone(),
+                limit: (params.max_keys - returned + 1).clamp(2, MAX_KEYS + 1),
+                delimiter: params.delimiter.clone(),
+                headers_only: true,
+                ..Default::default()
+            })
+            .await?;
+        for record in page.records {
+            if record.key <= cursor {
+                continue;
+            }
+            cursor = record.key.clone();
+            if record.state() != RecordState::Complete {
+                continue;
+            }
+            let entry = common_prefix(&record.key, &params.prefix, &params.delimiter);
+            if let Some(cp) = &entry {
+                if *cp <= params.after || out.common_prefixes.last() == Some(cp) {
+                    continue;
+                }
+            }
+            if (out.contents.len() + out.common_prefixes.len()) as u32 == params.max_keys {
+                out.truncated = true;
+                return Ok(out);
+            }
+            match entry {
+                Some(cp) => {
+                    cursor = past_prefix(&cp);
+                    out.last = Some(cp.clone());
+                    out.common_prefixes.push(cp);
+                }
+                None => {
+                    out.last = Some(record.key.clone());
+                    out.contents.push(record);
+                }
+            }
+        }
+        if page.complete {
+            return Ok(out);
+        }
+    }
+}
+
+fn max_keys(req: &S3Request) -> S3Result<u32> {
+    match req.query.get("max-keys") {
+        None => Ok(MAX_KEYS),
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .map(|n| n.min(MAX_KEYS as i64) as u32)
+            .ok_or_else(|| S3Error::InvalidArgument("max-keys must be a non-negative integer".into())),
+    }
+}
+
+/// Applies `encoding-type=url` to a returned string.
+struct Encoder(bool);
+
+impl Encoder {
+    fn from(req: &S3Request) -> S3Result<Self> {
+        match req.query.get("encoding-type") {
+            None => Ok(Encoder(false)),
+            Some(t) if t.eq_ignore_ascii_case("url") => Ok(Encoder(true)),
+            Some(_) => Err(S3Error::InvalidArgument("Invalid Encoding Method specified in Request".into())),
+        }
+    }
+
+    fn apply(&self, s: &str) -> String {
+        if self.0 { utf8_percent_encode(s, URL_ENCODE).to_string() } else { s.to_string() }
+    }
+
+    fn kind(&self) -> Option<String> {
+        self.0.then(|| "url".to_string())
+    }
+}
+
+fn object_info(record: &pb::ObjectRecord, enc: &Encoder, owner: Option<xml::Owner>) -> ObjectInfo {
+    ObjectInfo {
+        key: enc.apply(&record.key),
+        last_modified: xml::s3_timestamp(record.last_modified_ms),
+        etag: record.etag.clone(),
+        size: record.size,
+        owner,
+        storage_class: "STANDARD".into(),
+    }
+}
+
+fn bucket_owner(bucket: &Bucket, req: &S3Request) -> xml::Owner {
+    owner_of(if bucket.owner.is_empty() { &req.access_key.id } else { &bucket.owner })
+}
+
+pub async fn list_objects_v1(s3: &S3, req: S3Request) -> S3Result<Response<ResponseBody>> {
+    let bucket = req.bucket()?;
+    let enc = Encoder::from(&req)?;
+    let params = ListParams {
+        prefix: req.query.get("prefix").unwrap_or("").to_string(),
+        delimiter: req.query.get("delimiter").unwrap_or("").to_string(),
+        after: req.query.get("marker").unwrap_or("").to_string(),
+        max_keys: max_keys(&req)?,
+    };
+    let page = list_page(s3, bucket, &params).await?;
+    let owner = bucket_owner(bucket, &req);
+    let result = ListBucketResult {
+        xmlns: Xmlns,
+        name: bucket.name.clone(),
+        prefix: enc.apply(&params.prefix),
+        marker: enc.apply(&params.after),
+        next_marker: page.last.as_deref().filter(|_| page.truncated).map(|m| enc.apply(m)),
+        max_keys: params.max_keys,
+        delimiter: (!params.delimiter.is_empty()).then(|| enc.apply(&params.delimiter)),
+        encoding_type: enc.kind(),
+        is_truncated: page.truncated,
+        contents: page.contents.iter().map(|r| object_info(r, &enc, Some(owner.clone()))).collect(),
+        common_prefixes: page.common_prefixes.iter().map(|p| CommonPrefix { prefix: enc.apply(p) }).collect(),
+    };
+    xml_response(StatusCode::OK, xml::to_xml(&result))
+}
+
+pub async fn list_objects_v2(s3: &S3, req: S3Request) -> S3Result<Response<ResponseBody>> {
+    let bucket = req.bucket()?;
+    let enc = Encoder::from(&req)?;
+    let token = req.query.get("continuation-token");
+    let token_key = match token {
+        Some(t) => Some(
+            TOKEN
+                .decode(t)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| S3Error::InvalidArgument("The continuation token provided is incorrect".into()))?,
+        ),
+        None => None,
+    };
+    let start_after = req.query.get("start-after").unwrap_or("").to_string();
+    let params = ListParams {
+        prefix: req.query.get("prefix").unwrap_or("").to_string(),
+        delimiter: req.query.get("delimiter").unwrap_or("").to_string(),
+        after: token_key.unwrap_or_else(|| start_after.clone()),
+        max_keys: max_keys(&req)?,
+    };
+    let page = list_page(s3, bucket, &params).await?;
+    let owner = req.query.get("fetch-owner").is_some_and(|v| v == "true").then(|| bucket_owner(bucket, &req));
+    let result = ListBucketResultV2 {
+        xmlns: Xmlns,
+        name: bucket.name.clone(),
+        prefix: enc.apply(&params.prefix),
+        start_after: (!start_after.is_empty()).then(|| enc.apply(&start_after)),
+        continuation_token: token.map(str::to_string),
+        next_continuation_token: page.last.as_deref().filter(|_| page.truncated).map(|m| TOKEN.encode(m)),
+        key_count: (page.contents.len() + page.common_prefixes.len()) as u32,
+        max_keys: params.max_keys,
+        delimiter: (!params.delimiter.is_empty()).then(|| enc.apply(&params.delimiter)),
+        encoding_type: enc.kind(),
+        is_truncated: page.truncated,
+        contents: page.contents.iter().map(|r| object_info(r, &enc, owner.clone())).collect(),
+        common_prefixes: page.common_prefixes.iter().map(|p| CommonPrefix { prefix: enc.apply(p) }).collect(),
+    };
+    xml_response(StatusCode::OK, xml::to_xml(&result))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn common_prefixes() {
+        assert_eq!(common_prefix("a/b/c", "", "/").as_deref(), Some("a/"));
+        assert_eq!(common_prefix("a/b/c", "a/", "/").as_deref(), Some("a/b/"));
+        assert_eq!(common_prefix("a/b", "a/", "/"), None);
+        assert_eq!(common_prefix("abc", "", ""), None);
+        assert!(past_prefix("a/") > "a/\u{FFFF}zzz".to_string());
+    }
+}

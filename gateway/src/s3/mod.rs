@@ -1,0 +1,172 @@
+//! The S3 API: request context, authorization and dispatch to one handler per area.
+
+mod bucket;
+mod copy;
+mod delete;
+mod list;
+mod object;
+pub mod router;
+mod writer;
+
+use std::sync::Arc;
+
+use cairn_proto::meta::{AccessKey, Bucket};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Uri};
+
+use crate::body::{self, BodyStream, ResponseBody};
+use crate::cluster::Cluster;
+use crate::error::{S3Error, S3Result};
+use router::{Access, Endpoint, Query};
+
+/// Settings of the S3 endpoint.
+#[derive(Debug, Clone)]
+pub struct S3Config {
+    pub region: String,
+    /// Virtual-hosted style root domain (`<bucket>.<root>`), if any.
+    pub root_domain: Option<String>,
+    /// Size of the blocks bodies are cut into.
+    pub block_size: usize,
+    /// Bodies up to this size are stored inline in the object record.
+    pub inline_max: usize,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        Self { region: "us-east-1".into(), root_domain: None, block_size: 1 << 20, inline_max: 3 * 1024 }
+    }
+}
+
+/// What every S3 handler shares.
+pub struct S3 {
+    pub cluster: Cluster,
+    pub config: S3Config,
+}
+
+/// One authenticated, routed S3 request.
+pub struct S3Request {
+    pub method: Method,
+    pub uri: Uri,
+    pub headers: HeaderMap,
+    pub query: Query,
+    pub endpoint: Endpoint,
+    pub bucket_name: Option<String>,
+    pub key: Option<String>,
+    /// The request body, already de-chunked and checked against its signed hash.
+    pub body: BodyStream,
+    /// Trailing headers of an aws-chunked body, available once `body` has ended.
+    pub trailers: crate::auth::chunked::TrailerSlot,
+    /// The authenticated access key.
+    pub access_key: AccessKey,
+    /// The bucket the request addresses, resolved and authorized.
+    pub bucket: Option<Bucket>,
+}
+
+impl S3Request {
+    /// The bucket of a bucket/object operation (resolved before dispatch).
+    pub fn bucket(&self) -> S3Result<&Bucket> {
+        self.bucket.as_ref().ok_or(S3Error::NoSuchBucket)
+    }
+
+    /// The object key of an object operation.
+    pub fn key(&self) -> S3Result<&str> {
+        self.key.as_deref().ok_or_else(|| S3Error::InvalidRequest("object key missing".into()))
+    }
+
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+impl S3 {
+    pub fn new(cluster: Cluster, config: S3Config) -> Arc<Self> {
+        Arc::new(Self { cluster, config })
+    }
+
+    /// The access key with this id, confirming a cache miss with a linearizable read.
+    pub async fn access_key(&self, id: &str) -> S3Result<Option<AccessKey>> {
+        if let Some(k) = self.cluster.view().meta.keys.get(id) {
+            return Ok(Some(k.clone()));
+        }
+        Ok(self.cluster.refresh().await?.meta.keys.get(id).cloned())
+    }
+
+    /// The bucket with this name, confirming a cache miss with a linearizable read.
+    pub async fn find_bucket(&self, name: &str) -> S3Result<Bucket> {
+        if let Some(b) = self.cluster.view().meta.bucket(name) {
+            return Ok(b.clone());
+        }
+        self.cluster.refresh().await?.meta.bucket(name).cloned().ok_or(S3Error::NoSuchBucket)
+    }
+
+    /// Resolves the addressed bucket and checks the key's rights on it.
+    pub async fn authorize(&self, endpoint: Endpoint, key: &AccessKey, bucket: Option<&str>) -> S3Result<Option<Bucket>> {
+        let access = endpoint.access();
+        let Some(name) = bucket.filter(|_| access != Access::Service) else { return Ok(None) };
+        let bucket = self.find_bucket(name).await?;
+        check_rights(key, &bucket, access)?;
+        Ok(Some(bucket))
+    }
+
+    /// Runs the handler of a routed, authorized request.
+    pub async fn dispatch(&self, req: S3Request) -> S3Result<Response<ResponseBody>> {
+        use Endpoint::*;
+        match req.endpoint {
+            ListBuckets => bucket::list_buckets(self, req).await,
+            CreateBucket => bucket::create_bucket(self, req).await,
+            DeleteBucket => bucket::delete_bucket(self, req).await,
+            HeadBucket => bucket::head_bucket(self, req).await,
+            GetBucketLocation => bucket::get_location(self, req).await,
+            GetBucketAcl => bucket::get_acl(self, req).await,
+            GetBucketVersioning => bucket::get_versioning(self, req).await,
+            ListObjects => list::list_objects_v1(self, req).await,
+            ListObjectsV2 => list::list_objects_v2(self, req).await,
+            DeleteObjects => delete::delete_objects(self, req).await,
+            PutObject => object::put_object(self, req).await,
+            CopyObject => copy::copy_object(self, req).await,
+            GetObject => object::get_object(self, req, true).await,
+            HeadObject => object::get_object(self, req, false).await,
+            DeleteObject => object::delete_object(self, req).await,
+        }
+    }
+}
+
+/// Checks that `key` holds the right `access` needs on `bucket`.
+pub fn check_rights(key: &AccessKey, bucket: &Bucket, access: Access) -> S3Result<()> {
+    let rights = key.rights(&bucket.id);
+    let allowed = match access {
+        Access::Service => true,
+        Access::Read => rights.read,
+        Access::Write => rights.write,
+        Access::Owner => rights.owner,
+    };
+    if allowed { Ok(()) } else { Err(S3Error::AccessDenied) }
+}
+
+/// A response with an XML document body.
+pub fn xml_response(status: StatusCode, xml: String) -> S3Result<Response<ResponseBody>> {
+    Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "application/xml")
+        .header(http::header::CONTENT_LENGTH, xml.len())
+        .body(body::full(xml))
+        .map_err(|e| S3Error::InternalError(e.to_string()))
+}
+
+/// An empty response with a status.
+pub fn empty_response(status: StatusCode) -> S3Result<Response<ResponseBody>> {
+    Response::builder()
+        .status(status)
+        .body(body::empty())
+        .map_err(|e| S3Error::InternalError(e.to_string()))
+}
+
+/// A header value from arbitrary text (invalid characters are an internal error).
+pub fn header_value(s: &str) -> S3Result<HeaderValue> {
+    HeaderValue::from_str(s).map_err(|_| S3Error::InternalError(format!("cannot send header value {s:?}")))
+}
+
+/// The canonical owner shown in listings and ACLs.
+pub fn owner_of(key_id: &str) -> crate::xml::Owner {
+    crate::xml::Owner { id: key_id.to_string(), display_name: key_id.to_string() }
+}

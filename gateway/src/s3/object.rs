@@ -1,0 +1,310 @@
+//! Object operations: PutObject, GetObject / HeadObject (Range, conditional requests),
+//! DeleteObject, and the record ↔ HTTP header mapping they share with CopyObject.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cairn_proto::ids::object_owner;
+use cairn_proto::meta::Bucket;
+use cairn_proto::pb::{self, RecordState, object_record::Body};
+use http::{HeaderMap, Response, StatusCode, header};
+
+use super::writer::{BlockCutter, BlockUploader};
+use super::{S3, S3Request, empty_response, header_value};
+use crate::body::{self, ResponseBody};
+use crate::checksum::{self, BodyHasher};
+use crate::error::{S3Error, S3Result};
+
+/// Largest object a single PUT may create (as AWS).
+pub const MAX_PUT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+
+/// Stored standard headers, returned as sent.
+const STORED_HEADERS: &[&str] = &[
+    "cache-control",
+    "content-disposition",
+    "content-encoding",
+    "content-language",
+    "expires",
+    "x-amz-website-redirect-location",
+];
+
+/// Default content type, as AWS.
+const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
+
+/// A record for `key` carrying the object metadata of the request headers.
+pub fn record_from_headers(bucket: &Bucket, key: &str, headers: &HeaderMap) -> S3Result<pb::ObjectRecord> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let mut stored = BTreeMap::new();
+    for name in STORED_HEADERS {
+        if let Some(value) = text(name) {
+            stored.insert(name.to_string(), value);
+        }
+    }
+    // aws-chunked is transfer framing, not a property of the object.
+    if let Some(enc) = stored.get("content-encoding") {
+        let rest: Vec<&str> = enc.split(',').map(str::trim).filter(|e| !e.is_empty() && *e != "aws-chunked").collect();
+        if rest.is_empty() {
+            stored.remove("content-encoding");
+        } else {
+            stored.insert("content-encoding".into(), rest.join(","));
+        }
+    }
+    let mut user_metadata = BTreeMap::new();
+    let mut metadata_size = 0;
+    for (name, value) in headers {
+        if let Some(meta) = name.as_str().strip_prefix("x-amz-meta-") {
+            let value = value.to_str().map_err(|_| S3Error::InvalidArgument(format!("bad value of {name}")))?;
+            metadata_size += meta.len() + value.len();
+            user_metadata.insert(meta.to_string(), value.to_string());
+        }
+    }
+    if metadata_size > 2048 {
+        return Err(S3Error::InvalidArgument("Your metadata headers exceed the maximum allowed metadata size".into()));
+    }
+    Ok(pb::ObjectRecord {
+        bucket_id: bucket.id.as_bytes().to_vec(),
+        key: key.to_string(),
+        content_type: text("content-type").unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_string()),
+        headers: stored,
+        user_metadata,
+        ..Default::default()
+    })
+}
+
+pub async fn put_object(s3: &S3, req: S3Request) -> S3Result<Response<ResponseBody>> {
+    let bucket = req.bucket()?.clone();
+    let key = req.key()?.to_string();
+    let declared = req
+        .header("x-amz-decoded-content-length")
+        .or_else(|| req.header("content-length"))
+        .map(|v| v.parse::<u64>().map_err(|_| S3Error::InvalidArgument("bad Content-Length".into())))
+        .transpose()?;
+    match declared {
+        None if req.header("transfer-encoding").is_none() => return Err(S3Error::MissingContentLength),
+        Some(n) if n > MAX_PUT_SIZE => return Err(S3Error::EntityTooLarge),
+        _ => {}
+    }
+    let mut record = record_from_headers(&bucket, &key, &req.headers)?;
+    let requested = checksum::requested_checksum(&req.headers)?;
+    let content_md5 = req.header("content-md5").map(str::to_string);
+    let trailers = req.trailers.clone();
+    let hasher = BodyHasher::new(false, requested.as_ref().map(|r| r.algorithm));
+    let mut cutter = BlockCutter::new(req.body, s3.config.block_size, hasher, MAX_PUT_SIZE);
+
+    let first = cutter.next_block().await?.unwrap_or_default();
+    let inline = cutter.finished() && first.len() <= s3.config.inline_max;
+    if inline {
+        record.body = Some(Body::InlineData(first));
+    } else {
+        // Announce the write first: blocks reference this version, and nothing becomes
+        // visible before the record flips to complete.
+        record.state = RecordState::Uploading as i32;
+        let uploading = s3.cluster.coordinate(record.clone()).await?.record.ok_or_else(no_record)?;
+        record.version = uploading.version.clone();
+        let version = record.version.clone().ok_or_else(no_record)?;
+        let mut uploader = BlockUploader::new(&s3.cluster, object_owner(&record.bucket_id, &key, &version));
+        uploader.push(first).await?;
+        while let Some(block) = cutter.next_block().await? {
+            uploader.push(block).await?;
+        }
+        record.body = Some(Body::Blocks(pb::BlockList { blocks: uploader.finish().await? }));
+    }
+    let size = cutter.total();
+    if declared.is_some_and(|d| d != size) {
+        return Err(S3Error::InvalidRequest("IncompleteBody: the body length does not match Content-Length".into()));
+    }
+    let digests = cutter.digests();
+    let trailer_headers = trailers.get();
+    let trailer_value = requested
+        .as_ref()
+        .and_then(|r| trailer_headers.as_ref()?.get(r.algorithm.header_name())?.to_str().ok().map(str::to_string));
+    checksum::verify(&digests, content_md5.as_deref(), requested.as_ref(), trailer_value.as_deref())?;
+
+    record.state = RecordState::Complete as i32;
+    record.size = size;
+    record.etag = format!("\"{}\"", hex::encode(digests.md5));
+    if let Some((algorithm, value)) = &digests.checksum {
+        record.checksums = vec![pb::Checksum { algorithm: algorithm.name().into(), value: value.clone(), kind: "FULL_OBJECT".into() }];
+    }
+    let stored = s3.cluster.coordinate(record).await?.record.ok_or_else(no_record)?;
+    let mut resp = Response::builder().status(StatusCode::OK).header(header::ETAG, header_value(&stored.etag)?);
+    for c in &stored.checksums {
+        resp = resp.header(format!("x-amz-checksum-{}", c.algorithm.to_lowercase()), header_value(&c.value)?);
+    }
+    resp.body(body::empty()).map_err(|e| S3Error::InternalError(e.to_string()))
+}
+
+/// The coordinator answered without a record (a node bug).
+pub fn no_record() -> S3Error {
+    S3Error::InternalError("the coordinator returned no record".into())
+}
+
+/// The newest complete record of a key, or NoSuchKey.
+pub async fn visible_object(s3: &S3, bucket: &Bucket, key: &str) -> S3Result<pb::ObjectRecord> {
+    match s3.cluster.get_record(&bucket.id, key).await? {
+        Some(r) if r.state() == RecordState::Complete => Ok(r),
+        _ => Err(S3Error::NoSuchKey),
+    }
+}
+
+fn http_date(ms: i64) -> String {
+    httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))
+}
+
+/// Whether an If-Match / If-None-Match list names this ETag.
+fn etag_matches(list: &str, etag: &str) -> bool {
+    let bare = etag.trim_matches('"');
+    list.split(',').map(|t| t.trim().trim_start_matches("W/").trim_matches('"')).any(|t| t == "*" || t == bare)
+}
+
+/// Evaluates conditional request headers against the object (RFC 7232 order, as S3).
+pub fn check_conditions(headers: &HeaderMap, record: &pb::ObjectRecord, prefix: &str) -> S3Result<()> {
+    let get = |name: &str| headers.get(format!("{prefix}{name}")).and_then(|v| v.to_str().ok());
+    let modified = UNIX_EPOCH + Duration::from_secs((record.last_modified_ms.max(0) / 1000) as u64);
+    let since = |v: &str| httpdate::parse_http_date(v).ok();
+    let if_match = get("if-match");
+    if let Some(list) = if_match {
+        if !etag_matches(list, &record.etag) {
+            return Err(S3Error::PreconditionFailed);
+        }
+    } else if let Some(t) = get("if-unmodified-since").and_then(since) {
+        if modified > t {
+            return Err(S3Error::PreconditionFailed);
+        }
+    }
+    let not_modified = if prefix.is_empty() { S3Error::NotModified } else { S3Error::PreconditionFailed };
+    if let Some(list) = get("if-none-match") {
+        if etag_matches(list, &record.etag) {
+            return Err(not_modified);
+        }
+    } else if let Some(t) = get("if-modified-since").and_then(since) {
+        if modified <= t && t <= SystemTime::now() {
+            return Err(not_modified);
+        }
+    }
+    Ok(())
+}
+
+/// Parses a `Range: bytes=...` header against an object size. `Ok(None)` = whole object
+/// (no header, or one S3 ignores); unsatisfiable ranges are InvalidRange.
+pub fn parse_range(value: Option<&str>, size: u64) -> S3Result<Option<(u64, u64)>> {
+    let Some(spec) = value.and_then(|v| v.trim().strip_prefix("bytes=")) else { return Ok(None) };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let Some((a, b)) = spec.split_once('-') else { return Ok(None) };
+    let (a, b) = (a.trim(), b.trim());
+    let range = match (a.parse::<u64>().ok(), b.parse::<u64>().ok()) {
+        (Some(_), None) if !b.is_empty() => return Ok(None),
+        (Some(start), Some(end)) if end < start => return Ok(None),
+        (Some(start), end) => {
+            if start >= size {
+                return Err(S3Error::InvalidRange);
+            }
+            (start, end.unwrap_or(u64::MAX).min(size - 1))
+        }
+        (None, Some(suffix)) if a.is_empty() => {
+            if suffix == 0 || size == 0 {
+                return Err(S3Error::InvalidRange);
+            }
+            (size.saturating_sub(suffix), size - 1)
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(range))
+}
+
+/// Adds the object's stored headers to a response.
+pub fn object_headers(mut resp: http::response::Builder, record: &pb::ObjectRecord, query: &super::router::Query) -> S3Result<http::response::Builder> {
+    let overridden = |name: &str| query.get(&format!("response-{name}"));
+    resp = resp
+        .header(header::ETAG, header_value(&record.etag)?)
+        .header(header::LAST_MODIFIED, header_value(&http_date(record.last_modified_ms))?)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::CONTENT_TYPE, header_value(overridden("content-type").unwrap_or(&record.content_type))?);
+    for (name, value) in &record.headers {
+        if overridden(name).is_none() {
+            resp = resp.header(name.as_str(), header_value(value)?);
+        }
+    }
+    for name in ["content-language", "expires", "cache-control", "content-disposition", "content-encoding"] {
+        if let Some(v) = overridden(name) {
+            resp = resp.header(name, header_value(v)?);
+        }
+    }
+    for (name, value) in &record.user_metadata {
+        resp = resp.header(format!("x-amz-meta-{name}"), header_value(value)?);
+    }
+    Ok(resp)
+}
+
+pub async fn get_object(s3: &S3, req: S3Request, with_body: bool) -> S3Result<Response<ResponseBody>> {
+    let bucket = req.bucket()?;
+    let record = visible_object(s3, bucket, req.key()?).await?;
+    check_conditions(&req.headers, &record, "")?;
+    let size = record.size;
+    let range = parse_range(req.header("range"), size)?;
+    let (start, end) = range.unwrap_or((0, size.saturating_sub(1)));
+    let length = if size == 0 { 0 } else { end - start + 1 };
+
+    let mut resp = object_headers(Response::builder(), &record, &req.query)?.header(header::CONTENT_LENGTH, length);
+    if range.is_some() {
+        resp = resp.status(StatusCode::PARTIAL_CONTENT).header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}"));
+    }
+    if req.header("x-amz-checksum-mode").is_some_and(|m| m.eq_ignore_ascii_case("enabled")) && range.is_none() {
+        for c in &record.checksums {
+            resp = resp.header(format!("x-amz-checksum-{}", c.algorithm.to_lowercase()), header_value(&c.value)?);
+        }
+    }
+    let body = match (&record.body, with_body && length > 0) {
+        (_, false) => body::empty(),
+        (Some(Body::InlineData(data)), true) => body::full(data.slice(start as usize..=end as usize)),
+        (Some(Body::Blocks(list)), true) => body::streamed(s3.cluster.block_reader(list.blocks.clone(), start, end + 1)),
+        (None, true) => return Err(S3Error::InternalError("object record without a body".into())),
+    };
+    resp.body(body).map_err(|e| S3Error::InternalError(e.to_string()))
+}
+
+/// A tombstone record for `key`.
+pub fn tombstone(bucket: &Bucket, key: &str) -> pb::ObjectRecord {
+    pb::ObjectRecord {
+        bucket_id: bucket.id.as_bytes().to_vec(),
+        key: key.to_string(),
+        state: RecordState::Tombstone as i32,
+        ..Default::default()
+    }
+}
+
+pub async fn delete_object(s3: &S3, req: S3Request) -> S3Result<Response<ResponseBody>> {
+    s3.cluster.coordinate(tombstone(req.bucket()?, req.key()?)).await?;
+    empty_response(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range(Some("bytes=0-9"), 100).unwrap(), Some((0, 9)));
+        assert_eq!(parse_range(Some("bytes=90-"), 100).unwrap(), Some((90, 99)));
+        assert_eq!(parse_range(Some("bytes=90-500"), 100).unwrap(), Some((90, 99)));
+        assert_eq!(parse_range(Some("bytes=-10"), 100).unwrap(), Some((90, 99)));
+        assert_eq!(parse_range(Some("bytes=-500"), 100).unwrap(), Some((0, 99)));
+        assert!(matches!(parse_range(Some("bytes=100-"), 100), Err(S3Error::InvalidRange)));
+        assert!(matches!(parse_range(Some("bytes=-0"), 100), Err(S3Error::InvalidRange)));
+        assert_eq!(parse_range(Some("bytes=5-2"), 100).unwrap(), None);
+        assert_eq!(parse_range(Some("items=0-1"), 100).unwrap(), None);
+        assert_eq!(parse_range(Some("bytes=0-1,5-6"), 100).unwrap(), None);
+        assert_eq!(parse_range(Some("bytes=a-b"), 100).unwrap(), None);
+        assert_eq!(parse_range(None, 100).unwrap(), None);
+    }
+
+    #[test]
+    fn etag_lists() {
+        assert!(etag_matches("\"abc\"", "\"abc\""));
+        assert!(etag_matches("x, \"abc\"", "\"abc\""));
+        assert!(etag_matches("*", "\"abc\""));
+        assert!(!etag_matches("\"abd\"", "\"abc\""));
+    }
+}

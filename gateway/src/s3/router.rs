@@ -1,0 +1,195 @@
+//! (method, bucket, key, query) → one [`Endpoint`]: every S3 operation the gateway serves is
+//! visible here; anything else is `NotImplemented` (or `MethodNotAllowed`).
+
+use http::Method;
+
+use crate::error::S3Error;
+
+/// Every S3 operation the gateway implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    ListBuckets,
+    CreateBucket,
+    DeleteBucket,
+    HeadBucket,
+    GetBucketLocation,
+    GetBucketAcl,
+    GetBucketVersioning,
+    ListObjects,
+    ListObjectsV2,
+    DeleteObjects,
+    PutObject,
+    CopyObject,
+    GetObject,
+    HeadObject,
+    DeleteObject,
+}
+
+/// The right a key needs on the bucket for an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No bucket involved (ListBuckets, CreateBucket: checked by the handler).
+    Service,
+    Read,
+    Write,
+    Owner,
+}
+
+impl Endpoint {
+    /// The bucket right this operation requires.
+    pub fn access(self) -> Access {
+        use Endpoint::*;
+        match self {
+            ListBuckets | CreateBucket => Access::Service,
+            HeadBucket | ListObjects | ListObjectsV2 | GetObject | HeadObject => Access::Read,
+            PutObject | CopyObject | DeleteObject | DeleteObjects => Access::Write,
+            DeleteBucket | GetBucketLocation | GetBucketAcl | GetBucketVersioning => Access::Owner,
+        }
+    }
+
+    /// The operation name, for logs and metrics.
+    pub fn name(self) -> &'static str {
+        use Endpoint::*;
+        match self {
+            ListBuckets => "ListBuckets",
+            CreateBucket => "CreateBucket",
+            DeleteBucket => "DeleteBucket",
+            HeadBucket => "HeadBucket",
+            GetBucketLocation => "GetBucketLocation",
+            GetBucketAcl => "GetBucketAcl",
+            GetBucketVersioning => "GetBucketVersioning",
+            ListObjects => "ListObjects",
+            ListObjectsV2 => "ListObjectsV2",
+            DeleteObjects => "DeleteObjects",
+            PutObject => "PutObject",
+            CopyObject => "CopyObject",
+            GetObject => "GetObject",
+            HeadObject => "HeadObject",
+            DeleteObject => "DeleteObject",
+        }
+    }
+}
+
+/// Decoded query parameters, in request order.
+#[derive(Debug, Default, Clone)]
+pub struct Query(pub Vec<(String, String)>);
+
+impl Query {
+    pub fn parse(raw: Option<&str>) -> Self {
+        Query(form_urlencoded::parse(raw.unwrap_or("").as_bytes()).into_owned().collect())
+    }
+
+    /// The value of a parameter (empty string for `?flag`).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+}
+
+/// Parameters that carry values for an operation rather than naming a sub-resource.
+fn is_value_parameter(name: &str) -> bool {
+    const VALUES: &[&str] = &[
+        "prefix",
+        "delimiter",
+        "marker",
+        "max-keys",
+        "encoding-type",
+        "list-type",
+        "continuation-token",
+        "start-after",
+        "fetch-owner",
+        "x-id",
+    ];
+    VALUES.contains(&name) || name.starts_with("response-") || name.starts_with("X-Amz-") || name.starts_with("x-amz-")
+}
+
+/// Sub-resources the gateway serves (with the method that serves them).
+const SERVED_SUBRESOURCES: &[&str] = &["location", "acl", "versioning", "delete"];
+
+/// Routes a request. `bucket` and `key` come from the path (or the Host header).
+pub fn route(method: &Method, bucket: Option<&str>, key: Option<&str>, query: &Query) -> Result<Endpoint, S3Error> {
+    use Endpoint::*;
+    if let Some((name, _)) = query.0.iter().find(|(k, _)| !is_value_parameter(k) && !SERVED_SUBRESOURCES.contains(&k.as_str())) {
+        return Err(S3Error::NotImplemented(format!("the '{name}' parameter")));
+    }
+    let sub = |name: &str| query.has(name);
+    let not_implemented = || {
+        let what = query.0.first().map(|(k, _)| k.clone()).unwrap_or_else(|| method.to_string());
+        S3Error::NotImplemented(format!("{method} with '{what}'"))
+    };
+    let endpoint = match (bucket, key) {
+        (None, _) => match *method {
+            Method::GET => ListBuckets,
+            _ => return Err(S3Error::MethodNotAllowed),
+        },
+        (Some(_), None) => match *method {
+            Method::GET if sub("location") => GetBucketLocation,
+            Method::GET if sub("acl") => GetBucketAcl,
+            Method::GET if sub("versioning") => GetBucketVersioning,
+            Method::GET if sub("delete") => return Err(S3Error::MethodNotAllowed),
+            Method::GET if query.get("list-type") == Some("2") => ListObjectsV2,
+            Method::GET if query.get("list-type").is_some_and(|v| v != "2") => {
+                return Err(S3Error::InvalidArgument("Invalid list-type".into()));
+            }
+            Method::GET => ListObjects,
+            Method::HEAD => HeadBucket,
+            Method::PUT if sub("acl") || sub("versioning") || sub("location") => return Err(not_implemented()),
+            Method::PUT => CreateBucket,
+            Method::DELETE if query.0.iter().any(|(k, _)| SERVED_SUBRESOURCES.contains(&k.as_str())) => {
+                return Err(not_implemented());
+            }
+            Method::DELETE => DeleteBucket,
+            Method::POST if sub("delete") => DeleteObjects,
+            Method::POST => return Err(not_implemented()),
+            _ => return Err(S3Error::MethodNotAllowed),
+        },
+        (Some(_), Some(_)) => {
+            if query.0.iter().any(|(k, _)| SERVED_SUBRESOURCES.contains(&k.as_str())) {
+                return Err(not_implemented());
+            }
+            match *method {
+                Method::GET => GetObject,
+                Method::HEAD => HeadObject,
+                Method::PUT => PutObject,
+                Method::DELETE => DeleteObject,
+                Method::POST => return Err(not_implemented()),
+                _ => return Err(S3Error::MethodNotAllowed),
+            }
+        }
+    };
+    Ok(endpoint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(method: Method, bucket: Option<&str>, key: Option<&str>, q: &str) -> Result<Endpoint, S3Error> {
+        route(&method, bucket, key, &Query::parse(Some(q)))
+    }
+
+    #[test]
+    fn routes_the_core_operations() {
+        assert_eq!(r(Method::GET, None, None, "").unwrap(), Endpoint::ListBuckets);
+        assert_eq!(r(Method::PUT, Some("b"), None, "").unwrap(), Endpoint::CreateBucket);
+        assert_eq!(r(Method::GET, Some("b"), None, "list-type=2&prefix=a").unwrap(), Endpoint::ListObjectsV2);
+        assert_eq!(r(Method::GET, Some("b"), None, "marker=x").unwrap(), Endpoint::ListObjects);
+        assert_eq!(r(Method::GET, Some("b"), None, "location").unwrap(), Endpoint::GetBucketLocation);
+        assert_eq!(r(Method::POST, Some("b"), None, "delete").unwrap(), Endpoint::DeleteObjects);
+        assert_eq!(r(Method::GET, Some("b"), Some("k"), "response-content-type=a").unwrap(), Endpoint::GetObject);
+        assert_eq!(r(Method::GET, Some("b"), Some("k"), "x-id=GetObject").unwrap(), Endpoint::GetObject);
+        assert_eq!(r(Method::DELETE, Some("b"), Some("k"), "").unwrap(), Endpoint::DeleteObject);
+    }
+
+    #[test]
+    fn unknown_subresources_are_not_implemented() {
+        for q in ["torrent", "inventory", "tagging", "uploads", "policy", "lifecycle=", "versionId=1"] {
+            assert!(matches!(r(Method::GET, Some("b"), None, q), Err(S3Error::NotImplemented(_))), "{q}");
+        }
+        assert!(matches!(r(Method::GET, Some("b"), Some("k"), "acl"), Err(S3Error::NotImplemented(_))));
+        assert!(matches!(r(Method::PATCH, Some("b"), Some("k"), ""), Err(S3Error::MethodNotAllowed)));
+    }
+}

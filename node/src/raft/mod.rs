@@ -1,0 +1,347 @@
+//! The Raft metadata group: openraft with a persistent log and state machine in one redb file
+//! (`<dir>/raft.redb`), Raft RPCs over the `MetaService` gRPC service.
+//!
+//! - [`MetaRaft`] is this node's member of the group: commit commands, read the state
+//!   (locally, or linearizably through the leader), watch it change.
+//! - [`meta_service`] serves `MetaService` (Raft RPCs + Write/Read/Watch) behind the cluster
+//!   secret.
+//!
+//! Node ids are the nodes' uuids (openraft accepts any ordered, hashable, serde type); each
+//! node's openraft `BasicNode { addr }` is its advertised gRPC address.
+
+mod db;
+mod log_store;
+mod network;
+mod service;
+mod state_machine;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+use cairn_proto::meta::{MetaCommand, MetaError, MetaResult};
+use openraft::async_runtime::WatchReceiver;
+use openraft::errors::{
+    ClientWriteError, ForwardToLeader, InitializeError, LinearizableReadError, RaftError,
+};
+use openraft::{BasicNode, Config, ReadPolicy, ServerState, SnapshotPolicy};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+pub use service::{MetaServiceImpl, meta_service};
+pub use state_machine::Applied;
+
+use log_store::LogStore;
+use network::{NetworkFactory, Peers};
+use state_machine::StateMachine;
+
+openraft::declare_raft_types!(
+    /// openraft type configuration of the metadata group: node ids are uuids, nodes carry
+    /// their gRPC address, log payloads are metadata commands.
+    pub TypeConfig:
+        D = MetaRequest,
+        R = MetaResult,
+        NodeId = Uuid,
+        Node = BasicNode,
+);
+
+/// A metadata command as a Raft log payload. `Debug`/`Display` name the command without its
+/// secrets, since openraft logs entries.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MetaRequest(pub MetaCommand);
+
+impl fmt::Display for MetaRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            MetaCommand::CreateBucket { name, .. } => write!(f, "CreateBucket({name})"),
+            MetaCommand::DeleteBucket { name, .. } => write!(f, "DeleteBucket({name})"),
+            MetaCommand::CreateKey { key } => write!(f, "CreateKey({})", key.id),
+            MetaCommand::DeleteKey { id } => write!(f, "DeleteKey({id})"),
+            MetaCommand::SetRights { key_id, bucket, .. } => {
+                write!(f, "SetRights({key_id}, {bucket})")
+            }
+            MetaCommand::SetCreateBucket { key_id, allow } => {
+                write!(f, "SetCreateBucket({key_id}, {allow})")
+            }
+            MetaCommand::SetLayout { layout } => write!(f, "SetLayout(v{})", layout.version),
+        }
+    }
+}
+
+impl fmt::Debug for MetaRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Raft role and leadership as seen by this node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RaftStatus {
+    pub term: u64,
+    /// Leader node id (uuid string), empty if none is known.
+    pub leader: String,
+    /// "leader", "follower", "learner", "candidate" (or "shutdown").
+    pub role: String,
+}
+
+/// How long a write or read waits for a leader (elections) before giving up as unavailable.
+const LEADER_WAIT: Duration = Duration::from_secs(5);
+/// Upper bound of one local commit or read-index round.
+const LOCAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a request could not be served by this node alone.
+pub(crate) enum LocalError {
+    /// Not the leader; the leader's address if known. Nothing was proposed.
+    NotLeader(Option<String>),
+    Meta(MetaError),
+}
+
+/// This node's member of the metadata Raft group. Share it as `Arc<MetaRaft>`.
+pub struct MetaRaft {
+    id: Uuid,
+    addr: String,
+    raft: openraft::Raft<TypeConfig, StateMachine>,
+    applied: watch::Receiver<Applied>,
+    peers: Peers,
+}
+
+impl MetaRaft {
+    /// Opens (or creates) the persistent Raft log + state machine under `dir` (one redb file,
+    /// every acknowledged write fsynced) and starts the Raft node. `node_id` is the node's
+    /// uuid, `addr` its advertised gRPC address, `cluster_secret` what peers require.
+    pub async fn open(
+        dir: &Path,
+        node_id: Uuid,
+        addr: String,
+        cluster_secret: String,
+    ) -> anyhow::Result<Arc<Self>> {
+        let db = db::open(dir)?;
+        let log_store = LogStore::new(db.clone());
+        let (state_machine, applied) = StateMachine::open(db)?;
+        let peers = Peers::new(&cluster_secret)?;
+        let config = Config {
+            cluster_name: "cairn-meta".into(),
+            heartbeat_interval: 100,
+            election_timeout_min: 500,
+            election_timeout_max: 1000,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(1000),
+            max_in_snapshot_log_to_keep: 1000,
+            enable_pre_vote: Some(true),
+            ..Default::default()
+        }
+        .validate()?;
+        let network = NetworkFactory::new(node_id, peers.clone());
+        let raft =
+            openraft::Raft::new(node_id, Arc::new(config), network, log_store, state_machine)
+                .await
+                .map_err(|e| anyhow!("starting the metadata Raft node: {e}"))?;
+        tracing::info!(node = %node_id, applied = applied.borrow().0, dir = %dir.display(), "metadata raft opened");
+        Ok(Arc::new(Self {
+            id: node_id,
+            addr,
+            raft,
+            applied,
+            peers,
+        }))
+    }
+
+    /// If this node has never been initialized, initializes a cluster with itself as the only
+    /// voter (no-op otherwise). Then waits until it is leader — or, when the membership has
+    /// other voters (the node joined a larger group), until some leader is known.
+    pub async fn bootstrap_single(&self) -> anyhow::Result<()> {
+        let initialized = self
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
+        if !initialized {
+            tracing::info!(node = %self.id, addr = %self.addr, "initializing a single-voter metadata group");
+            let nodes = BTreeMap::from([(self.id, BasicNode::new(&self.addr))]);
+            match self.raft.initialize(nodes).await {
+                Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+                Err(e) => return Err(anyhow!("initializing the metadata group: {e}")),
+            }
+        }
+        let id = self.id;
+        self.raft
+            .wait(Some(Duration::from_secs(30)))
+            .metrics(
+                move |m| {
+                    let alone = m
+                        .membership_config
+                        .membership()
+                        .voter_ids()
+                        .all(|v| v == id);
+                    if alone {
+                        m.state == ServerState::Leader
+                    } else {
+                        m.current_leader.is_some()
+                    }
+                },
+                "metadata leader elected",
+            )
+            .await
+            .map_err(|e| anyhow!("waiting for a metadata leader: {e}"))?;
+        Ok(())
+    }
+
+    /// Commits a command through Raft and returns the state machine's answer (which may be a
+    /// refusal, `MetaResult::Err`). Not the leader: forwards to the leader's
+    /// `MetaService.Write`. No leader, lost quorum or transport failure: `MetaError::Unavailable`.
+    pub async fn write(&self, cmd: MetaCommand) -> Result<MetaResult, MetaError> {
+        let cmd = &cmd;
+        self.via_leader(
+            "write",
+            || self.write_local(cmd.clone()),
+            |addr| async move { service::forward_write(&self.peers, &addr, cmd).await },
+        )
+        .await
+    }
+
+    /// Commits a command on this node only if it is the leader.
+    pub(crate) async fn write_local(&self, cmd: MetaCommand) -> Result<MetaResult, LocalError> {
+        let res = tokio::time::timeout(LOCAL_TIMEOUT, self.raft.client_write(MetaRequest(cmd)))
+            .await
+            .map_err(|_| {
+                LocalError::Meta(MetaError::Unavailable("metadata commit timed out".into()))
+            })?;
+        match res {
+            Ok(resp) => Ok(resp.data),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(LocalError::NotLeader(self.leader_addr(&f)))
+            }
+            Err(e) => Err(LocalError::Meta(MetaError::Unavailable(e.to_string()))),
+        }
+    }
+
+    /// Current applied state (local, possibly stale on a follower): (applied log index, state).
+    pub fn current(&self) -> Applied {
+        self.applied.borrow().clone()
+    }
+
+    /// Linearizable read: read index on the leader; a follower forwards to the leader's
+    /// `MetaService.Read`.
+    pub async fn read_linearizable(&self) -> Result<Applied, MetaError> {
+        self.via_leader(
+            "read",
+            || self.read_local(),
+            |addr| async move { service::forward_read(&self.peers, &addr).await },
+        )
+        .await
+    }
+
+    /// Linearizable read on this node only if it is the leader.
+    pub(crate) async fn read_local(&self) -> Result<Applied, LocalError> {
+        let res = tokio::time::timeout(
+            LOCAL_TIMEOUT,
+            self.raft.ensure_linearizable(ReadPolicy::ReadIndex),
+        )
+        .await
+        .map_err(|_| LocalError::Meta(MetaError::Unavailable("metadata read timed out".into())))?;
+        match res {
+            // The state machine has applied at least the read index now.
+            Ok(_) => Ok(self.current()),
+            Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => {
+                Err(LocalError::NotLeader(self.leader_addr(&f)))
+            }
+            Err(e) => Err(LocalError::Meta(MetaError::Unavailable(e.to_string()))),
+        }
+    }
+
+    /// Receives (applied index, state) after every applied change (starting with the current).
+    pub fn subscribe(&self) -> watch::Receiver<Applied> {
+        self.applied.clone()
+    }
+
+    /// Term, leader and own role.
+    pub fn status(&self) -> RaftStatus {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow_watched();
+        let role = match m.state {
+            ServerState::Leader => "leader",
+            ServerState::Follower => "follower",
+            ServerState::Learner => "learner",
+            ServerState::Candidate => "candidate",
+            ServerState::Shutdown => "shutdown",
+        };
+        RaftStatus {
+            term: m.current_term,
+            leader: m.current_leader.map(|l| l.to_string()).unwrap_or_default(),
+            role: role.to_string(),
+        }
+    }
+
+    /// Stops the Raft node and closes its storage. Dropping a `MetaRaft` without this leaves
+    /// the Raft tasks running (and the redb file open, so it cannot be reopened in-process).
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "metadata Raft shutdown");
+        }
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// The leader's address from a forward hint (or the membership), unless it is us.
+    fn leader_addr(&self, f: &ForwardToLeader<TypeConfig>) -> Option<String> {
+        let leader = f.leader_id.filter(|l| *l != self.id)?;
+        if let Some(node) = &f.leader_node {
+            return Some(node.addr.clone());
+        }
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow_watched();
+        m.membership_config
+            .membership()
+            .get_node(&leader)
+            .map(|n| n.addr.clone())
+    }
+
+    /// Runs `local` on this node; when it is not the leader, `remote` on the leader (one hop:
+    /// the leader serves forwarded requests locally). Retries while no leader is known or
+    /// leadership moved before anything was proposed, up to [`LEADER_WAIT`].
+    async fn via_leader<T, L, LF, R, RF>(
+        &self,
+        what: &str,
+        local: L,
+        remote: R,
+    ) -> Result<T, MetaError>
+    where
+        L: Fn() -> LF,
+        LF: Future<Output = Result<T, LocalError>>,
+        R: Fn(String) -> RF,
+        RF: Future<Output = Result<Option<T>, MetaError>>,
+    {
+        let deadline = Instant::now() + LEADER_WAIT;
+        let mut pause = Duration::from_millis(20);
+        loop {
+            match local().await {
+                Ok(v) => return Ok(v),
+                Err(LocalError::Meta(e)) => return Err(e),
+                Err(LocalError::NotLeader(Some(addr))) => {
+                    if let Some(v) = remote(addr).await? {
+                        return Ok(v);
+                    }
+                }
+                Err(LocalError::NotLeader(None)) => {}
+            }
+            if Instant::now() + pause > deadline {
+                return Err(MetaError::Unavailable(format!(
+                    "no metadata leader for {what}"
+                )));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(500));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,72 @@
+//! ObjectService: thin gRPC layer over the coordinator and the local index.
+
+use std::sync::Arc;
+
+use cairn_proto::pb::object_service_server::ObjectService;
+use cairn_proto::pb::{
+    CoordinateRequest, CoordinateResponse, GetRecordRequest, GetRecordResponse, ListRequest, ListResponse,
+    StoreRequest, StoreResponse,
+};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::coordinator::{coordinate, index_status, store_local};
+use crate::state::NodeState;
+use crate::store::ListQuery;
+
+/// Largest listing page a node answers.
+const MAX_LIST: u32 = 10_000;
+
+pub struct ObjectRpc(pub Arc<NodeState>);
+
+fn bucket_id(raw: &[u8]) -> Result<Uuid, Status> {
+    Uuid::from_slice(raw).map_err(|_| Status::invalid_argument("bucket id must be 16 bytes"))
+}
+
+#[tonic::async_trait]
+impl ObjectService for ObjectRpc {
+    async fn coordinate(&self, req: Request<CoordinateRequest>) -> Result<Response<CoordinateResponse>, Status> {
+        let req = req.into_inner();
+        self.0.check_layout(req.layout_version)?;
+        let record = req.record.ok_or_else(|| Status::invalid_argument("record missing"))?;
+        Ok(Response::new(coordinate(&self.0, record).await?))
+    }
+
+    async fn store(&self, req: Request<StoreRequest>) -> Result<Response<StoreResponse>, Status> {
+        let req = req.into_inner();
+        self.0.check_layout(req.layout_version)?;
+        let record = req.record.ok_or_else(|| Status::invalid_argument("record missing"))?;
+        if record.version.is_none() {
+            return Err(Status::invalid_argument("replicas only store stamped records"));
+        }
+        store_local(&self.0, record).await?;
+        Ok(Response::new(StoreResponse {}))
+    }
+
+    async fn get(&self, req: Request<GetRecordRequest>) -> Result<Response<GetRecordResponse>, Status> {
+        let req = req.into_inner();
+        self.0.check_layout(req.layout_version)?;
+        let bucket = bucket_id(&req.bucket_id)?;
+        let record = self.0.index.newest_visible(&bucket, &req.key).map_err(index_status)?;
+        Ok(Response::new(GetRecordResponse { record }))
+    }
+
+    async fn list(&self, req: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
+        let req = req.into_inner();
+        self.0.check_layout(req.layout_version)?;
+        let query = ListQuery {
+            bucket: bucket_id(&req.bucket_id)?,
+            prefix: req.prefix,
+            start_after: req.start_after,
+            delimiter: req.delimiter,
+            limit: req.limit.clamp(1, MAX_LIST) as usize,
+            headers_only: req.headers_only,
+        };
+        let index = self.0.index.clone();
+        let (records, truncated) = tokio::task::spawn_blocking(move || index.list(&query))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(index_status)?;
+        Ok(Response::new(ListResponse { records, truncated }))
+    }
+}

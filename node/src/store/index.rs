@@ -1,0 +1,516 @@
+//! The node's ordered object index and block-reference table, in redb.
+//!
+//! Writes go through one writer thread that batches every request waiting at the time into a
+//! single durable transaction (group commit): concurrent PUTs share one fsync.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use cairn_proto::pb::{self, RecordState};
+use cairn_proto::{BlockId, VersionKey};
+use prost::Message;
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use super::keys;
+
+/// Object records: `bucket ‖ escaped key ‖ terminator ‖ version` → encoded `ObjectRecord`.
+const OBJECTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("objects");
+/// Block references: `block id ‖ encoded BlockOwner` → unix ms when taken.
+const REFS: TableDefinition<&[u8], i64> = TableDefinition::new("block_refs");
+/// Blocks that lost their last reference: block id → unix ms since when.
+const ORPHANS: TableDefinition<&[u8], i64> = TableDefinition::new("block_orphans");
+
+/// Index errors.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("index storage: {0}")]
+    Storage(#[from] redb::Error),
+    #[error("corrupt index entry: {0}")]
+    Corrupt(String),
+    #[error("index writer stopped")]
+    Closed,
+}
+
+impl From<redb::TransactionError> for IndexError {
+    fn from(e: redb::TransactionError) -> Self {
+        IndexError::Storage(e.into())
+    }
+}
+impl From<redb::TableError> for IndexError {
+    fn from(e: redb::TableError) -> Self {
+        IndexError::Storage(e.into())
+    }
+}
+impl From<redb::StorageError> for IndexError {
+    fn from(e: redb::StorageError) -> Self {
+        IndexError::Storage(e.into())
+    }
+}
+impl From<redb::CommitError> for IndexError {
+    fn from(e: redb::CommitError) -> Self {
+        IndexError::Storage(e.into())
+    }
+}
+impl From<redb::DatabaseError> for IndexError {
+    fn from(e: redb::DatabaseError) -> Self {
+        IndexError::Storage(e.into())
+    }
+}
+
+/// One change to the index, applied inside a group-committed transaction.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// Stores a record version, applying the supersede rules of [`StoreOutcome`].
+    StoreRecord(pb::ObjectRecord),
+    /// Removes one record version.
+    DeleteRecord { bucket: Uuid, key: String, version: VersionKey },
+    /// Takes a reference on a block.
+    AddRef { block: BlockId, owner: Vec<u8> },
+    /// Drops a reference; a block left without any becomes an orphan.
+    DropRef { block: BlockId, owner: Vec<u8> },
+    /// Forgets an orphan whose file was deleted (if it is still unreferenced).
+    ForgetOrphan { block: BlockId },
+}
+
+/// What storing a record did.
+#[derive(Debug, Default, Clone)]
+pub struct StoreOutcome {
+    /// False if a newer visible version already existed (the record was not kept).
+    pub stored: bool,
+    /// The newest visible record before this write.
+    pub previous: Option<pb::ObjectRecord>,
+    /// Records removed by this write (superseded versions, or the record itself when stale):
+    /// their block references must be dropped.
+    pub garbage: Vec<pb::ObjectRecord>,
+}
+
+/// Per-op results, in op order.
+#[derive(Debug, Clone)]
+pub enum OpResult {
+    Stored(StoreOutcome),
+    Done,
+}
+
+struct Batch {
+    ops: Vec<Op>,
+    reply: oneshot::Sender<Result<Vec<OpResult>, String>>,
+}
+
+/// The object index of one node.
+#[derive(Clone)]
+pub struct Index {
+    db: Arc<Database>,
+    writer: mpsc::UnboundedSender<Batch>,
+}
+
+/// Whether a record is visible to reads (complete or tombstone).
+pub fn is_visible(r: &pb::ObjectRecord) -> bool {
+    matches!(r.state(), RecordState::Complete | RecordState::Tombstone)
+}
+
+/// The version of a record (records in the index always carry one).
+pub fn version_of(r: &pb::ObjectRecord) -> VersionKey {
+    r.version.as_ref().and_then(VersionKey::from_pb).unwrap_or_default()
+}
+
+/// The bucket uuid of a record.
+pub fn bucket_of(r: &pb::ObjectRecord) -> Uuid {
+    Uuid::from_slice(&r.bucket_id).unwrap_or_default()
+}
+
+fn decode(raw: &[u8]) -> Result<pb::ObjectRecord, IndexError> {
+    pb::ObjectRecord::decode(raw).map_err(|e| IndexError::Corrupt(e.to_string()))
+}
+
+impl Index {
+    /// Opens (creating) the index database and starts its writer thread.
+    pub fn open(path: &Path) -> Result<Self, IndexError> {
+        let db = Arc::new(Database::create(path)?);
+        {
+            let txn = db.begin_write()?;
+            txn.open_table(OBJECTS)?;
+            txn.open_table(REFS)?;
+            txn.open_table(ORPHANS)?;
+            txn.commit()?;
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let writer_db = db.clone();
+        std::thread::Builder::new()
+            .name("index-writer".into())
+            .spawn(move || writer_loop(writer_db, rx))
+            .map_err(|e| IndexError::Corrupt(format!("cannot start writer: {e}")))?;
+        Ok(Self { db, writer: tx })
+    }
+
+    /// Applies ops atomically and durably (shared fsync with concurrent callers).
+    pub async fn apply(&self, ops: Vec<Op>) -> Result<Vec<OpResult>, IndexError> {
+        let (reply, rx) = oneshot::channel();
+        self.writer.send(Batch { ops, reply }).map_err(|_| IndexError::Closed)?;
+        rx.await.map_err(|_| IndexError::Closed)?.map_err(IndexError::Corrupt)
+    }
+
+    /// Stores one record; see [`StoreOutcome`].
+    pub async fn store(&self, record: pb::ObjectRecord) -> Result<StoreOutcome, IndexError> {
+        match self.apply(vec![Op::StoreRecord(record)]).await?.pop() {
+            Some(OpResult::Stored(outcome)) => Ok(outcome),
+            _ => Err(IndexError::Corrupt("store returned no outcome".into())),
+        }
+    }
+
+    /// All versions of a key, oldest first.
+    pub fn versions(&self, bucket: &Uuid, key: &str) -> Result<Vec<pb::ObjectRecord>, IndexError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(OBJECTS)?;
+        let prefix = keys::key_prefix(bucket, key);
+        let mut out = Vec::new();
+        for entry in table.range(prefix.as_slice()..keys::after_key(bucket, key).as_slice())? {
+            let (_, v) = entry?;
+            out.push(decode(v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// The newest visible (complete or tombstone) record of a key.
+    pub fn newest_visible(&self, bucket: &Uuid, key: &str) -> Result<Option<pb::ObjectRecord>, IndexError> {
+        Ok(self.versions(bucket, key)?.into_iter().rev().find(is_visible))
+    }
+
+    /// The newest stamped version of a key in any state (for the coordinator's clock).
+    pub fn newest_version(&self, bucket: &Uuid, key: &str) -> Result<Option<VersionKey>, IndexError> {
+        Ok(self.versions(bucket, key)?.last().map(version_of))
+    }
+
+    /// Lists a bucket range: for each key after `start_after` starting with `prefix`, its
+    /// newest visible record (tombstones included). With a delimiter, keys under a common
+    /// prefix are skipped once a live entry for that prefix has been returned. Returns the
+    /// records and whether `limit` cut the answer.
+    pub fn list(&self, req: &ListQuery) -> Result<(Vec<pb::ObjectRecord>, bool), IndexError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(OBJECTS)?;
+        let bucket = &req.bucket;
+        let end = keys::string_prefix_end(bucket, &req.prefix);
+        let mut start = keys::string_prefix_start(bucket, &req.prefix);
+        if !req.start_after.is_empty() {
+            start = start.max(keys::after_key(bucket, &req.start_after));
+        }
+        let mut out: Vec<pb::ObjectRecord> = Vec::new();
+        'scan: loop {
+            if start >= end {
+                break;
+            }
+            let mut current: Option<(String, Option<pb::ObjectRecord>)> = None;
+            let mut jump: Option<Vec<u8>> = None;
+            for entry in table.range(start.as_slice()..end.as_slice())? {
+                let (k, v) = entry?;
+                let (key, _) = keys::split_record_key(k.value())
+                    .ok_or_else(|| IndexError::Corrupt("bad record key".into()))?;
+                if current.as_ref().is_some_and(|(ck, _)| *ck != key) {
+                    let (done_key, newest) = current.take().expect("checked");
+                    if let Some(record) = newest {
+                        if out.len() == req.limit {
+                            return Ok((out, true));
+                        }
+                        let skip = self.delimiter_skip(req, &done_key, &record);
+                        out.push(req.shape(record));
+                        if let Some(cp) = skip {
+                            jump = Some(keys::string_prefix_end(bucket, &cp));
+                            break;
+                        }
+                    }
+                }
+                let record = decode(v.value())?;
+                let entry = current.get_or_insert_with(|| (key, None));
+                if is_visible(&record) {
+                    entry.1 = Some(record);
+                }
+            }
+            if let Some(next) = jump {
+                start = next;
+                continue 'scan;
+            }
+            if let Some((_, Some(record))) = current {
+                if out.len() == req.limit {
+                    return Ok((out, true));
+                }
+                out.push(req.shape(record));
+            }
+            break;
+        }
+        Ok((out, false))
+    }
+
+    /// The common prefix to skip past after returning `record` for `key`, if any.
+    fn delimiter_skip(&self, req: &ListQuery, key: &str, record: &pb::ObjectRecord) -> Option<String> {
+        if req.delimiter.is_empty() || record.state() != RecordState::Complete {
+            return None;
+        }
+        let rest = &key[req.prefix.len()..];
+        rest.find(&req.delimiter)
+            .map(|i| key[..req.prefix.len() + i + req.delimiter.len()].to_string())
+    }
+
+    /// Number of references on a block.
+    pub fn ref_count(&self, block: &BlockId) -> Result<usize, IndexError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(REFS)?;
+        let mut end = block.0.to_vec();
+        end.push(0xFF);
+        Ok(table.range(&block.0[..]..end.as_slice())?.count())
+    }
+
+    /// Orphaned blocks unreferenced since before `cutoff_ms`.
+    pub fn orphans_before(&self, cutoff_ms: i64, limit: usize) -> Result<Vec<BlockId>, IndexError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(ORPHANS)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (k, since) = entry?;
+            if since.value() < cutoff_ms {
+                if let Some(id) = BlockId::from_slice(k.value()) {
+                    out.push(id);
+                }
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `uploading` records stamped before `cutoff_ms` (abandoned writes).
+    pub fn stale_uploads(&self, cutoff_ms: i64, limit: usize) -> Result<Vec<pb::ObjectRecord>, IndexError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(OBJECTS)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (_, v) = entry?;
+            let record = decode(v.value())?;
+            if record.state() == RecordState::Uploading && version_of(&record).millis() < cutoff_ms {
+                out.push(record);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Number of record versions held.
+    pub fn record_count(&self) -> Result<u64, IndexError> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(OBJECTS)?.len()?)
+    }
+}
+
+/// A listing request on one node.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub bucket: Uuid,
+    pub prefix: String,
+    pub start_after: String,
+    pub delimiter: String,
+    pub limit: usize,
+    pub headers_only: bool,
+}
+
+impl ListQuery {
+    fn shape(&self, mut record: pb::ObjectRecord) -> pb::ObjectRecord {
+        if self.headers_only {
+            record.body = None;
+            record.user_metadata.clear();
+        }
+        record
+    }
+}
+
+fn writer_loop(db: Arc<Database>, mut rx: mpsc::UnboundedReceiver<Batch>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut batches = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            batches.push(more);
+        }
+        match commit_batches(&db, &batches) {
+            Ok(results) => {
+                for (batch, result) in batches.into_iter().zip(results) {
+                    let _ = batch.reply.send(Ok(result));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "index commit failed");
+                for batch in batches {
+                    let _ = batch.reply.send(Err(e.to_string()));
+                }
+            }
+        }
+    }
+}
+
+fn commit_batches(db: &Database, batches: &[Batch]) -> Result<Vec<Vec<OpResult>>, IndexError> {
+    let txn = db.begin_write()?;
+    let mut results = Vec::with_capacity(batches.len());
+    {
+        let mut objects = txn.open_table(OBJECTS)?;
+        let mut refs = txn.open_table(REFS)?;
+        let mut orphans = txn.open_table(ORPHANS)?;
+        let now = cairn_proto::ids::now_ms();
+        for batch in batches {
+            let mut out = Vec::with_capacity(batch.ops.len());
+            for op in &batch.ops {
+                out.push(match op {
+                    Op::StoreRecord(record) => OpResult::Stored(store_record(&mut objects, record)?),
+                    Op::DeleteRecord { bucket, key, version } => {
+                        objects.remove(keys::record_key(bucket, key, version).as_slice())?;
+                        OpResult::Done
+                    }
+                    Op::AddRef { block, owner } => {
+                        let mut k = block.0.to_vec();
+                        k.extend_from_slice(owner);
+                        refs.insert(k.as_slice(), now)?;
+                        orphans.remove(&block.0[..])?;
+                        OpResult::Done
+                    }
+                    Op::DropRef { block, owner } => {
+                        let mut k = block.0.to_vec();
+                        k.extend_from_slice(owner);
+                        refs.remove(k.as_slice())?;
+                        let mut end = block.0.to_vec();
+                        end.push(0xFF);
+                        if refs.range(&block.0[..]..end.as_slice())?.next().is_none() {
+                            orphans.insert(&block.0[..], now)?;
+                        }
+                        OpResult::Done
+                    }
+                    Op::ForgetOrphan { block } => {
+                        orphans.remove(&block.0[..])?;
+                        OpResult::Done
+                    }
+                });
+            }
+            results.push(out);
+        }
+    }
+    txn.commit()?;
+    Ok(results)
+}
+
+/// Stores `record` under the supersede rules: a visible record replaces every older visible
+/// version of its key (they become garbage) unless a newer visible version exists, in which
+/// case the record itself is garbage. `uploading` records are kept until they are flipped or
+/// expire. Re-storing the same version replaces it, except that a visible record is never
+/// turned back into `uploading`.
+fn store_record(
+    objects: &mut redb::Table<&[u8], &[u8]>,
+    record: &pb::ObjectRecord,
+) -> Result<StoreOutcome, IndexError> {
+    let bucket = bucket_of(record);
+    let version = version_of(record);
+    let mut existing = Vec::new();
+    let prefix = keys::key_prefix(&bucket, &record.key);
+    for entry in objects.range(prefix.as_slice()..keys::after_key(&bucket, &record.key).as_slice())? {
+        let (_, v) = entry?;
+        existing.push(decode(v.value())?);
+    }
+    let same = existing.iter().find(|r| version_of(r) == version);
+    if same.is_some_and(is_visible) && !is_visible(record) {
+        return Ok(StoreOutcome { stored: false, ..Default::default() });
+    }
+    let previous = existing
+        .iter()
+        .filter(|r| is_visible(r) && version_of(r) != version)
+        .max_by_key(|r| version_of(r))
+        .cloned();
+    let mut outcome = StoreOutcome { stored: true, previous: previous.clone(), garbage: Vec::new() };
+    let own_key = keys::record_key(&bucket, &record.key, &version);
+    if is_visible(record) {
+        if previous.as_ref().is_some_and(|p| version_of(p) > version) {
+            // A newer version already won: this write is superseded on arrival.
+            objects.remove(own_key.as_slice())?;
+            outcome.stored = false;
+            outcome.garbage.push(record.clone());
+            return Ok(outcome);
+        }
+        for old in existing.iter().filter(|r| is_visible(r) && version_of(r) < version) {
+            objects.remove(keys::record_key(&bucket, &old.key, &version_of(old)).as_slice())?;
+            outcome.garbage.push(old.clone());
+        }
+    }
+    objects.insert(own_key.as_slice(), record.encode_to_vec().as_slice())?;
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(bucket: Uuid, key: &str, hlc: u64, state: RecordState) -> pb::ObjectRecord {
+        pb::ObjectRecord {
+            bucket_id: bucket.as_bytes().to_vec(),
+            key: key.into(),
+            version: Some(VersionKey { hlc, ..Default::default() }.to_pb()),
+            state: state as i32,
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn supersede_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(&dir.path().join("i.redb")).unwrap();
+        let b = Uuid::new_v4();
+        index.store(rec(b, "k", 10, RecordState::Uploading)).await.unwrap();
+        assert!(index.newest_visible(&b, "k").unwrap().is_none());
+        let out = index.store(rec(b, "k", 10, RecordState::Complete)).await.unwrap();
+        assert!(out.stored && out.previous.is_none() && out.garbage.is_empty());
+        // Stale uploading re-store of a complete version is ignored.
+        assert!(!index.store(rec(b, "k", 10, RecordState::Uploading)).await.unwrap().stored);
+        let out = index.store(rec(b, "k", 20, RecordState::Complete)).await.unwrap();
+        assert_eq!(out.garbage.len(), 1);
+        assert_eq!(version_of(&out.previous.unwrap()).hlc, 10);
+        // An older write arriving late is garbage on arrival.
+        let out = index.store(rec(b, "k", 15, RecordState::Complete)).await.unwrap();
+        assert!(!out.stored && out.garbage.len() == 1);
+        index.store(rec(b, "k", 30, RecordState::Tombstone)).await.unwrap();
+        let newest = index.newest_visible(&b, "k").unwrap().unwrap();
+        assert_eq!(newest.state(), RecordState::Tombstone);
+        assert_eq!(index.versions(&b, "k").unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn list_with_prefix_delimiter_and_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(&dir.path().join("i.redb")).unwrap();
+        let b = Uuid::new_v4();
+        for (i, k) in ["a/1", "a/2", "a/3", "b", "c/x", "d"].iter().enumerate() {
+            index.store(rec(b, k, i as u64 + 1, RecordState::Complete)).await.unwrap();
+        }
+        index.store(rec(b, "b", 100, RecordState::Tombstone)).await.unwrap();
+        index.store(rec(b, "e", 100, RecordState::Uploading)).await.unwrap();
+        let names = |q: ListQuery| {
+            let (r, t) = index.list(&q).unwrap();
+            (r.iter().map(|r| r.key.clone()).collect::<Vec<_>>(), t)
+        };
+        let all = ListQuery { bucket: b, limit: 100, ..Default::default() };
+        assert_eq!(names(all.clone()).0, ["a/1", "a/2", "a/3", "b", "c/x", "d"]);
+        let delim = ListQuery { delimiter: "/".into(), ..all.clone() };
+        assert_eq!(names(delim).0, ["a/1", "b", "c/x", "d"]);
+        let page = ListQuery { limit: 2, start_after: "a/1".into(), ..all.clone() };
+        assert_eq!(names(page), (vec!["a/2".to_string(), "a/3".to_string()], true));
+        let prefix = ListQuery { prefix: "a/".into(), start_after: "a/2".into(), ..all };
+        assert_eq!(names(prefix), (vec!["a/3".to_string()], false));
+    }
+
+    #[tokio::test]
+    async fn refs_and_orphans() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(&dir.path().join("i.redb")).unwrap();
+        let block = BlockId::random();
+        index.apply(vec![Op::AddRef { block, owner: b"x".to_vec() }, Op::AddRef { block, owner: b"y".to_vec() }]).await.unwrap();
+        assert_eq!(index.ref_count(&block).unwrap(), 2);
+        index.apply(vec![Op::DropRef { block, owner: b"x".to_vec() }]).await.unwrap();
+        assert!(index.orphans_before(i64::MAX, 10).unwrap().is_empty());
+        index.apply(vec![Op::DropRef { block, owner: b"y".to_vec() }]).await.unwrap();
+        assert_eq!(index.orphans_before(i64::MAX, 10).unwrap(), vec![block]);
+    }
+}

@@ -1,0 +1,19 @@
+//! The cluster contract shared by Cairn gateways and nodes: generated gRPC types, the
+//! replicated metadata model, ring placement, identifiers and versions, and the cluster
+//! secret that authenticates every internal call.
+
+pub mod client;
+pub mod ids;
+pub mod meta;
+pub mod ring;
+pub mod secret;
+
+/// Generated protobuf / tonic code (`proto/cairn.proto`).
+#[allow(clippy::all, missing_docs)]
+pub mod pb {
+    tonic::include_proto!("cairn.v1");
+}
+
+pub use ids::{BlockId, Hlc, VersionKey};
+pub use meta::{Metadata, MetaCommand, MetaError, MetaResult};
+pub use ring::Ring;

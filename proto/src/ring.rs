@@ -1,0 +1,207 @@
+//! Placement: layout → replica sets, by consistent hashing with virtual nodes.
+//!
+//! Our own small ring rather than the `consistent_hash` crate (unmaintained since 2017): we
+//! need a hash that is stable across Rust releases and platforms (FNV-1a with a 64-bit
+//! finalizer, not `DefaultHasher`), and zone-aware replica selection. Every node gets
+//! `weight × VNODES_PER_WEIGHT` points on the ring; the replica set of a hash is the first R
+//! distinct nodes clockwise, preferring nodes in zones not yet used.
+
+use uuid::Uuid;
+
+use crate::meta::{Layout, LayoutNode};
+
+/// Ring points per unit of node weight.
+pub const VNODES_PER_WEIGHT: u32 = 128;
+
+/// A stable 64-bit hash (FNV-1a, then the splitmix64 finalizer for avalanche).
+pub fn hash64(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in *part {
+            h ^= *b as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        // Separate parts so ("ab","c") and ("a","bc") differ.
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+/// Ring position of an object record.
+pub fn object_hash(bucket_id: &Uuid, key: &str) -> u64 {
+    hash64(&[bucket_id.as_bytes(), key.as_bytes()])
+}
+
+/// Ring position of a block.
+pub fn block_hash(block_id: &[u8]) -> u64 {
+    hash64(&[b"block", block_id])
+}
+
+/// A placement ring built from one layout version.
+#[derive(Clone, Debug)]
+pub struct Ring {
+    version: u64,
+    replication: usize,
+    nodes: Vec<LayoutNode>,
+    /// (position, index into `nodes`), sorted by position.
+    points: Vec<(u64, usize)>,
+}
+
+impl Ring {
+    pub fn new(layout: &Layout) -> Self {
+        let mut points = Vec::new();
+        for (i, node) in layout.nodes.iter().enumerate() {
+            for v in 0..node.weight.max(1) * VNODES_PER_WEIGHT {
+                points.push((hash64(&[node.id.as_bytes(), &v.to_be_bytes()]), i));
+            }
+        }
+        points.sort_unstable();
+        Self {
+            version: layout.version,
+            replication: (layout.replication as usize).clamp(1, layout.nodes.len().max(1)),
+            nodes: layout.nodes.clone(),
+            points,
+        }
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    pub fn replication(&self) -> usize {
+        self.replication
+    }
+
+    pub fn nodes(&self) -> &[LayoutNode] {
+        &self.nodes
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// The replica set for a ring position: R distinct nodes, first in ring order, preferring
+    /// zones not used yet. The first is the coordinator when it is alive.
+    pub fn replicas(&self, hash: u64) -> Vec<&LayoutNode> {
+        if self.points.is_empty() {
+            return Vec::new();
+        }
+        let start = self.points.partition_point(|(p, _)| *p < hash);
+        let walk = || (0..self.points.len()).map(|i| self.points[(start + i) % self.points.len()].1);
+        let mut chosen: Vec<usize> = Vec::with_capacity(self.replication);
+        // First pass: distinct nodes in distinct zones.
+        for idx in walk() {
+            if chosen.len() == self.replication {
+                break;
+            }
+            let zone = &self.nodes[idx].zone;
+            if !chosen.contains(&idx) && !chosen.iter().any(|c| &self.nodes[*c].zone == zone) {
+                chosen.push(idx);
+            }
+        }
+        // Second pass: fewer zones than replicas; fill with distinct nodes in ring order.
+        for idx in walk() {
+            if chosen.len() == self.replication {
+                break;
+            }
+            if !chosen.contains(&idx) {
+                chosen.push(idx);
+            }
+        }
+        chosen.into_iter().map(|i| &self.nodes[i]).collect()
+    }
+
+    /// The node with this id, if it is in the layout.
+    pub fn node(&self, id: &Uuid) -> Option<&LayoutNode> {
+        self.nodes.iter().find(|n| n.id == *id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{HashMap, HashSet};
+
+    use super::*;
+
+    fn layout(specs: &[(&str, u32)], replication: u32) -> Layout {
+        let nodes = specs
+            .iter()
+            .enumerate()
+            .map(|(i, (zone, weight))| LayoutNode {
+                id: Uuid::from_u128(0x1234_5678_9abc_def0_0000_0000_0000_0000 + i as u128 * 7919),
+                addr: format!("127.0.0.1:{}", 9000 + i),
+                zone: zone.to_string(),
+                weight: *weight,
+            })
+            .collect();
+        Layout { version: 1, replication, nodes }
+    }
+
+    fn primary_shares(ring: &Ring, keys: u32) -> HashMap<Uuid, f64> {
+        let bucket = Uuid::from_u128(42);
+        let mut counts: HashMap<Uuid, u32> = HashMap::new();
+        for k in 0..keys {
+            let set = ring.replicas(object_hash(&bucket, &format!("key-{k}")));
+            *counts.entry(set[0].id).or_default() += 1;
+        }
+        counts.into_iter().map(|(id, c)| (id, c as f64 / keys as f64)).collect()
+    }
+
+    #[test]
+    fn five_equal_nodes_each_own_a_fifth() {
+        let ring = Ring::new(&layout(&[("a", 1), ("b", 1), ("c", 1), ("d", 1), ("e", 1)], 3));
+        let shares = primary_shares(&ring, 100_000);
+        assert_eq!(shares.len(), 5);
+        for (id, share) in shares {
+            assert!((share - 0.20).abs() <= 0.03, "node {id} owns {share}");
+        }
+    }
+
+    #[test]
+    fn weights_two_to_one_give_two_to_one() {
+        let ring = Ring::new(&layout(&[("a", 2), ("b", 1)], 1));
+        let shares = primary_shares(&ring, 100_000);
+        let heavy = shares[&ring.nodes()[0].id];
+        let light = shares[&ring.nodes()[1].id];
+        let ratio = heavy / light;
+        assert!((1.7..=2.3).contains(&ratio), "ratio {ratio}");
+    }
+
+    #[test]
+    fn replica_sets_are_distinct_and_span_zones() {
+        let ring = Ring::new(&layout(&[("a", 1), ("a", 1), ("b", 1), ("b", 1), ("c", 1), ("c", 1)], 3));
+        for k in 0..2000u32 {
+            let set = ring.replicas(hash64(&[&k.to_be_bytes()]));
+            assert_eq!(set.len(), 3);
+            let ids: HashSet<_> = set.iter().map(|n| n.id).collect();
+            let zones: HashSet<_> = set.iter().map(|n| n.zone.clone()).collect();
+            assert_eq!(ids.len(), 3);
+            assert_eq!(zones.len(), 3, "replicas should cover all three zones");
+        }
+    }
+
+    #[test]
+    fn fewer_zones_than_replicas_still_gives_distinct_nodes() {
+        let ring = Ring::new(&layout(&[("a", 1), ("a", 1), ("a", 1), ("b", 1)], 3));
+        for k in 0..500u32 {
+            let set = ring.replicas(hash64(&[&k.to_be_bytes()]));
+            let ids: HashSet<_> = set.iter().map(|n| n.id).collect();
+            assert_eq!(ids.len(), 3);
+            assert!(set.iter().any(|n| n.zone == "b"));
+        }
+    }
+
+    #[test]
+    fn replication_is_capped_by_node_count_and_hash_is_stable() {
+        let ring = Ring::new(&layout(&[("a", 1)], 1));
+        assert_eq!(ring.replicas(7).len(), 1);
+        // The hash is part of the on-disk placement contract: it must never change.
+        assert_eq!(hash64(&[b"cairn"]), hash64(&[b"cairn"]));
+        assert_ne!(hash64(&[b"ab", b"c"]), hash64(&[b"a", b"bc"]));
+    }
+}

@@ -1,0 +1,394 @@
+//! Command-line definitions (clap derive). The flags are a contract (ARCHITECTURE.md, "Command
+//! line"): every role and connection flag also reads `CAIRN_<FLAG>` from the environment.
+//! Per-verb arguments of the admin commands (`--bucket`, `--read`, ...) deliberately have no
+//! environment fallback, so a stray variable can never change what a grant or revoke does.
+
+use std::path::PathBuf;
+
+use cairn_proto::meta::Rights;
+use clap::{ArgGroup, Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cairn",
+    version,
+    about = "Cairn: a distributed S3-compatible object store",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// All-in-one: a storage node and an S3 gateway in one process (one Raft voter, RF=1).
+    Server(ServerArgs),
+    /// A storage node: block store, object index and Raft member.
+    Node(NodeArgs),
+    /// A stateless S3 gateway (and website endpoint) in front of the nodes.
+    Gateway(GatewayArgs),
+    /// Status of a node, its Raft view and the cluster layout.
+    Status(AdminArgs),
+    /// The ring layout.
+    Layout {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[command(subcommand)]
+        command: LayoutCommand,
+    },
+    /// S3 access keys and their rights.
+    Key {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// Buckets.
+    Bucket {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[command(subcommand)]
+        command: BucketCommand,
+    },
+}
+
+impl Command {
+    /// Whether this runs a long-lived role (server, node, gateway) rather than an admin verb.
+    pub fn is_role(&self) -> bool {
+        matches!(
+            self,
+            Command::Server(_) | Command::Node(_) | Command::Gateway(_)
+        )
+    }
+}
+
+/// Where the cluster secret comes from when `CAIRN_CLUSTER_SECRET` is not set.
+#[derive(Debug, Clone, Args)]
+pub struct SecretArgs {
+    /// File holding the cluster secret (used when CAIRN_CLUSTER_SECRET is not set).
+    #[arg(long, env = "CAIRN_CLUSTER_SECRET_FILE", value_name = "FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
+}
+
+/// The S3 and website side of a gateway (shared by `server` and `gateway`).
+#[derive(Debug, Clone, Args)]
+pub struct GatewayListenArgs {
+    /// S3 API listen address (port 0 = any free port).
+    #[arg(long, env = "CAIRN_S3_LISTEN", default_value = "0.0.0.0:9000", value_name = "ADDR")]
+    pub s3_listen: String,
+    /// Website endpoint listen address ("off" disables it).
+    #[arg(long, env = "CAIRN_WEB_LISTEN", default_value = "0.0.0.0:9001", value_name = "ADDR")]
+    pub web_listen: String,
+    /// Domain for virtual-hosted-style requests (`<bucket>.<root-domain>`).
+    #[arg(long, env = "CAIRN_ROOT_DOMAIN", value_name = "DOMAIN")]
+    pub root_domain: Option<String>,
+    /// Domain of the website endpoint (`<bucket>.<web-root-domain>`).
+    #[arg(long, env = "CAIRN_WEB_ROOT_DOMAIN", value_name = "DOMAIN")]
+    pub web_root_domain: Option<String>,
+    /// Region the S3 endpoint reports and signs for.
+    #[arg(long, env = "CAIRN_REGION", default_value = "us-east-1")]
+    pub region: String,
+}
+
+impl GatewayListenArgs {
+    /// The website listen address, unless disabled.
+    pub fn web_listen(&self) -> Option<String> {
+        let v = self.web_listen.trim();
+        match v.to_ascii_lowercase().as_str() {
+            "" | "off" | "none" | "disabled" => None,
+            _ => Some(v.to_string()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// Data directory (blocks, object index, Raft log, node id, cluster secret).
+    #[arg(long, env = "CAIRN_DATA_DIR", default_value = "./cairn-data", value_name = "DIR")]
+    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub gateway: GatewayListenArgs,
+    /// Node gRPC listen address.
+    #[arg(long, env = "CAIRN_RPC_LISTEN", default_value = "0.0.0.0:9002", value_name = "ADDR")]
+    pub rpc_listen: String,
+    /// Health and metrics listen address (/livez, /readyz, /metrics).
+    #[arg(long, env = "CAIRN_HTTP_LISTEN", default_value = "0.0.0.0:9003", value_name = "ADDR")]
+    pub http_listen: String,
+    #[command(flatten)]
+    pub secret: SecretArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NodeArgs {
+    /// Data directory (blocks, object index, Raft log, node id).
+    #[arg(long, env = "CAIRN_DATA_DIR", value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// gRPC listen address.
+    #[arg(long, env = "CAIRN_RPC_LISTEN", default_value = "0.0.0.0:9002", value_name = "ADDR")]
+    pub rpc_listen: String,
+    /// Address other processes reach this node at (default: the bound address).
+    #[arg(long, env = "CAIRN_ADVERTISE_ADDR", value_name = "HOST:PORT")]
+    pub advertise_addr: Option<String>,
+    /// Health and metrics listen address (/livez, /readyz, /metrics).
+    #[arg(long, env = "CAIRN_HTTP_LISTEN", default_value = "0.0.0.0:9003", value_name = "ADDR")]
+    pub http_listen: String,
+    /// Nodes of the cluster to join (comma-separated `host:port`).
+    #[arg(long, env = "CAIRN_JOIN", value_delimiter = ',', value_name = "ADDR,...")]
+    pub join: Vec<String>,
+    /// Bootstrap a new cluster only once this many nodes have found each other.
+    #[arg(long, env = "CAIRN_BOOTSTRAP_EXPECT", value_name = "N")]
+    pub bootstrap_expect: Option<u32>,
+    /// Add this node to the layout automatically once it has joined.
+    #[arg(long, env = "CAIRN_AUTO_LAYOUT")]
+    pub auto_layout: bool,
+    /// Failure zone of this node (replicas prefer distinct zones).
+    #[arg(long, env = "CAIRN_ZONE", default_value = "default")]
+    pub zone: String,
+    /// Relative capacity of this node in the ring.
+    #[arg(long, env = "CAIRN_WEIGHT", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub weight: u32,
+    /// Replication factor of the first layout when this node bootstraps a cluster.
+    #[arg(long, env = "CAIRN_REPLICATION", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub replication: u32,
+    #[command(flatten)]
+    pub secret: SecretArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GatewayArgs {
+    /// Nodes to talk to (comma-separated `host:port`); more are learned from the layout.
+    #[arg(long, env = "CAIRN_NODES", value_delimiter = ',', required = true,
+          value_name = "ADDR,...")]
+    pub nodes: Vec<String>,
+    #[command(flatten)]
+    pub gateway: GatewayListenArgs,
+    /// Health and metrics listen address (/livez, /readyz, /metrics).
+    #[arg(long, env = "CAIRN_HTTP_LISTEN", default_value = "0.0.0.0:9003", value_name = "ADDR")]
+    pub http_listen: String,
+    #[command(flatten)]
+    pub secret: SecretArgs,
+}
+
+/// How admin verbs reach the cluster. Global: accepted before or after the verb.
+#[derive(Debug, Clone, Args)]
+pub struct AdminArgs {
+    /// gRPC address of any node.
+    #[arg(long, global = true, env = "CAIRN_NODE", default_value = "127.0.0.1:9002",
+          value_name = "ADDR")]
+    pub node: String,
+    /// File holding the cluster secret (used when CAIRN_CLUSTER_SECRET is not set).
+    #[arg(long, global = true, env = "CAIRN_CLUSTER_SECRET_FILE", value_name = "FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
+    /// Data directory whose `cluster_secret` file is read when no other secret is given.
+    #[arg(long, global = true, env = "CAIRN_DATA_DIR", default_value = "./cairn-data",
+          value_name = "DIR")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LayoutCommand {
+    /// Print the layout version, replication factor and nodes.
+    Show,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create an access key; prints `access_key_id=...` and `secret_access_key=...`.
+    Create {
+        /// A name to recognise the key by.
+        name: String,
+        /// Allow the key to create buckets.
+        #[arg(long)]
+        create_bucket: bool,
+    },
+    /// List access keys and their rights (never their secrets).
+    List,
+    /// Delete an access key.
+    Delete {
+        /// Access key id.
+        id: String,
+    },
+    /// Grant rights on a bucket (no right flag = read, write and owner) or bucket creation.
+    Allow(RightsArgs),
+    /// Revoke rights on a bucket (no right flag = all of them) or bucket creation.
+    Deny(RightsArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(group(ArgGroup::new("target").required(true).multiple(true)
+    .args(["bucket", "create_bucket"])))]
+pub struct RightsArgs {
+    /// Access key id.
+    pub id: String,
+    /// Bucket name.
+    #[arg(long)]
+    pub bucket: Option<String>,
+    /// Read objects and list the bucket.
+    #[arg(long, requires = "bucket")]
+    pub read: bool,
+    /// Write and delete objects.
+    #[arg(long, requires = "bucket")]
+    pub write: bool,
+    /// Administer the bucket (policies, CORS, website, deletion).
+    #[arg(long, requires = "bucket")]
+    pub owner: bool,
+    /// The right to create buckets.
+    #[arg(long)]
+    pub create_bucket: bool,
+}
+
+impl RightsArgs {
+    /// The bucket and the rights named on the command line (none named = all of them).
+    pub fn bucket_rights(&self) -> Option<(&str, Rights)> {
+        let bucket = self.bucket.as_deref()?;
+        let named = Rights {
+            read: self.read,
+            write: self.write,
+            owner: self.owner,
+        };
+        Some((
+            bucket,
+            if named.is_empty() { Rights::ALL } else { named },
+        ))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BucketCommand {
+    /// Create a bucket (owned by no key: grant rights with `cairn key allow`); prints its id.
+    Create {
+        name: String,
+        /// Region recorded on the bucket.
+        #[arg(long, env = "CAIRN_REGION", default_value = "us-east-1")]
+        region: String,
+    },
+    /// List buckets.
+    List,
+    /// Delete an empty bucket.
+    Delete { name: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("cairn").chain(args.iter().copied()))
+    }
+
+    fn rights_of(args: &[&str]) -> RightsArgs {
+        match parse(args).unwrap().command {
+            Command::Key {
+                command: KeyCommand::Allow(r) | KeyCommand::Deny(r),
+                ..
+            } => r,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn allow_without_right_flags_means_all_rights() {
+        let r = rights_of(&["key", "allow", "GK1", "--bucket", "b"]);
+        assert_eq!(r.bucket_rights(), Some(("b", Rights::ALL)));
+        assert!(!r.create_bucket);
+    }
+
+    #[test]
+    fn allow_with_some_right_flags_means_exactly_those() {
+        let r = rights_of(&["key", "allow", "GK1", "--bucket", "b", "--read", "--write"]);
+        let want = Rights {
+            read: true,
+            write: true,
+            owner: false,
+        };
+        assert_eq!(r.bucket_rights(), Some(("b", want)));
+        let r = rights_of(&["key", "deny", "GK1", "--bucket", "b", "--owner"]);
+        let want = Rights {
+            owner: true,
+            ..Default::default()
+        };
+        assert_eq!(r.bucket_rights(), Some(("b", want)));
+    }
+
+    #[test]
+    fn create_bucket_right_needs_no_bucket() {
+        let r = rights_of(&["key", "allow", "GK1", "--create-bucket"]);
+        assert!(r.create_bucket);
+        assert_eq!(r.bucket_rights(), None);
+        let r = rights_of(&["key", "deny", "GK1", "--create-bucket", "--bucket", "b"]);
+        assert!(r.create_bucket);
+        assert_eq!(r.bucket_rights(), Some(("b", Rights::ALL)));
+    }
+
+    #[test]
+    fn allow_needs_a_target_and_right_flags_need_a_bucket() {
+        assert!(parse(&["key", "allow", "GK1"]).is_err());
+        assert!(parse(&["key", "allow", "GK1", "--read"]).is_err());
+        assert!(parse(&["key", "allow", "GK1", "--create-bucket", "--read"]).is_err());
+        assert!(parse(&["key", "allow", "--bucket", "b"]).is_err());
+    }
+
+    #[test]
+    fn admin_connection_flags_are_accepted_after_the_verb() {
+        let cli = parse(&["key", "create", "k", "--node", "10.0.0.1:9002"]).unwrap();
+        let Command::Key { admin, command } = cli.command else {
+            panic!()
+        };
+        assert_eq!(admin.node, "10.0.0.1:9002");
+        assert!(matches!(command, KeyCommand::Create { create_bucket: false, .. }));
+        let cli = parse(&["status", "--node", "h:1"]).unwrap();
+        let Command::Status(admin) = cli.command else {
+            panic!()
+        };
+        assert_eq!(admin.node, "h:1");
+        let cli = parse(&["--help"]);
+        assert!(cli.is_err());
+    }
+
+    #[test]
+    fn lists_split_on_commas() {
+        let cli = parse(&["gateway", "--nodes", "a:1,b:2", "--nodes", "c:3"]).unwrap();
+        let Command::Gateway(g) = cli.command else {
+            panic!()
+        };
+        assert_eq!(g.nodes, ["a:1", "b:2", "c:3"]);
+        assert!(parse(&["gateway"]).is_err(), "--nodes is required");
+        let cli = parse(&["node", "--data-dir", "d", "--join", "x:1,y:2", "--weight", "4"]).unwrap();
+        let Command::Node(n) = cli.command else {
+            panic!()
+        };
+        assert_eq!(n.join, ["x:1", "y:2"]);
+        assert_eq!((n.weight, n.replication), (4, 3));
+        assert!(parse(&["node", "--data-dir", "d", "--weight", "0"]).is_err());
+    }
+
+    #[test]
+    fn server_defaults_follow_the_contract() {
+        // Only meaningful without CAIRN_* overrides in the test environment.
+        if std::env::vars().any(|(k, _)| k.starts_with("CAIRN_")) {
+            return;
+        }
+        let Command::Server(s) = parse(&["server"]).unwrap().command else {
+            panic!()
+        };
+        assert_eq!(s.data_dir, PathBuf::from("./cairn-data"));
+        assert_eq!(s.gateway.s3_listen, "0.0.0.0:9000");
+        assert_eq!(s.gateway.web_listen().as_deref(), Some("0.0.0.0:9001"));
+        assert_eq!(s.rpc_listen, "0.0.0.0:9002");
+        assert_eq!(s.http_listen, "0.0.0.0:9003");
+        assert_eq!(s.gateway.region, "us-east-1");
+        let Command::Server(s) = parse(&["server", "--web-listen", "off"]).unwrap().command else {
+            panic!()
+        };
+        assert_eq!(s.gateway.web_listen(), None);
+    }
+}
