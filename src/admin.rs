@@ -15,10 +15,18 @@ use uuid::Uuid;
 use crate::cli::{AdminArgs, BucketCommand, KeyCommand, LayoutCommand, RightsArgs};
 use crate::creds;
 
+/// `println!` that returns write errors (a closed pipe) instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)?;
+    }};
+}
+
+mod cluster;
+
 /// Upper bound of one admin command.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long `status` waits for each other node of the layout.
-const PEER_STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 /// Page size of the emptiness check before a bucket is deleted.
 const EMPTY_CHECK_PAGE: u32 = 1000;
 
@@ -115,22 +123,19 @@ async fn with_timeout<T>(
 ) -> anyhow::Result<T> {
     tokio::time::timeout(COMMAND_TIMEOUT, fut)
         .await
-        .map_err(|_| anyhow::anyhow!("timed out after {COMMAND_TIMEOUT:?} talking to node {node}"))?
+        .map_err(|_| {
+            anyhow::anyhow!("timed out after {COMMAND_TIMEOUT:?} talking to node {node}")
+        })?
 }
 
 pub async fn status(args: AdminArgs) -> anyhow::Result<()> {
     let admin = Admin::connect(&args)?;
-    with_timeout(&args.node, print_status(&admin)).await
+    with_timeout(&args.node, cluster::print_status(&admin)).await
 }
 
 pub async fn layout(args: AdminArgs, command: LayoutCommand) -> anyhow::Result<()> {
     let admin = Admin::connect(&args)?;
-    with_timeout(&args.node, async {
-        match command {
-            LayoutCommand::Show => layout_show(&admin).await,
-        }
-    })
-    .await
+    with_timeout(&args.node, cluster::layout(&admin, command)).await
 }
 
 pub async fn key(args: AdminArgs, command: KeyCommand) -> anyhow::Result<()> {
@@ -163,106 +168,6 @@ pub async fn bucket(args: AdminArgs, command: BucketCommand) -> anyhow::Result<(
 }
 
 // ---------------------------------------------------------------------------------------------
-// status / layout
-// ---------------------------------------------------------------------------------------------
-
-async fn print_status(admin: &Admin) -> anyhow::Result<()> {
-    let local = admin.status_of(&admin.node).await?;
-    let leader = if local.raft_leader.is_empty() {
-        "none".to_string()
-    } else {
-        local.raft_leader.clone()
-    };
-    println!("node:          {}", local.node_id);
-    println!("address:       {}", local.rpc_address);
-    println!(
-        "raft:          {} (term {}, leader {leader})",
-        local.raft_role, local.raft_term
-    );
-    println!("applied index: {}", local.applied_index);
-    println!("records:       {}", local.object_records);
-    let meta = match admin.read().await {
-        Ok((_, meta)) => meta,
-        Err(e) => {
-            println!(
-                "layout:        version {} (cluster metadata unavailable: {e:#})",
-                local.layout_version
-            );
-            return Ok(());
-        }
-    };
-    let layout = &meta.layout;
-    println!(
-        "layout:        version {}, replication {}, {} node(s)",
-        layout.version,
-        layout.replication,
-        layout.nodes.len()
-    );
-    println!(
-        "metadata:      {} bucket(s), {} key(s)",
-        meta.buckets.len(),
-        meta.keys.len()
-    );
-    if layout.nodes.is_empty() {
-        return Ok(());
-    }
-    let probes = layout.nodes.iter().map(|n| async {
-        if n.id.to_string() == local.node_id {
-            return Ok(local.clone());
-        }
-        match tokio::time::timeout(PEER_STATUS_TIMEOUT, admin.status_of(&n.addr)).await {
-            Ok(r) => r,
-            Err(_) => Err(anyhow::anyhow!("no answer within {PEER_STATUS_TIMEOUT:?}")),
-        }
-    });
-    let answers = futures::future::join_all(probes).await;
-    let mut rows = Vec::new();
-    for (n, answer) in layout.nodes.iter().zip(answers) {
-        let state = match answer {
-            Ok(s) => format!("up, {}, {} records", s.raft_role, s.object_records),
-            Err(e) => format!("down ({e:#})"),
-        };
-        rows.push(vec![
-            n.id.to_string(),
-            n.addr.clone(),
-            n.zone.clone(),
-            n.weight.to_string(),
-            state,
-        ]);
-    }
-    println!();
-    print_table(&["NODE", "ADDRESS", "ZONE", "WEIGHT", "STATE"], &rows);
-    Ok(())
-}
-
-async fn layout_show(admin: &Admin) -> anyhow::Result<()> {
-    let (_, meta) = admin.read().await?;
-    let layout = &meta.layout;
-    println!(
-        "layout version {}, replication {}, {} node(s)",
-        layout.version,
-        layout.replication,
-        layout.nodes.len()
-    );
-    let rows: Vec<Vec<String>> = layout
-        .nodes
-        .iter()
-        .map(|n| {
-            vec![
-                n.id.to_string(),
-                n.addr.clone(),
-                n.zone.clone(),
-                n.weight.to_string(),
-            ]
-        })
-        .collect();
-    if !rows.is_empty() {
-        print_table(&["NODE", "ADDRESS", "ZONE", "WEIGHT"], &rows);
-    }
-    Ok(())
-}
-
-// ---------------------------------------------------------------------------------------------
 // keys
 // ---------------------------------------------------------------------------------------------
 
@@ -284,8 +189,8 @@ async fn key_create(admin: &Admin, name: &str, create_bucket: bool) -> anyhow::R
         .write(&MetaCommand::CreateKey { key })
         .await?
         .map_err(|e| meta_error(e, name))?;
-    println!("access_key_id={}", pair.id);
-    println!("secret_access_key={}", pair.secret);
+    out!("access_key_id={}", pair.id);
+    out!("secret_access_key={}", pair.secret);
     Ok(())
 }
 
@@ -346,13 +251,19 @@ async fn key_list(admin: &Admin) -> anyhow::Result<()> {
         })
         .collect();
     if rows.is_empty() {
-        println!("no keys (create one with `cairn key create NAME`)");
+        out!("no keys (create one with `cairn key create NAME`)");
         return Ok(());
     }
     print_table(
-        &["ID", "NAME", "CREATE_BUCKET", "CREATED", "BUCKETS (r=read w=write o=owner)"],
+        &[
+            "ID",
+            "NAME",
+            "CREATE_BUCKET",
+            "CREATED",
+            "BUCKETS (r=read w=write o=owner)",
+        ],
         &rows,
-    );
+    )?;
     Ok(())
 }
 
@@ -361,7 +272,7 @@ async fn key_delete(admin: &Admin, id: &str) -> anyhow::Result<()> {
         .write(&MetaCommand::DeleteKey { id: id.to_string() })
         .await?
         .map_err(|e| meta_error(e, id))?;
-    println!("deleted key {id}");
+    out!("deleted key {id}");
     Ok(())
 }
 
@@ -381,12 +292,15 @@ async fn key_rights(admin: &Admin, args: &RightsArgs, allow: bool) -> anyhow::Re
             rights,
             allow,
         };
-        let result = admin.write(&cmd).await?.map_err(|e| meta_error(e, bucket))?;
+        let result = admin
+            .write(&cmd)
+            .await?
+            .map_err(|e| meta_error(e, bucket))?;
         let now = match result {
             MetaResult::Key(k) => k.rights(&b.id),
             _ => rights,
         };
-        println!("{} on {bucket}: {}", args.id, rights_words(now));
+        out!("{} on {bucket}: {}", args.id, rights_words(now));
     }
     if args.create_bucket {
         let cmd = MetaCommand::SetCreateBucket {
@@ -397,7 +311,7 @@ async fn key_rights(admin: &Admin, args: &RightsArgs, allow: bool) -> anyhow::Re
             .write(&cmd)
             .await?
             .map_err(|e| meta_error(e, &args.id))?;
-        println!("{} may create buckets: {}", args.id, yes_no(allow));
+        out!("{} may create buckets: {}", args.id, yes_no(allow));
     }
     Ok(())
 }
@@ -444,12 +358,12 @@ async fn bucket_create(admin: &Admin, name: &str, region: &str) -> anyhow::Resul
     };
     let result = admin.write(&cmd).await?.map_err(|e| meta_error(e, name))?;
     match result {
-        MetaResult::Bucket(b) => println!("{}", b.id),
+        MetaResult::Bucket(b) => out!("{}", b.id),
         _ => {
             let MetaCommand::CreateBucket { id, .. } = cmd else {
                 unreachable!()
             };
-            println!("{id}");
+            out!("{id}");
         }
     }
     Ok(())
@@ -481,16 +395,20 @@ async fn bucket_list(admin: &Admin) -> anyhow::Result<()> {
         })
         .collect();
     if rows.is_empty() {
-        println!("no buckets");
+        out!("no buckets");
         return Ok(());
     }
-    print_table(&["NAME", "ID", "CREATED", "OWNER", "REGION"], &rows);
+    print_table(&["NAME", "ID", "CREATED", "OWNER", "REGION"], &rows)?;
     Ok(())
 }
 
 /// Whether any node of the layout holds a readable object of the bucket. Every node must
 /// answer: a node that cannot be asked might hold the only copy of an object.
-async fn bucket_has_objects(admin: &Admin, meta: &Metadata, bucket: &Bucket) -> anyhow::Result<bool> {
+async fn bucket_has_objects(
+    admin: &Admin,
+    meta: &Metadata,
+    bucket: &Bucket,
+) -> anyhow::Result<bool> {
     let complete = RecordState::Complete as i32;
     for node in &meta.layout.nodes {
         let mut client = admin
@@ -510,9 +428,7 @@ async fn bucket_has_objects(admin: &Admin, meta: &Metadata, bucket: &Bucket) -> 
                 .list(req)
                 .await
                 .map_err(|e| rpc_error(&node.addr, e))
-                .with_context(|| {
-                    format!("cannot check that bucket {} is empty", bucket.name)
-                })?
+                .with_context(|| format!("cannot check that bucket {} is empty", bucket.name))?
                 .into_inner();
             if page.records.iter().any(|r| r.state == complete) {
                 return Ok(true);
@@ -539,7 +455,7 @@ async fn bucket_delete(admin: &Admin, name: &str) -> anyhow::Result<()> {
         id: Some(bucket.id),
     };
     admin.write(&cmd).await?.map_err(|e| meta_error(e, name))?;
-    println!("deleted bucket {name}");
+    out!("deleted bucket {name}");
     Ok(())
 }
 
@@ -575,8 +491,9 @@ fn format_table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-fn print_table(headers: &[&str], rows: &[Vec<String>]) {
-    print!("{}", format_table(headers, rows));
+fn print_table(headers: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    std::io::stdout().write_all(format_table(headers, rows).as_bytes())
 }
 
 #[cfg(test)]

@@ -75,10 +75,20 @@ pub struct SecretArgs {
 #[derive(Debug, Clone, Args)]
 pub struct GatewayListenArgs {
     /// S3 API listen address (port 0 = any free port).
-    #[arg(long, env = "CAIRN_S3_LISTEN", default_value = "0.0.0.0:9000", value_name = "ADDR")]
+    #[arg(
+        long,
+        env = "CAIRN_S3_LISTEN",
+        default_value = "0.0.0.0:9000",
+        value_name = "ADDR"
+    )]
     pub s3_listen: String,
     /// Website endpoint listen address ("off" disables it).
-    #[arg(long, env = "CAIRN_WEB_LISTEN", default_value = "0.0.0.0:9001", value_name = "ADDR")]
+    #[arg(
+        long,
+        env = "CAIRN_WEB_LISTEN",
+        default_value = "0.0.0.0:9001",
+        value_name = "ADDR"
+    )]
     pub web_listen: String,
     /// Domain for virtual-hosted-style requests (`<bucket>.<root-domain>`).
     #[arg(long, env = "CAIRN_ROOT_DOMAIN", value_name = "DOMAIN")]
@@ -105,15 +115,30 @@ impl GatewayListenArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
     /// Data directory (blocks, object index, Raft log, node id, cluster secret).
-    #[arg(long, env = "CAIRN_DATA_DIR", default_value = "./cairn-data", value_name = "DIR")]
+    #[arg(
+        long,
+        env = "CAIRN_DATA_DIR",
+        default_value = "./cairn-data",
+        value_name = "DIR"
+    )]
     pub data_dir: PathBuf,
     #[command(flatten)]
     pub gateway: GatewayListenArgs,
     /// Node gRPC listen address.
-    #[arg(long, env = "CAIRN_RPC_LISTEN", default_value = "0.0.0.0:9002", value_name = "ADDR")]
+    #[arg(
+        long,
+        env = "CAIRN_RPC_LISTEN",
+        default_value = "0.0.0.0:9002",
+        value_name = "ADDR"
+    )]
     pub rpc_listen: String,
     /// Health and metrics listen address (/livez, /readyz, /metrics).
-    #[arg(long, env = "CAIRN_HTTP_LISTEN", default_value = "0.0.0.0:9003", value_name = "ADDR")]
+    #[arg(
+        long,
+        env = "CAIRN_HTTP_LISTEN",
+        default_value = "0.0.0.0:9003",
+        value_name = "ADDR"
+    )]
     pub http_listen: String,
     #[command(flatten)]
     pub secret: SecretArgs,
@@ -125,16 +150,31 @@ pub struct NodeArgs {
     #[arg(long, env = "CAIRN_DATA_DIR", value_name = "DIR")]
     pub data_dir: PathBuf,
     /// gRPC listen address.
-    #[arg(long, env = "CAIRN_RPC_LISTEN", default_value = "0.0.0.0:9002", value_name = "ADDR")]
+    #[arg(
+        long,
+        env = "CAIRN_RPC_LISTEN",
+        default_value = "0.0.0.0:9002",
+        value_name = "ADDR"
+    )]
     pub rpc_listen: String,
     /// Address other processes reach this node at (default: the bound address).
     #[arg(long, env = "CAIRN_ADVERTISE_ADDR", value_name = "HOST:PORT")]
     pub advertise_addr: Option<String>,
     /// Health and metrics listen address (/livez, /readyz, /metrics).
-    #[arg(long, env = "CAIRN_HTTP_LISTEN", default_value = "0.0.0.0:9003", value_name = "ADDR")]
+    #[arg(
+        long,
+        env = "CAIRN_HTTP_LISTEN",
+        default_value = "0.0.0.0:9003",
+        value_name = "ADDR"
+    )]
     pub http_listen: String,
     /// Nodes of the cluster to join (comma-separated `host:port`).
-    #[arg(long, env = "CAIRN_JOIN", value_delimiter = ',', value_name = "ADDR,...")]
+    #[arg(
+        long,
+        env = "CAIRN_JOIN",
+        value_delimiter = ',',
+        value_name = "ADDR,..."
+    )]
     pub join: Vec<String>,
     /// Bootstrap a new cluster only once this many nodes have found each other.
     #[arg(long, env = "CAIRN_BOOTSTRAP_EXPECT", value_name = "N")]
@@ -160,13 +200,23 @@ pub struct NodeArgs {
 #[derive(Debug, Clone, Args)]
 pub struct GatewayArgs {
     /// Nodes to talk to (comma-separated `host:port`); more are learned from the layout.
-    #[arg(long, env = "CAIRN_NODES", value_delimiter = ',', required = true,
-          value_name = "ADDR,...")]
+    #[arg(
+        long,
+        env = "CAIRN_NODES",
+        value_delimiter = ',',
+        required = true,
+        value_name = "ADDR,..."
+    )]
     pub nodes: Vec<String>,
     #[command(flatten)]
     pub gateway: GatewayListenArgs,
     /// Health and metrics listen address (/livez, /readyz, /metrics).
-    #[arg(long, env = "CAIRN_HTTP_LISTEN", default_value = "0.0.0.0:9003", value_name = "ADDR")]
+    #[arg(
+        long,
+        env = "CAIRN_HTTP_LISTEN",
+        default_value = "0.0.0.0:9003",
+        value_name = "ADDR"
+    )]
     pub http_listen: String,
     #[command(flatten)]
     pub secret: SecretArgs,
@@ -176,22 +226,68 @@ pub struct GatewayArgs {
 #[derive(Debug, Clone, Args)]
 pub struct AdminArgs {
     /// gRPC address of any node.
-    #[arg(long, global = true, env = "CAIRN_NODE", default_value = "127.0.0.1:9002",
-          value_name = "ADDR")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Connection",
+        env = "CAIRN_NODE",
+        default_value = "127.0.0.1:9002",
+        value_name = "ADDR"
+    )]
     pub node: String,
     /// File holding the cluster secret (used when CAIRN_CLUSTER_SECRET is not set).
-    #[arg(long, global = true, env = "CAIRN_CLUSTER_SECRET_FILE", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Connection",
+        env = "CAIRN_CLUSTER_SECRET_FILE",
+        value_name = "FILE"
+    )]
     pub cluster_secret_file: Option<PathBuf>,
     /// Data directory whose `cluster_secret` file is read when no other secret is given.
-    #[arg(long, global = true, env = "CAIRN_DATA_DIR", default_value = "./cairn-data",
-          value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Connection",
+        env = "CAIRN_DATA_DIR",
+        default_value = "./cairn-data",
+        value_name = "DIR"
+    )]
     pub data_dir: PathBuf,
 }
 
+/// Layout changes are staged, then committed together with `apply` as the next version.
 #[derive(Debug, Subcommand)]
 pub enum LayoutCommand {
-    /// Print the layout version, replication factor and nodes.
+    /// Print the layout, the staged changes and the joined nodes outside the ring.
     Show,
+    /// Stage adding a joined node to the ring (or changing its zone or weight).
+    Add {
+        /// Node id (a unique prefix is enough).
+        node_id: String,
+        /// Failure zone (default: the zone the node joined with).
+        #[arg(long)]
+        zone: Option<String>,
+        /// Relative capacity (default: the weight the node joined with).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        weight: Option<u32>,
+    },
+    /// Stage removing a node from the ring.
+    Remove {
+        /// Node id (a unique prefix is enough).
+        node_id: String,
+        /// Remove a node that is down (its data cannot be drained from it).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Commit the staged changes (and replication factor) as the next layout version.
+    Apply {
+        /// New replication factor (at most the number of nodes in the layout).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        replication: Option<u32>,
+    },
+    /// Drop the staged changes.
+    Revert,
 }
 
 #[derive(Debug, Subcommand)]
@@ -249,10 +345,7 @@ impl RightsArgs {
             write: self.write,
             owner: self.owner,
         };
-        Some((
-            bucket,
-            if named.is_empty() { Rights::ALL } else { named },
-        ))
+        Some((bucket, if named.is_empty() { Rights::ALL } else { named }))
     }
 }
 
@@ -344,7 +437,13 @@ mod tests {
             panic!()
         };
         assert_eq!(admin.node, "10.0.0.1:9002");
-        assert!(matches!(command, KeyCommand::Create { create_bucket: false, .. }));
+        assert!(matches!(
+            command,
+            KeyCommand::Create {
+                create_bucket: false,
+                ..
+            }
+        ));
         let cli = parse(&["status", "--node", "h:1"]).unwrap();
         let Command::Status(admin) = cli.command else {
             panic!()
@@ -362,13 +461,44 @@ mod tests {
         };
         assert_eq!(g.nodes, ["a:1", "b:2", "c:3"]);
         assert!(parse(&["gateway"]).is_err(), "--nodes is required");
-        let cli = parse(&["node", "--data-dir", "d", "--join", "x:1,y:2", "--weight", "4"]).unwrap();
+        let cli = parse(&[
+            "node",
+            "--data-dir",
+            "d",
+            "--join",
+            "x:1,y:2",
+            "--weight",
+            "4",
+        ])
+        .unwrap();
         let Command::Node(n) = cli.command else {
             panic!()
         };
         assert_eq!(n.join, ["x:1", "y:2"]);
         assert_eq!((n.weight, n.replication), (4, 3));
         assert!(parse(&["node", "--data-dir", "d", "--weight", "0"]).is_err());
+    }
+
+    #[test]
+    fn layout_verbs_parse() {
+        let cli = parse(&["layout", "add", "abc", "--zone", "z1", "--weight", "2"]).unwrap();
+        let Command::Layout { command, .. } = cli.command else {
+            panic!()
+        };
+        assert!(matches!(
+            command,
+            LayoutCommand::Add { ref node_id, zone: Some(ref z), weight: Some(2) } if node_id == "abc" && z == "z1"
+        ));
+        let cli = parse(&["layout", "apply", "--replication", "3"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Layout {
+                command: LayoutCommand::Apply { replication: Some(3) },
+                ..
+            }
+        ));
+        assert!(parse(&["layout", "apply", "--replication", "0"]).is_err());
+        assert!(parse(&["layout", "remove", "abc", "--force"]).is_ok());
     }
 
     #[test]

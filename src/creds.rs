@@ -101,14 +101,24 @@ pub fn find_cluster_secret(
     Ok(None)
 }
 
-/// Like [`find_cluster_secret`], but generates a secret and stores it in the data dir (mode
-/// 0600, durably) when none is given. Returns the secret and whether it was generated.
+/// Like [`find_cluster_secret`], but on a data dir's first start generates a secret and
+/// stores it there (mode 0600, durably) when none is given. A data dir that already ran
+/// with a secret from elsewhere never gets a new one: its peers and admins know the old one.
+/// Returns the secret and whether it was generated.
 pub fn cluster_secret_or_generate(
     file: Option<&Path>,
     data_dir: &Path,
+    first_start: bool,
 ) -> anyhow::Result<(String, bool)> {
     if let Some(secret) = find_cluster_secret(file, Some(data_dir))? {
         return Ok((secret, false));
+    }
+    if !first_start {
+        bail!(
+            "no cluster secret: {} has none and this data dir already ran with one from \
+             {SECRET_ENV} or --cluster-secret-file; give the same secret again",
+            data_dir.display()
+        );
     }
     let secret = cairn_proto::secret::generate();
     write_private_durably(&data_dir.join(SECRET_FILE), secret.as_bytes())?;
@@ -128,7 +138,10 @@ pub fn admin_cluster_secret(file: Option<&Path>, data_dir: &Path) -> anyhow::Res
 
 /// Writes `bytes` to `path` readable by the owner only: temp file, fsync, rename, fsync dir.
 fn write_private_durably(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
     let tmp = path.with_extension("tmp");
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -175,21 +188,27 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         // Skip if the environment overrides the secret.
         if std::env::var_os(SECRET_ENV).is_none() {
-            let (first, generated) = cluster_secret_or_generate(None, &dir).unwrap();
+            assert!(cluster_secret_or_generate(None, &dir, false).is_err());
+            let (first, generated) = cluster_secret_or_generate(None, &dir, true).unwrap();
             assert!(generated);
             assert_eq!(first.len(), 64);
-            let (again, generated) = cluster_secret_or_generate(None, &dir).unwrap();
+            let (again, generated) = cluster_secret_or_generate(None, &dir, false).unwrap();
             assert!(!generated);
             assert_eq!(first, again);
             #[cfg(unix)]
             {
                 use std::os::unix::fs::PermissionsExt;
-                let mode = std::fs::metadata(dir.join(SECRET_FILE)).unwrap().permissions().mode();
+                let mode = std::fs::metadata(dir.join(SECRET_FILE))
+                    .unwrap()
+                    .permissions()
+                    .mode();
                 assert_eq!(mode & 0o777, 0o600);
             }
             assert_eq!(admin_cluster_secret(None, &dir).unwrap(), first);
             let missing = dir.join("nope");
-            let err = admin_cluster_secret(None, &missing).unwrap_err().to_string();
+            let err = admin_cluster_secret(None, &missing)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("no cluster secret"), "{err}");
         }
         std::fs::remove_dir_all(&dir).unwrap();

@@ -21,7 +21,8 @@ pub use binary::{Profile, cairn_bin, workspace_root};
 pub use data::{md5_hex, quoted_md5, random_bytes};
 pub use proc::{CmdOutput, run_with_timeout};
 pub use s3::{
-    RawResponse, S3Failure, expect_s3_error, http_client, raw_request, s3_client, s3_failure,
-    signed_request, unique_bucket, url_encode_key,
+    RawResponse, S3Failure, expect_s3_error, http_client, raw_request, s3_client,
+    s3_client_with_timeout, s3_failure, sign_headers, signed_request, unique_bucket,
+    url_encode_key,
 };
 pub use server::{KeyPair, Server, ServerOptions};

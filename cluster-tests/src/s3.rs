@@ -14,6 +14,7 @@ use aws_sigv4::http_request::{
     UriPathNormalizationMode, sign,
 };
 use aws_smithy_types::retry::RetryConfig;
+use aws_smithy_types::timeout::TimeoutConfig;
 use bytes::Bytes;
 use sha2::Digest;
 
@@ -27,8 +28,28 @@ pub const REGION: &str = "us-east-1";
 /// Checksums are computed/validated only where the API requires them (`when_required`), like
 /// the aws CLI configuration the smoke test uses: flexible checksums and `aws-chunked` uploads
 /// are covered by their own tests.
+///
+/// A request whose response headers have not arrived 120 s after it started fails (so a hung
+/// server fails the test instead of hanging it); see [`s3_client_with_timeout`].
 pub fn s3_client(endpoint: &str, access_key: &str, secret_key: &str) -> aws_sdk_s3::Client {
+    s3_client_with_timeout(endpoint, access_key, secret_key, Duration::from_secs(120))
+}
+
+/// [`s3_client`] with another limit for "request start to response headers" (which includes
+/// the upload of the body).
+pub fn s3_client_with_timeout(
+    endpoint: &str,
+    access_key: &str,
+    secret_key: &str,
+    read_timeout: Duration,
+) -> aws_sdk_s3::Client {
     let conf = aws_sdk_s3::Config::builder()
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .read_timeout(read_timeout)
+                .build(),
+        )
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(REGION))
         .endpoint_url(endpoint)

@@ -57,7 +57,7 @@ pub struct Addrs {
     pub http: SocketAddr,
 }
 
-type LogTail = Arc<Mutex<(VecDeque<String>, Option<File>)>>;
+pub(crate) type LogTail = Arc<Mutex<(VecDeque<String>, Option<File>)>>;
 
 /// A running `cairn server` with its own temp data dir, root key and cluster secret.
 /// Killed (SIGKILL) and its temp dir removed on drop.
@@ -458,7 +458,7 @@ fn loopback0() -> SocketAddr {
     SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)
 }
 
-fn random_token(len: usize, alphabet: &[u8]) -> String {
+pub(crate) fn random_token(len: usize, alphabet: &[u8]) -> String {
     let mut rng = rand::rng();
     (0..len)
         .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
@@ -466,7 +466,7 @@ fn random_token(len: usize, alphabet: &[u8]) -> String {
 }
 
 /// Inherited `CAIRN_*` variables would change the flags of the process under test.
-fn clear_cairn_env(cmd: &mut Command) {
+pub(crate) fn clear_cairn_env(cmd: &mut Command) {
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("CAIRN_") {
             cmd.env_remove(k);
@@ -474,7 +474,7 @@ fn clear_cairn_env(cmd: &mut Command) {
     }
 }
 
-fn push_log(logs: &LogTail, line: String) {
+pub(crate) fn push_log(logs: &LogTail, line: String) {
     let mut logs = logs.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(f) = logs.1.as_mut() {
         let _ = writeln!(f, "{line}");
@@ -486,7 +486,7 @@ fn push_log(logs: &LogTail, line: String) {
 }
 
 /// Copies a pipe into the log tail; on stdout also reports `listening NAME=ADDR` lines.
-fn pump(
+pub(crate) fn pump(
     r: impl Read + Send + 'static,
     logs: LogTail,
     listeners: Option<mpsc::Sender<(String, SocketAddr)>>,
@@ -517,7 +517,7 @@ fn pump(
 }
 
 /// Minimal blocking HTTP/1.1 GET returning the status code.
-fn http_get_status(addr: SocketAddr, path: &str) -> std::io::Result<u16> {
+pub(crate) fn http_get_status(addr: SocketAddr, path: &str) -> std::io::Result<u16> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     s.set_write_timeout(Some(Duration::from_secs(5)))?;

@@ -11,7 +11,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use cluster_tests::{
     KeyPair, RawResponse, S3Failure, Server, expect_s3_error, raw_request, s3_client, s3_failure,
-    unique_bucket,
+    sign_headers, unique_bucket,
 };
 
 fn server() -> &'static Server {
@@ -530,6 +530,47 @@ async fn per_bucket_rights_of_a_second_key() {
         .await
         .unwrap();
     other.delete_bucket().bucket(&own).send().await.unwrap();
+
+    // 6. The owner right on the first bucket: bucket-level operations.
+    server.admin_ok(&["key", "allow", &key.id, "--bucket", &bucket, "--owner"]);
+    eventually("--owner", || async {
+        other
+            .get_bucket_location()
+            .bucket(&bucket)
+            .send()
+            .await
+            .is_ok()
+    })
+    .await;
+    let mut token = None;
+    loop {
+        let page = root
+            .list_objects_v2()
+            .bucket(&bucket)
+            .set_continuation_token(token)
+            .send()
+            .await
+            .unwrap();
+        for o in page.contents() {
+            root.delete_object()
+                .bucket(&bucket)
+                .key(o.key().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+        token = page.next_continuation_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    other.delete_bucket().bucket(&bucket).send().await.unwrap();
+    expect_s3_error(
+        "HeadBucket after the owner deleted it",
+        root.head_bucket().bucket(&bucket).send().await,
+        404,
+        None,
+    );
 }
 
 #[tokio::test]
@@ -636,4 +677,73 @@ async fn unknown_subresources_are_not_implemented() {
             resp.header("content-type")
         );
     }
+}
+
+#[tokio::test]
+async fn signature_covers_time_and_payload() {
+    let server = server();
+    let bucket = bucket_with_object(&server.client(), "k", b"data").await;
+    let url = format!("{}/{bucket}/tampered", server.s3_url());
+
+    // The body does not match the signed x-amz-content-sha256.
+    let signed = sign_headers(
+        "PUT",
+        &url,
+        &[],
+        b"the signed body",
+        server.root_key(),
+        SystemTime::now(),
+    );
+    let headers: Vec<(&str, &str)> = signed
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    raw_request("PUT", &url, &headers, b"another body!!!".to_vec())
+        .await
+        .expect(
+            "PUT with a body that does not match its hash",
+            400,
+            Some("XAmzContentSHA256Mismatch"),
+        );
+    expect_s3_error(
+        "object of the rejected PUT",
+        server
+            .client()
+            .head_object()
+            .bucket(&bucket)
+            .key("tampered")
+            .send()
+            .await,
+        404,
+        None,
+    );
+
+    // Signed 20 minutes ago (S3 allows 15).
+    let old = sign_headers(
+        "GET",
+        &format!("{}/{bucket}/k", server.s3_url()),
+        &[],
+        b"",
+        server.root_key(),
+        SystemTime::now() - Duration::from_secs(20 * 60),
+    );
+    let headers: Vec<(&str, &str)> = old.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    raw_request(
+        "GET",
+        &format!("{}/{bucket}/k", server.s3_url()),
+        &headers,
+        vec![],
+    )
+    .await
+    .expect(
+        "GET signed 20 minutes ago",
+        403,
+        Some("RequestTimeTooSkewed"),
+    );
+
+    // The same request signed now works (control).
+    server
+        .signed("GET", &format!("/{bucket}/k"), &[], vec![])
+        .await
+        .expect("GET signed now", 200, None);
 }

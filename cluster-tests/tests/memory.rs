@@ -1,9 +1,9 @@
 //! A 1 GiB object goes through the server in bounded memory, both ways.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use cluster_tests::Server;
 use cluster_tests::data::{Pattern, stream_md5};
+use cluster_tests::{Server, s3_client_with_timeout};
 
 const GIB: u64 = 1024 * 1024 * 1024;
 const RSS_LIMIT: u64 = 200 * 1024 * 1024;
@@ -11,7 +11,13 @@ const RSS_LIMIT: u64 = 200 * 1024 * 1024;
 #[tokio::test]
 async fn one_gib_object_in_bounded_memory() {
     let server = Server::start();
-    let s3 = server.client();
+    let key = server.root_key();
+    let s3 = s3_client_with_timeout(
+        &server.s3_url(),
+        &key.id,
+        &key.secret,
+        Duration::from_secs(1200),
+    );
     s3.create_bucket().bucket("memory").send().await.unwrap();
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     let before = server.peak_rss_bytes();

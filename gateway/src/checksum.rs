@@ -87,7 +87,10 @@ impl ChecksumAlgorithm {
 
     /// `InvalidRequest` for a malformed value.
     fn invalid_value(self) -> S3Error {
-        S3Error::InvalidRequest(format!("Value for {} header is invalid.", self.header_name()))
+        S3Error::InvalidRequest(format!(
+            "Value for {} header is invalid.",
+            self.header_name()
+        ))
     }
 }
 
@@ -104,9 +107,7 @@ pub struct RequestedChecksum {
 
 /// Which checksum a request asks for: an `x-amz-checksum-<alg>` header, else `x-amz-trailer`
 /// (value in the trailer), else `x-amz-sdk-checksum-algorithm` (compute only).
-pub fn requested_checksum(
-    headers: &http::HeaderMap,
-) -> Result<Option<RequestedChecksum>, S3Error> {
+pub fn requested_checksum(headers: &http::HeaderMap) -> Result<Option<RequestedChecksum>, S3Error> {
     let sdk_algorithm = match headers.get("x-amz-sdk-checksum-algorithm") {
         None => None,
         Some(value) => Some(
@@ -122,9 +123,12 @@ pub fn requested_checksum(
         ),
     };
 
-    let mut given = ChecksumAlgorithm::ALL
-        .into_iter()
-        .flat_map(|alg| headers.get_all(alg.header_name()).iter().map(move |v| (alg, v)));
+    let mut given = ChecksumAlgorithm::ALL.into_iter().flat_map(|alg| {
+        headers
+            .get_all(alg.header_name())
+            .iter()
+            .map(move |v| (alg, v))
+    });
     let requested = if let Some((algorithm, value)) = given.next() {
         if given.next().is_some() {
             return Err(S3Error::InvalidRequest(
@@ -194,9 +198,9 @@ impl BodyHasher {
     /// Always computes MD5; SHA-256 when `sha256` (signed payloads); and `checksum` if any.
     pub fn new(sha256: bool, checksum: Option<ChecksumAlgorithm>) -> Self {
         let running = |alg| match alg {
-            ChecksumAlgorithm::Crc32 => Running::Crc(crc_fast::Digest::new(
-                crc_fast::CrcAlgorithm::Crc32IsoHdlc,
-            )),
+            ChecksumAlgorithm::Crc32 => {
+                Running::Crc(crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32IsoHdlc))
+            }
             ChecksumAlgorithm::Crc32c => {
                 Running::Crc(crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi))
             }
@@ -531,10 +535,7 @@ mod tests {
             assert!(verify(&d, None, Some(&trailer), Some(value)).is_ok());
 
             let other = digests(b"hello world!", false, Some(alg));
-            assert_eq!(
-                code(verify(&other, None, Some(&header), None)),
-                "BadDigest"
-            );
+            assert_eq!(code(verify(&other, None, Some(&header), None)), "BadDigest");
             assert_eq!(
                 code(verify(&other, None, Some(&trailer), Some(value))),
                 "BadDigest"

@@ -1,15 +1,16 @@
 //! The gateway's view of the cluster: gRPC clients to the nodes, a cached copy of the Raft
 //! metadata kept fresh by a watch stream, and the quorum calls on records and blocks.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cairn_proto::client::Peers;
+use cairn_proto::client::{Peers, refs_by_replica};
 use cairn_proto::meta::{Metadata, MetaCommand, MetaError, MetaResult};
 use cairn_proto::pb::{
     self, put_block_chunk, CoordinateRequest, CoordinateResponse, GetBlockRequest, GetRecordRequest, ListRequest,
-    MetaReadRequest, MetaWriteRequest, PutBlockChunk, PutBlockHeader, RefsRequest,
+    MetaReadRequest, MetaWriteRequest, PutBlockChunk, PutBlockHeader, RefsRequest, StoreRequest,
 };
 use cairn_proto::ring::{block_hash, object_hash};
 use cairn_proto::{Ring, VersionKey};
@@ -171,7 +172,8 @@ impl Cluster {
         Err(unavailable(last.map(|e| e.to_string()).unwrap_or_else(|| "no replicas".into())))
     }
 
-    /// Quorum read of a key's newest visible record (complete or tombstone).
+    /// Quorum read of a key's newest visible record (complete or tombstone). Replicas found
+    /// holding an older version (or none) are repaired in the background.
     pub async fn get_record(&self, bucket: &Uuid, key: &str) -> Result<Option<pb::ObjectRecord>, S3Error> {
         let view = self.view();
         let replicas = view.ring.replicas(object_hash(bucket, key));
@@ -185,20 +187,26 @@ impl Cluster {
                     layout_version: view.ring.version(),
                 };
                 let client = self.peers.objects(&node.addr);
-                async move { client?.get(req).await.map(|r| r.into_inner().record) }
+                let addr = node.addr.clone();
+                async move { (addr, async { client?.get(req).await.map(|r| r.into_inner().record) }.await) }
             })
             .collect();
-        let (mut answers, mut newest, mut last) = (0, None::<pb::ObjectRecord>, None);
-        while let Some(result) = reads.next().await {
+        let mut answers: Vec<(String, Option<VersionKey>)> = Vec::new();
+        let (mut newest, mut last) = (None::<pb::ObjectRecord>, None);
+        while let Some((addr, result)) = reads.next().await {
             match result {
                 Ok(record) => {
-                    answers += 1;
-                    if let Some(r) = record {
-                        if newest.as_ref().is_none_or(|n| version(n) < version(&r)) {
-                            newest = Some(r);
-                        }
+                    answers.push((addr, record.as_ref().map(version)));
+                    if let Some(r) = record
+                        && newest.as_ref().is_none_or(|n| version(n) < version(&r))
+                    {
+                        newest = Some(r);
                     }
-                    if answers >= quorum {
+                    if answers.len() >= quorum {
+                        if let Some(newest) = newest.clone() {
+                            let cluster = self.clone();
+                            tokio::spawn(async move { cluster.read_repair(newest, answers, reads).await });
+                        }
                         return Ok(newest);
                     }
                 }
@@ -208,9 +216,37 @@ impl Cluster {
         Err(unavailable(last.map(|e| e.to_string()).unwrap_or_default()))
     }
 
+    /// Waits for the replicas that had not answered yet, then stores `newest` on every
+    /// replica that answered with an older version or none.
+    async fn read_repair<F>(&self, newest: pb::ObjectRecord, mut answers: Vec<(String, Option<VersionKey>)>, mut rest: F)
+    where
+        F: futures::Stream<Item = (String, Result<Option<pb::ObjectRecord>, tonic::Status>)> + Unpin,
+    {
+        while let Some((addr, result)) = rest.next().await {
+            if let Ok(record) = result {
+                answers.push((addr, record.as_ref().map(version)));
+            }
+        }
+        let target = version(&newest);
+        for (addr, held) in answers {
+            if held.is_some_and(|v| v >= target) {
+                continue;
+            }
+            let req = StoreRequest { record: Some(newest.clone()), layout_version: self.view().ring.version() };
+            match self.peers.objects(&addr) {
+                Ok(mut client) => match client.store(req).await {
+                    Ok(_) => tracing::info!(node = %addr, key = %newest.key, "read repair stored a newer version"),
+                    Err(e) => tracing::debug!(node = %addr, error = %e, "read repair failed"),
+                },
+                Err(e) => tracing::debug!(node = %addr, error = %e, "read repair failed"),
+            }
+        }
+    }
+
     /// One sorted page of a bucket: the newest visible record per key after `start_after`
-    /// (tombstones included), merged from every node. `complete` is false when more keys may
-    /// follow the last one returned.
+    /// (tombstones included), merged from the nodes. Needs one answer per ring partition (every
+    /// partition has a replica that answered), so one dead node does not stall listings.
+    /// `complete` is false when more keys may follow the last one returned.
     pub async fn list(&self, req: ListRequest) -> Result<ListPage, S3Error> {
         let view = self.view();
         let nodes = view.ring.nodes().to_vec();
@@ -220,18 +256,21 @@ impl Cluster {
             async move { client?.list(req).await.map(|r| r.into_inner()) }
         });
         let pages = futures::future::join_all(calls).await;
+        let answered: HashSet<Uuid> =
+            nodes.iter().zip(&pages).filter(|(_, page)| page.is_ok()).map(|(node, _)| node.id).collect();
+        if !view.ring.covered_by(|id| answered.contains(id)) {
+            let why = pages.into_iter().find_map(Result::err).map(|e| e.to_string()).unwrap_or_default();
+            return Err(unavailable(format!("no replica of some keys answered the listing: {why}")));
+        }
         let mut merged: Vec<pb::ObjectRecord> = Vec::new();
         // Keys beyond the smallest last key of a cut page may be missing from that node's answer.
         let mut bound: Option<String> = None;
-        for page in pages {
-            let page = page?;
-            if page.truncated {
-                if let Some(last) = page.records.last() {
-                    if bound.as_ref().is_none_or(|b| last.key < *b) {
+        for page in pages.into_iter().flatten() {
+            if page.truncated
+                && let Some(last) = page.records.last()
+                    && bound.as_ref().is_none_or(|b| last.key < *b) {
                         bound = Some(last.key.clone());
                     }
-                }
-            }
             merged.extend(page.records);
         }
         merged.sort_by(|a, b| a.key.cmp(&b.key).then_with(|| version(b).cmp(&version(a))));
@@ -307,27 +346,49 @@ impl Cluster {
         Err(S3Error::InternalError(format!("no readable copy of a block: {}", last.map(|e| e.to_string()).unwrap_or_default())))
     }
 
-    /// Adds references on existing blocks (on every replica); fails if a block is missing
-    /// from a write quorum of its replicas.
+    /// Adds references on existing blocks (on every replica, one request per node and batch);
+    /// fails if a block is missing from a write quorum of its replicas.
     pub async fn add_refs(&self, refs: &[pb::BlockRefEntry]) -> Result<(), S3Error> {
         let view = self.view();
+        let mut unique: Vec<pb::BlockRefEntry> = Vec::with_capacity(refs.len());
+        let mut seen = HashSet::new();
         for entry in refs {
-            let replicas = view.ring.replicas(block_hash(&entry.block_id));
-            let quorum = replicas.len() / 2 + 1;
-            let mut acks = 0;
-            for node in replicas {
-                let req = RefsRequest { refs: vec![entry.clone()], layout_version: view.ring.version() };
-                if let Ok(resp) = self.peers.blocks(&node.addr)?.add_refs(req).await {
-                    if resp.get_ref().missing.is_empty() {
-                        acks += 1;
+            if seen.insert((entry.block_id.as_slice(), entry.owner.as_ref().map(prost::Message::encode_to_vec))) {
+                unique.push(entry.clone());
+            }
+        }
+        let calls = refs_by_replica(&view.ring, &unique).into_iter().map(|(node, batch)| {
+            let ids: Vec<Vec<u8>> = batch.iter().map(|e| e.block_id.clone()).collect();
+            let req = RefsRequest { refs: batch, layout_version: view.ring.version() };
+            let client = self.peers.blocks(&node.addr);
+            async move { (node.addr, ids, async move { client?.add_refs(req).await }.await) }
+        });
+        let mut acks: HashMap<Vec<u8>, usize> = HashMap::new();
+        for (addr, ids, result) in futures::future::join_all(calls).await {
+            match result {
+                Ok(resp) => {
+                    let missing: HashSet<&Vec<u8>> = resp.get_ref().missing.iter().collect();
+                    for id in ids.into_iter().filter(|id| !missing.contains(id)) {
+                        *acks.entry(id).or_default() += 1;
                     }
                 }
+                Err(e) => tracing::warn!(node = %addr, error = %e, "adding block references failed"),
             }
-            if acks < quorum {
+        }
+        for entry in &unique {
+            let quorum = view.ring.replicas(block_hash(&entry.block_id)).len() / 2 + 1;
+            if acks.get(&entry.block_id).copied().unwrap_or(0) < quorum {
                 return Err(S3Error::InternalError("a source block is no longer available".into()));
             }
         }
         Ok(())
+    }
+
+    /// Drops block references on every replica of their blocks. Best effort (like the
+    /// node's release of superseded versions): unreachable replicas keep them until repair.
+    pub async fn drop_refs(&self, refs: &[pb::BlockRefEntry]) {
+        let view = self.view();
+        self.peers.drop_refs_everywhere(&view.ring, refs, None, |_| async { Ok(()) }).await;
     }
 
     /// Streams a byte range of an object body stored in blocks.

@@ -26,8 +26,16 @@ pub enum S3Error {
     NoSuchBucket,
     #[error("The specified key does not exist.")]
     NoSuchKey,
-    #[error("The specified upload does not exist.")]
+    #[error("The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.")]
     NoSuchUpload,
+    #[error("One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag.")]
+    InvalidPart,
+    #[error("The list of parts was not in ascending order. Parts must be ordered by part number.")]
+    InvalidPartOrder,
+    #[error("Your proposed upload is smaller than the minimum allowed object size.")]
+    EntityTooSmall,
+    #[error("The requested partnumber is not satisfiable")]
+    InvalidPartNumber,
     #[error("The specified bucket is not valid.")]
     InvalidBucketName,
     #[error("The bucket you tried to delete is not empty")]
@@ -87,6 +95,10 @@ impl S3Error {
             S3Error::NoSuchBucket => "NoSuchBucket",
             S3Error::NoSuchKey => "NoSuchKey",
             S3Error::NoSuchUpload => "NoSuchUpload",
+            S3Error::InvalidPart => "InvalidPart",
+            S3Error::InvalidPartOrder => "InvalidPartOrder",
+            S3Error::EntityTooSmall => "EntityTooSmall",
+            S3Error::InvalidPartNumber => "InvalidPartNumber",
             S3Error::InvalidBucketName => "InvalidBucketName",
             S3Error::BucketNotEmpty => "BucketNotEmpty",
             S3Error::BucketAlreadyExists => "BucketAlreadyExists",
@@ -126,7 +138,7 @@ impl S3Error {
             | S3Error::BucketAlreadyExists
             | S3Error::BucketAlreadyOwnedByYou => StatusCode::CONFLICT,
             S3Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            S3Error::InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE,
+            S3Error::InvalidRange | S3Error::InvalidPartNumber => StatusCode::RANGE_NOT_SATISFIABLE,
             S3Error::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             S3Error::NotModified => StatusCode::NOT_MODIFIED,
             S3Error::MissingContentLength => StatusCode::LENGTH_REQUIRED,

@@ -122,6 +122,9 @@ async fn process(s3: &S3, req: Request<Incoming>) -> Result<Response<ResponseBod
     if endpoint == router::Endpoint::PutObject && parts.headers.contains_key("x-amz-copy-source") {
         endpoint = router::Endpoint::CopyObject;
     }
+    if endpoint == router::Endpoint::UploadPart && parts.headers.contains_key("x-amz-copy-source") {
+        endpoint = router::Endpoint::UploadPartCopy;
+    }
     let access_key = s3.access_key(&auth.access_key_id).await?.ok_or(S3Error::InvalidAccessKeyId)?;
     let bucket = s3.authorize(endpoint, &access_key, bucket_name.as_deref()).await?;
     let (body, trailers) = request_body(incoming, &parts.headers, auth.payload)?;

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use cairn_proto::ids::{record_blocks, record_owner};
-use cairn_proto::pb::{self, CoordinateResponse, RefsRequest, StoreRequest};
-use cairn_proto::ring::{block_hash, object_hash};
+use cairn_proto::pb::{self, CoordinateResponse, StoreRequest};
+use cairn_proto::ring::object_hash;
 use cairn_proto::{BlockId, VersionKey};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
@@ -109,27 +109,22 @@ pub async fn store_local(state: &Arc<NodeState>, record: pb::ObjectRecord) -> Re
 /// Drops the block references held by records that are gone (on every replica of each
 /// block). Failures are logged; the refs then stay until repair.
 pub async fn release_blocks(state: &Arc<NodeState>, records: &[pb::ObjectRecord]) {
-    let ring = state.ring();
-    for record in records {
-        let Some(owner) = record_owner(record) else { continue };
-        for block in record_blocks(record) {
-            let entry = pb::BlockRefEntry { block_id: block.id.clone(), owner: Some(owner.clone()) };
-            for node in ring.replicas(block_hash(&block.id)) {
-                let result = if state.is_self(node) {
-                    drop_refs_local(state, std::slice::from_ref(&entry)).await
-                } else {
-                    let req = RefsRequest { refs: vec![entry.clone()], layout_version: ring.version() };
-                    match state.peers.blocks(&node.addr) {
-                        Ok(mut c) => c.drop_refs(req).await.map(|_| ()),
-                        Err(e) => Err(e),
-                    }
-                };
-                if let Err(e) = result {
-                    tracing::warn!(node = %node.id, error = %e, "could not drop block reference");
-                }
-            }
-        }
+    let entries: Vec<pb::BlockRefEntry> = records
+        .iter()
+        .filter_map(|record| Some((record_owner(record)?, record_blocks(record))))
+        .flat_map(|(owner, blocks)| {
+            blocks.iter().map(move |b| pb::BlockRefEntry { block_id: b.id.clone(), owner: Some(owner.clone()) })
+        })
+        .collect();
+    if entries.is_empty() {
+        return;
     }
+    let ring = state.ring();
+    let local = |refs: Vec<pb::BlockRefEntry>| {
+        let state = state.clone();
+        async move { drop_refs_local(&state, &refs).await }
+    };
+    state.peers.drop_refs_everywhere(&ring, &entries, Some(state.id), local).await;
 }
 
 /// Drops references in the local index.

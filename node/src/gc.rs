@@ -4,7 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use cairn_proto::VersionKey;
 use cairn_proto::ids::now_ms;
+use cairn_proto::pb::{self, GetRecordRequest, RecordState};
+use cairn_proto::ring::object_hash;
 
 use crate::coordinator::release_blocks;
 use crate::state::NodeState;
@@ -17,6 +20,8 @@ pub struct GcConfig {
     pub block_grace: Duration,
     /// After how long an `uploading` record counts as abandoned.
     pub upload_expiry: Duration,
+    /// How long a tombstone is kept at least (longer while a replica may lack it).
+    pub tombstone_grace: Duration,
     /// Pause between passes.
     pub interval: Duration,
 }
@@ -26,6 +31,7 @@ impl Default for GcConfig {
         Self {
             block_grace: Duration::from_secs(600),
             upload_expiry: Duration::from_secs(24 * 3600),
+            tombstone_grace: Duration::from_secs(24 * 3600),
             interval: Duration::from_secs(30),
         }
     }
@@ -41,17 +47,23 @@ pub async fn run(state: Arc<NodeState>, config: GcConfig) {
     }
 }
 
-/// One pass: expire abandoned uploads, then delete blocks unreferenced past the grace delay.
+/// One pass: expire abandoned uploads, drop settled tombstones, then delete blocks
+/// unreferenced past the grace delay.
 pub async fn pass(state: &Arc<NodeState>, config: &GcConfig) -> anyhow::Result<()> {
     let now = now_ms();
     let cutoff = now - config.upload_expiry.as_millis() as i64;
-    let stale = state.index.stale_uploads(cutoff, 1000)?;
+    let stale = state.index.older_than(RecordState::Uploading, cutoff, 1000)?;
     for record in &stale {
-        let Some(version) = record.version.as_ref().and_then(cairn_proto::VersionKey::from_pb) else { continue };
-        let bucket = uuid::Uuid::from_slice(&record.bucket_id)?;
-        state.index.apply(vec![Op::DeleteRecord { bucket, key: record.key.clone(), version }]).await?;
+        forget_record(state, record).await?;
     }
     release_blocks(state, &stale).await;
+
+    let cutoff = now - config.tombstone_grace.as_millis() as i64;
+    for tombstone in state.index.older_than(RecordState::Tombstone, cutoff, 1000)? {
+        if tombstone_settled(state, &tombstone).await {
+            forget_record(state, &tombstone).await?;
+        }
+    }
 
     let cutoff = now - config.block_grace.as_millis() as i64;
     for block in state.index.orphans_before(cutoff, 10_000)? {
@@ -62,4 +74,36 @@ pub async fn pass(state: &Arc<NodeState>, config: &GcConfig) -> anyhow::Result<(
         }
     }
     Ok(())
+}
+
+/// Removes one record version from the local index.
+async fn forget_record(state: &NodeState, record: &pb::ObjectRecord) -> anyhow::Result<()> {
+    let Some(version) = record.version.as_ref().and_then(VersionKey::from_pb) else { return Ok(()) };
+    let bucket = uuid::Uuid::from_slice(&record.bucket_id)?;
+    state.index.apply(vec![Op::DeleteRecord { bucket, key: record.key.clone(), version }]).await?;
+    Ok(())
+}
+
+/// A tombstone may go once no replica of its key can still hold an older version: every
+/// other replica answers with the tombstone, something newer, or nothing at all.
+async fn tombstone_settled(state: &Arc<NodeState>, tombstone: &pb::ObjectRecord) -> bool {
+    let Some(version) = tombstone.version.as_ref().and_then(VersionKey::from_pb) else { return false };
+    let Ok(bucket) = uuid::Uuid::from_slice(&tombstone.bucket_id) else { return false };
+    let ring = state.ring();
+    for node in ring.replicas(object_hash(&bucket, &tombstone.key)) {
+        if state.is_self(node) {
+            continue;
+        }
+        let req = GetRecordRequest { bucket_id: tombstone.bucket_id.clone(), key: tombstone.key.clone(), layout_version: ring.version() };
+        let answer = match state.peers.objects(&node.addr) {
+            Ok(mut client) => client.get(req).await.map(|r| r.into_inner().record),
+            Err(e) => Err(e),
+        };
+        match answer {
+            Ok(None) => {}
+            Ok(Some(r)) if r.version.as_ref().and_then(VersionKey::from_pb).is_some_and(|v| v >= version) => {}
+            _ => return false,
+        }
+    }
+    true
 }

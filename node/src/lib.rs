@@ -2,6 +2,7 @@
 
 pub mod coordinator;
 pub mod gc;
+pub mod membership;
 pub mod raft;
 pub mod rpc;
 pub mod state;
@@ -13,9 +14,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use cairn_proto::client::Peers;
-use cairn_proto::meta::{AccessKey, Layout, LayoutNode, MetaCommand};
 use uuid::Uuid;
 
+pub use crate::membership::{Membership, MembershipConfig};
 use crate::raft::MetaRaft;
 pub use crate::state::NodeState;
 use crate::store::{BlockStore, Index};
@@ -27,14 +28,9 @@ pub struct NodeConfig {
     pub rpc_listen: String,
     /// Address other processes use to reach this node; defaults to the bound address.
     pub advertise_addr: Option<String>,
-    pub join: Vec<String>,
-    pub zone: String,
-    pub weight: u32,
-    /// Replication factor of the first layout when this node bootstraps a cluster.
-    pub replication: u32,
+    /// Joining, bootstrapping, zone, weight, initial key (see [`membership`]).
+    pub membership: MembershipConfig,
     pub cluster_secret: String,
-    /// Access key created on first start (id, secret), allowed to create buckets.
-    pub initial_key: Option<(String, String)>,
     pub gc: gc::GcConfig,
 }
 
@@ -70,8 +66,9 @@ fn node_identity(data_dir: &Path) -> anyhow::Result<Uuid> {
     }
 }
 
-/// Starts a node: opens its stores, serves gRPC, and bootstraps a one-node cluster on an
-/// empty data dir when no peers are given.
+/// Starts a node: opens its stores, serves gRPC, and brings it into its cluster (see
+/// [`membership`]): a node without peers on an empty data dir bootstraps a one-node cluster
+/// before this returns; joining and `--bootstrap-expect` continue in the background.
 pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
@@ -88,56 +85,19 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     let index = Index::open(&config.data_dir.join("index.redb"))?;
     let raft = MetaRaft::open(&config.data_dir.join("meta"), id, advertise.clone(), config.cluster_secret.clone()).await?;
     let peers = Peers::new(&config.cluster_secret).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
-    let state = NodeState::new(id, advertise.clone(), blocks, index, raft.clone(), peers);
+    let state = NodeState::new(id, advertise.clone(), blocks, index, raft, peers);
+    let membership = Membership::new(state.clone(), config.membership.clone());
 
-    let serve_state = state.clone();
+    let (serve_state, handler) = (state.clone(), membership.clone());
     let secret = config.cluster_secret.clone();
     tokio::spawn(async move {
-        if let Err(e) = rpc::serve(serve_state, listener, &secret).await {
+        if let Err(e) = rpc::serve(serve_state, handler, listener, &secret).await {
             tracing::error!(error = %e, "gRPC server stopped");
         }
     });
 
-    if !config.join.is_empty() {
-        anyhow::bail!("joining an existing cluster (--join) arrives with multi-node support");
-    }
-    raft.bootstrap_single().await?;
-    ensure_initial_layout(&raft, id, &advertise, &config).await?;
-    if let Some((key_id, secret)) = &config.initial_key {
-        ensure_initial_key(&raft, key_id, secret).await?;
-    }
+    membership.start().await?;
     tokio::spawn(gc::run(state.clone(), config.gc));
     tracing::info!(node = %id, rpc = %advertise, "node started");
     Ok(RunningNode { state, rpc_addr })
-}
-
-async fn ensure_initial_layout(raft: &MetaRaft, id: Uuid, addr: &str, config: &NodeConfig) -> anyhow::Result<()> {
-    let (_, meta) = raft.read_linearizable().await?;
-    if !meta.layout.nodes.is_empty() {
-        return Ok(());
-    }
-    let layout = Layout {
-        version: meta.layout.version + 1,
-        replication: config.replication.clamp(1, 1),
-        nodes: vec![LayoutNode { id, addr: addr.to_string(), zone: config.zone.clone(), weight: config.weight.max(1) }],
-    };
-    raft.write(MetaCommand::SetLayout { layout }).await?.into_result()?;
-    Ok(())
-}
-
-async fn ensure_initial_key(raft: &MetaRaft, key_id: &str, secret: &str) -> anyhow::Result<()> {
-    let (_, meta) = raft.read_linearizable().await?;
-    if meta.keys.contains_key(key_id) {
-        return Ok(());
-    }
-    let key = AccessKey {
-        id: key_id.to_string(),
-        secret: secret.to_string(),
-        name: "initial".into(),
-        created_ms: cairn_proto::ids::now_ms(),
-        allow_create_bucket: true,
-        buckets: Default::default(),
-    };
-    raft.write(MetaCommand::CreateKey { key }).await?.into_result()?;
-    Ok(())
 }

@@ -1,17 +1,21 @@
 //! gRPC clients to nodes: one lazily-connected tonic channel per address, shared by every
 //! call, each call carrying the cluster secret.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
+use uuid::Uuid;
 
+use crate::meta::LayoutNode;
 use crate::pb::admin_service_client::AdminServiceClient;
 use crate::pb::block_service_client::BlockServiceClient;
 use crate::pb::meta_service_client::MetaServiceClient;
 use crate::pb::object_service_client::ObjectServiceClient;
+use crate::pb::{self, RefsRequest};
+use crate::ring::{Ring, block_hash};
 use crate::secret::AttachSecret;
 
 /// A channel with the cluster secret attached.
@@ -73,5 +77,100 @@ impl Peers {
 
     pub fn admin(&self, addr: &str) -> Result<AdminServiceClient<AuthChannel>, tonic::Status> {
         Ok(AdminServiceClient::new(self.channel(addr)?))
+    }
+}
+
+/// Most block references sent in one AddRefs / DropRefs request.
+pub const REFS_BATCH: usize = 1000;
+
+/// Block references grouped by the replica nodes that hold them: every entry goes to every
+/// replica of its block, in batches of at most [`REFS_BATCH`] per request.
+pub fn refs_by_replica(ring: &Ring, refs: &[pb::BlockRefEntry]) -> Vec<(LayoutNode, Vec<pb::BlockRefEntry>)> {
+    let mut by_node: BTreeMap<Uuid, (LayoutNode, Vec<pb::BlockRefEntry>)> = BTreeMap::new();
+    for entry in refs {
+        for node in ring.replicas(block_hash(&entry.block_id)) {
+            by_node.entry(node.id).or_insert_with(|| (node.clone(), Vec::new())).1.push(entry.clone());
+        }
+    }
+    by_node
+        .into_values()
+        .flat_map(|(node, entries)| {
+            entries.chunks(REFS_BATCH).map(|batch| (node.clone(), batch.to_vec())).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+impl Peers {
+    /// Drops block references on every replica of their blocks: one request per node and
+    /// batch, the nodes in parallel. Best effort, like every release: a replica that cannot be
+    /// reached keeps its references until repair; failures are logged and counted. The batch
+    /// of the node `local_id` (this process's own node, if any) goes to `local` instead of
+    /// the network.
+    pub async fn drop_refs_everywhere<Fut>(
+        &self,
+        ring: &Ring,
+        refs: &[pb::BlockRefEntry],
+        local_id: Option<Uuid>,
+        local: impl Fn(Vec<pb::BlockRefEntry>) -> Fut,
+    ) -> usize
+    where
+        Fut: Future<Output = Result<(), tonic::Status>>,
+    {
+        let mut failures = 0;
+        let mut remote = tokio::task::JoinSet::new();
+        for (node, batch) in refs_by_replica(ring, refs) {
+            if Some(node.id) == local_id {
+                if let Err(e) = local(batch).await {
+                    tracing::warn!(node = %node.id, error = %e, "could not drop block references");
+                    failures += 1;
+                }
+                continue;
+            }
+            let client = self.blocks(&node.addr);
+            let req = RefsRequest { refs: batch, layout_version: ring.version() };
+            remote.spawn(async move { (node.id, async move { client?.drop_refs(req).await }.await) });
+        }
+        while let Some(done) = remote.join_next().await {
+            match done {
+                Ok((_, Ok(_))) => {}
+                Ok((node, Err(e))) => {
+                    tracing::warn!(node = %node, error = %e, "could not drop block references");
+                    failures += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "dropping block references panicked");
+                    failures += 1;
+                }
+            }
+        }
+        failures
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::Layout;
+
+    #[test]
+    fn refs_go_to_every_replica_in_batches() {
+        let nodes: Vec<LayoutNode> = (0..4)
+            .map(|i| LayoutNode { id: Uuid::new_v4(), addr: format!("n{i}:1"), zone: format!("z{i}"), weight: 1 })
+            .collect();
+        let ring = Ring::new(&Layout { version: 1, replication: 3, nodes });
+        let refs: Vec<pb::BlockRefEntry> = (0..2500u32)
+            .map(|i| pb::BlockRefEntry { block_id: [i.to_be_bytes(); 4].concat(), owner: None })
+            .collect();
+        let batches = refs_by_replica(&ring, &refs);
+        assert!(batches.iter().all(|(_, b)| !b.is_empty() && b.len() <= REFS_BATCH));
+        assert_eq!(batches.iter().map(|(_, b)| b.len()).sum::<usize>(), refs.len() * 3);
+        for entry in refs.iter().step_by(97) {
+            let mut holders: Vec<Uuid> =
+                batches.iter().filter(|(_, b)| b.contains(entry)).map(|(n, _)| n.id).collect();
+            holders.sort();
+            let mut expected: Vec<Uuid> = ring.replicas(block_hash(&entry.block_id)).iter().map(|n| n.id).collect();
+            expected.sort();
+            assert_eq!(holders, expected);
+        }
     }
 }

@@ -163,6 +163,30 @@ impl Hlc {
     }
 }
 
+/// The block owner naming one object version (used for block references).
+pub fn object_owner(bucket_id: &[u8], key: &str, version: &pb::Version) -> pb::BlockOwner {
+    pb::BlockOwner {
+        owner: Some(pb::block_owner::Owner::Object(pb::ObjectVersionRef {
+            bucket_id: bucket_id.to_vec(),
+            key: key.to_string(),
+            version: Some(version.clone()),
+        })),
+    }
+}
+
+/// The block owner of a record, if it has a version.
+pub fn record_owner(record: &pb::ObjectRecord) -> Option<pb::BlockOwner> {
+    Some(object_owner(&record.bucket_id, &record.key, record.version.as_ref()?))
+}
+
+/// The blocks a record's body lives in (empty for inline bodies and tombstones).
+pub fn record_blocks(record: &pb::ObjectRecord) -> &[pb::BlockPointer] {
+    match &record.body {
+        Some(pb::object_record::Body::Blocks(list)) => &list.blocks,
+        _ => &[],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,29 +211,5 @@ mod tests {
         let c = hlc.stamp_after(far);
         assert!(c > far);
         assert!(hlc.stamp() > c);
-    }
-}
-
-/// The block owner naming one object version (used for block references).
-pub fn object_owner(bucket_id: &[u8], key: &str, version: &pb::Version) -> pb::BlockOwner {
-    pb::BlockOwner {
-        owner: Some(pb::block_owner::Owner::Object(pb::ObjectVersionRef {
-            bucket_id: bucket_id.to_vec(),
-            key: key.to_string(),
-            version: Some(version.clone()),
-        })),
-    }
-}
-
-/// The block owner of a record, if it has a version.
-pub fn record_owner(record: &pb::ObjectRecord) -> Option<pb::BlockOwner> {
-    Some(object_owner(&record.bucket_id, &record.key, record.version.as_ref()?))
-}
-
-/// The blocks a record's body lives in (empty for inline bodies and tombstones).
-pub fn record_blocks(record: &pb::ObjectRecord) -> &[pb::BlockPointer] {
-    match &record.body {
-        Some(pb::object_record::Body::Blocks(list)) => &list.blocks,
-        _ => &[],
     }
 }

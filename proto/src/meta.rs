@@ -9,6 +9,12 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+mod layout;
+mod upload;
+
+pub use layout::{StagedLayout, StagedNode};
+pub use upload::{MAX_PART_NUMBER, ObjectTemplate, Part, PartBlock, Upload, part_owner_id};
+
 /// The whole metadata state.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
@@ -18,6 +24,15 @@ pub struct Metadata {
     /// Access keys by access key id.
     pub keys: BTreeMap<String, AccessKey>,
     pub layout: Layout,
+    /// In-progress multipart uploads by upload id.
+    #[serde(default)]
+    pub uploads: BTreeMap<String, Upload>,
+    /// Nodes that joined the cluster (in the ring or not), with address, zone and weight.
+    #[serde(default)]
+    pub nodes: BTreeMap<Uuid, LayoutNode>,
+    /// Layout changes staged by `cairn layout add/remove`, committed by `layout apply`.
+    #[serde(default)]
+    pub staged: StagedLayout,
 }
 
 /// A bucket. Object records are keyed by `id`, never by name.
@@ -123,6 +138,24 @@ pub enum MetaCommand {
     SetCreateBucket { key_id: String, allow: bool },
     /// Replaces the layout; `layout.version` must be the current version + 1.
     SetLayout { layout: Layout },
+    /// Records (or updates) a node that joined the cluster.
+    RegisterNode { node: LayoutNode },
+    /// Stages adding/updating or removing one node of the layout.
+    StageLayout { id: Uuid, change: StagedNode },
+    /// Drops every staged layout change.
+    RevertLayout,
+    /// Commits the staged changes (and `replication`, if given) as layout `version`, which
+    /// must be the current version + 1; answers with the new layout.
+    ApplyLayout { version: u64, replication: Option<u32> },
+    /// Starts a multipart upload (its `parts` are ignored).
+    CreateUpload { upload: Upload },
+    /// Adds a part, replacing one with the same number; answers with the replaced part
+    /// (`MetaResult::Part`), whose blocks the caller releases.
+    PutPart { upload_id: String, part: Part },
+    /// Marks the upload completed and removes it; answers with it (`MetaResult::Upload`).
+    CompleteUpload { upload_id: String },
+    /// Removes the upload; answers with it so the caller can release its blocks.
+    AbortUpload { upload_id: String },
 }
 
 /// Why a command was refused. The gateway maps codes to S3 errors.
@@ -142,6 +175,8 @@ pub enum MetaError {
     Invalid(String),
     #[error("metadata unavailable: {0}")]
     Unavailable(String),
+    #[error("no such upload: {0}")]
+    NoSuchUpload(String),
 }
 
 /// The answer to a committed command.
@@ -151,6 +186,9 @@ pub enum MetaResult {
     Bucket(Bucket),
     Key(AccessKey),
     Layout(Layout),
+    Upload(Upload),
+    /// The part a `PutPart` replaced, if any.
+    Part(Option<Part>),
     Err(MetaError),
 }
 
@@ -209,6 +247,7 @@ impl Metadata {
                 for key in self.keys.values_mut() {
                     key.buckets.remove(&bucket_id);
                 }
+                self.forget_uploads_of(&bucket_id);
                 Ok(MetaResult::Ok)
             }
             MetaCommand::CreateKey { key } => {
@@ -255,16 +294,35 @@ impl Metadata {
                         layout.version, self.layout.version
                     )));
                 }
-                if layout.replication == 0 || layout.replication as usize > layout.nodes.len() {
-                    return Err(MetaError::Invalid(format!(
-                        "replication factor {} needs at least that many nodes (layout has {})",
-                        layout.replication,
-                        layout.nodes.len()
-                    )));
-                }
+                layout.check_replication()?;
                 self.layout = layout.clone();
                 Ok(MetaResult::Layout(layout.clone()))
             }
+            MetaCommand::RegisterNode { node } => {
+                self.nodes.insert(node.id, node.clone());
+                Ok(MetaResult::Ok)
+            }
+            MetaCommand::StageLayout { id, change } => self.stage_layout(*id, change),
+            MetaCommand::RevertLayout => {
+                self.staged = StagedLayout::default();
+                Ok(MetaResult::Ok)
+            }
+            MetaCommand::ApplyLayout { version, replication } => {
+                let next = self.next_layout(*replication)?;
+                if next.version != *version {
+                    return Err(MetaError::Invalid(format!(
+                        "the layout changed meanwhile (now version {}); review and apply again",
+                        self.layout.version
+                    )));
+                }
+                self.layout = next.clone();
+                self.staged = StagedLayout::default();
+                Ok(MetaResult::Layout(next))
+            }
+            MetaCommand::CreateUpload { upload } => self.create_upload(upload),
+            MetaCommand::PutPart { upload_id, part } => self.put_part(upload_id, part),
+            MetaCommand::CompleteUpload { upload_id } => self.complete_upload(upload_id),
+            MetaCommand::AbortUpload { upload_id } => self.abort_upload(upload_id),
         }
     }
 

@@ -120,6 +120,12 @@ impl Ring {
     pub fn node(&self, id: &Uuid) -> Option<&LayoutNode> {
         self.nodes.iter().find(|n| n.id == *id)
     }
+
+    /// Whether every partition (ring segment) has a replica among `answered`: then a fan-out
+    /// to the nodes saw every key, e.g. for a listing.
+    pub fn covered_by(&self, answered: impl Fn(&Uuid) -> bool) -> bool {
+        self.points.iter().all(|(p, _)| self.replicas(*p).iter().any(|n| answered(&n.id)))
+    }
 }
 
 #[cfg(test)]
@@ -194,6 +200,16 @@ mod tests {
             assert_eq!(ids.len(), 3);
             assert!(set.iter().any(|n| n.zone == "b"));
         }
+    }
+
+    #[test]
+    fn one_dead_node_leaves_every_partition_covered_with_three_replicas() {
+        let ring = Ring::new(&layout(&[("a", 1), ("b", 1), ("c", 1), ("d", 1)], 3));
+        let ids: Vec<Uuid> = ring.nodes().iter().map(|n| n.id).collect();
+        assert!(ring.covered_by(|id| *id != ids[0]));
+        assert!(!ring.covered_by(|id| *id == ids[0]));
+        let single = Ring::new(&layout(&[("a", 1), ("b", 1)], 1));
+        assert!(!single.covered_by(|id| *id != single.nodes()[0].id));
     }
 
     #[test]

@@ -54,14 +54,13 @@ pub async fn create_bucket(s3: &S3, req: S3Request) -> S3Result<Response<Respons
     let body = body::collect_limited(req.body, 64 * 1024).await?;
     if !body.iter().all(u8::is_ascii_whitespace) {
         let config: xml::CreateBucketConfiguration = xml::from_xml(&body)?;
-        if let Some(location) = config.location_constraint.filter(|l| !l.is_empty()) {
-            if location != s3.config.region {
+        if let Some(location) = config.location_constraint.filter(|l| !l.is_empty())
+            && location != s3.config.region {
                 return Err(S3Error::InvalidArgument(format!(
                     "The specified location-constraint '{location}' is not valid for this endpoint (region {})",
                     s3.config.region
                 )));
             }
-        }
     }
     if !req.access_key.allow_create_bucket {
         return Err(S3Error::AccessDenied);
@@ -106,6 +105,8 @@ pub async fn delete_bucket(s3: &S3, req: S3Request) -> S3Result<Response<Respons
     if page.records.iter().any(|r| r.state() == cairn_proto::pb::RecordState::Complete) || !page.complete {
         return Err(S3Error::BucketNotEmpty);
     }
+    // In-progress multipart uploads go with the bucket (as AWS); their blocks are released.
+    super::multipart::abort_bucket_uploads(s3, bucket).await?;
     let cmd = MetaCommand::DeleteBucket { name: bucket.name.clone(), id: Some(bucket.id) };
     match s3.cluster.meta_write(&cmd).await? {
         Ok(MetaResult::Err(e)) | Err(e) => Err(meta_error(e)),

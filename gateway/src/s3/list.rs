@@ -81,11 +81,10 @@ async fn list_page(s3: &S3, bucket: &Bucket, params: &ListParams) -> S3Result<Li
                 continue;
             }
             let entry = common_prefix(&record.key, &params.prefix, &params.delimiter);
-            if let Some(cp) = &entry {
-                if *cp <= params.after || out.common_prefixes.last() == Some(cp) {
+            if let Some(cp) = &entry
+                && (*cp <= params.after || out.common_prefixes.last() == Some(cp)) {
                     continue;
                 }
-            }
             if (out.contents.len() + out.common_prefixes.len()) as u32 == params.max_keys {
                 out.truncated = true;
                 return Ok(out);
@@ -234,6 +233,6 @@ mod tests {
         assert_eq!(common_prefix("a/b/c", "a/", "/").as_deref(), Some("a/b/"));
         assert_eq!(common_prefix("a/b", "a/", "/"), None);
         assert_eq!(common_prefix("abc", "", ""), None);
-        assert!(past_prefix("a/") > "a/\u{FFFF}zzz".to_string());
+        assert!(past_prefix("a/").as_str() > "a/\u{FFFF}zzz");
     }
 }

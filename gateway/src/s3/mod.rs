@@ -4,6 +4,7 @@ mod bucket;
 mod copy;
 mod delete;
 mod list;
+mod multipart;
 mod object;
 pub mod router;
 mod writer;
@@ -127,6 +128,13 @@ impl S3 {
             GetObject => object::get_object(self, req, true).await,
             HeadObject => object::get_object(self, req, false).await,
             DeleteObject => object::delete_object(self, req).await,
+            CreateMultipartUpload => multipart::create_upload(self, req).await,
+            UploadPart => multipart::upload_part(self, req).await,
+            UploadPartCopy => multipart::upload_part_copy(self, req).await,
+            CompleteMultipartUpload => multipart::complete_upload(self, req).await,
+            AbortMultipartUpload => multipart::abort_upload(self, req).await,
+            ListMultipartUploads => multipart::list_uploads(self, req).await,
+            ListParts => multipart::list_parts(self, req).await,
         }
     }
 }

@@ -167,21 +167,19 @@ pub fn check_conditions(headers: &HeaderMap, record: &pb::ObjectRecord, prefix: 
         if !etag_matches(list, &record.etag) {
             return Err(S3Error::PreconditionFailed);
         }
-    } else if let Some(t) = get("if-unmodified-since").and_then(since) {
-        if modified > t {
+    } else if let Some(t) = get("if-unmodified-since").and_then(since)
+        && modified > t {
             return Err(S3Error::PreconditionFailed);
         }
-    }
     let not_modified = if prefix.is_empty() { S3Error::NotModified } else { S3Error::PreconditionFailed };
     if let Some(list) = get("if-none-match") {
         if etag_matches(list, &record.etag) {
             return Err(not_modified);
         }
-    } else if let Some(t) = get("if-modified-since").and_then(since) {
-        if modified <= t && t <= SystemTime::now() {
+    } else if let Some(t) = get("if-modified-since").and_then(since)
+        && modified <= t && t <= SystemTime::now() {
             return Err(not_modified);
         }
-    }
     Ok(())
 }
 
@@ -243,11 +241,26 @@ pub async fn get_object(s3: &S3, req: S3Request, with_body: bool) -> S3Result<Re
     let record = visible_object(s3, bucket, req.key()?).await?;
     check_conditions(&req.headers, &record, "")?;
     let size = record.size;
-    let range = parse_range(req.header("range"), size)?;
+    // `?partNumber=N` serves one part of a multipart object (part 1 = all of any other).
+    let part_number = req.query.get("partNumber").map(super::multipart::parse_part_number).transpose()?;
+    let range = match part_number {
+        Some(_) if req.header("range").is_some() => {
+            return Err(S3Error::InvalidRequest("Cannot specify both Range header and partNumber query parameter".into()));
+        }
+        Some(n) => super::multipart::part_range(&record, n)?,
+        None => parse_range(req.header("range"), size)?,
+    };
     let (start, end) = range.unwrap_or((0, size.saturating_sub(1)));
-    let length = if size == 0 { 0 } else { end - start + 1 };
+    let empty_part = part_number.is_some() && range.is_none();
+    let length = if size == 0 || empty_part { 0 } else { end - start + 1 };
 
     let mut resp = object_headers(Response::builder(), &record, &req.query)?.header(header::CONTENT_LENGTH, length);
+    if part_number.is_some() {
+        resp = resp.status(StatusCode::PARTIAL_CONTENT);
+        if !record.parts.is_empty() {
+            resp = resp.header("x-amz-mp-parts-count", record.parts.len());
+        }
+    }
     if range.is_some() {
         resp = resp.status(StatusCode::PARTIAL_CONTENT).header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}"));
     }

@@ -23,6 +23,13 @@ pub enum Endpoint {
     GetObject,
     HeadObject,
     DeleteObject,
+    CreateMultipartUpload,
+    UploadPart,
+    UploadPartCopy,
+    CompleteMultipartUpload,
+    AbortMultipartUpload,
+    ListMultipartUploads,
+    ListParts,
 }
 
 /// The right a key needs on the bucket for an operation.
@@ -42,7 +49,11 @@ impl Endpoint {
         match self {
             ListBuckets | CreateBucket => Access::Service,
             HeadBucket | ListObjects | ListObjectsV2 | GetObject | HeadObject => Access::Read,
+            ListMultipartUploads | ListParts => Access::Read,
             PutObject | CopyObject | DeleteObject | DeleteObjects => Access::Write,
+            CreateMultipartUpload | UploadPart | UploadPartCopy | CompleteMultipartUpload | AbortMultipartUpload => {
+                Access::Write
+            }
             DeleteBucket | GetBucketLocation | GetBucketAcl | GetBucketVersioning => Access::Owner,
         }
     }
@@ -66,6 +77,13 @@ impl Endpoint {
             GetObject => "GetObject",
             HeadObject => "HeadObject",
             DeleteObject => "DeleteObject",
+            CreateMultipartUpload => "CreateMultipartUpload",
+            UploadPart => "UploadPart",
+            UploadPartCopy => "UploadPartCopy",
+            CompleteMultipartUpload => "CompleteMultipartUpload",
+            AbortMultipartUpload => "AbortMultipartUpload",
+            ListMultipartUploads => "ListMultipartUploads",
+            ListParts => "ListParts",
         }
     }
 }
@@ -102,6 +120,11 @@ fn is_value_parameter(name: &str) -> bool {
         "start-after",
         "fetch-owner",
         "x-id",
+        "key-marker",
+        "upload-id-marker",
+        "max-uploads",
+        "part-number-marker",
+        "max-parts",
     ];
     VALUES.contains(&name) || name.starts_with("response-") || name.starts_with("X-Amz-") || name.starts_with("x-amz-")
 }
@@ -109,10 +132,15 @@ fn is_value_parameter(name: &str) -> bool {
 /// Sub-resources the gateway serves (with the method that serves them).
 const SERVED_SUBRESOURCES: &[&str] = &["location", "acl", "versioning", "delete"];
 
+/// Multipart parameters: `?uploads` (a sub-resource), `uploadId` and `partNumber`.
+const MULTIPART_PARAMETERS: &[&str] = &["uploads", "uploadId", "partNumber"];
+
 /// Routes a request. `bucket` and `key` come from the path (or the Host header).
 pub fn route(method: &Method, bucket: Option<&str>, key: Option<&str>, query: &Query) -> Result<Endpoint, S3Error> {
     use Endpoint::*;
-    if let Some((name, _)) = query.0.iter().find(|(k, _)| !is_value_parameter(k) && !SERVED_SUBRESOURCES.contains(&k.as_str())) {
+    if let Some((name, _)) = query.0.iter().find(|(k, _)| {
+        !is_value_parameter(k) && !SERVED_SUBRESOURCES.contains(&k.as_str()) && !MULTIPART_PARAMETERS.contains(&k.as_str())
+    }) {
         return Err(S3Error::NotImplemented(format!("the '{name}' parameter")));
     }
     let sub = |name: &str| query.has(name);
@@ -126,6 +154,8 @@ pub fn route(method: &Method, bucket: Option<&str>, key: Option<&str>, query: &Q
             _ => return Err(S3Error::MethodNotAllowed),
         },
         (Some(_), None) => match *method {
+            Method::GET if sub("uploads") && !sub("uploadId") && !sub("partNumber") => ListMultipartUploads,
+            _ if MULTIPART_PARAMETERS.iter().any(|p| sub(p)) => return Err(not_implemented()),
             Method::GET if sub("location") => GetBucketLocation,
             Method::GET if sub("acl") => GetBucketAcl,
             Method::GET if sub("versioning") => GetBucketVersioning,
@@ -151,6 +181,18 @@ pub fn route(method: &Method, bucket: Option<&str>, key: Option<&str>, query: &Q
                 return Err(not_implemented());
             }
             match *method {
+                Method::POST if sub("uploads") && !sub("uploadId") => CreateMultipartUpload,
+                Method::POST if sub("uploadId") && !sub("uploads") => CompleteMultipartUpload,
+                Method::PUT if sub("uploadId") && sub("partNumber") => UploadPart,
+                Method::PUT if sub("uploadId") || sub("partNumber") => {
+                    return Err(S3Error::InvalidArgument("UploadPart needs both partNumber and uploadId".into()));
+                }
+                Method::GET if sub("uploadId") => ListParts,
+                Method::DELETE if sub("uploadId") => AbortMultipartUpload,
+                _ if sub("uploads") || sub("uploadId") => return Err(not_implemented()),
+                _ if sub("partNumber") && !matches!(*method, Method::GET | Method::HEAD) => {
+                    return Err(not_implemented());
+                }
                 Method::GET => GetObject,
                 Method::HEAD => HeadObject,
                 Method::PUT => PutObject,
@@ -186,10 +228,35 @@ mod tests {
 
     #[test]
     fn unknown_subresources_are_not_implemented() {
-        for q in ["torrent", "inventory", "tagging", "uploads", "policy", "lifecycle=", "versionId=1"] {
+        for q in ["torrent", "inventory", "tagging", "replication", "policy", "lifecycle=", "versionId=1"] {
             assert!(matches!(r(Method::GET, Some("b"), None, q), Err(S3Error::NotImplemented(_))), "{q}");
         }
         assert!(matches!(r(Method::GET, Some("b"), Some("k"), "acl"), Err(S3Error::NotImplemented(_))));
         assert!(matches!(r(Method::PATCH, Some("b"), Some("k"), ""), Err(S3Error::MethodNotAllowed)));
+    }
+
+    #[test]
+    fn routes_multipart_operations() {
+        let ok = |m: Method, key: Option<&str>, q: &str| r(m, Some("b"), key, q).unwrap();
+        assert_eq!(ok(Method::POST, Some("k"), "uploads"), Endpoint::CreateMultipartUpload);
+        assert_eq!(ok(Method::POST, Some("k"), "uploads="), Endpoint::CreateMultipartUpload);
+        assert_eq!(ok(Method::PUT, Some("k"), "partNumber=2&uploadId=x"), Endpoint::UploadPart);
+        assert_eq!(ok(Method::POST, Some("k"), "uploadId=x"), Endpoint::CompleteMultipartUpload);
+        assert_eq!(ok(Method::DELETE, Some("k"), "uploadId=x"), Endpoint::AbortMultipartUpload);
+        assert_eq!(ok(Method::GET, Some("k"), "uploadId=x&max-parts=2&part-number-marker=1"), Endpoint::ListParts);
+        assert_eq!(ok(Method::GET, None, "uploads&prefix=a&key-marker=k&upload-id-marker=u&max-uploads=3"), Endpoint::ListMultipartUploads);
+        assert_eq!(ok(Method::GET, Some("k"), "partNumber=1"), Endpoint::GetObject);
+        assert_eq!(ok(Method::HEAD, Some("k"), "partNumber=1"), Endpoint::HeadObject);
+        assert!(matches!(r(Method::PUT, Some("b"), Some("k"), "partNumber=1"), Err(S3Error::InvalidArgument(_))));
+        assert!(matches!(r(Method::PUT, Some("b"), Some("k"), "uploadId=x"), Err(S3Error::InvalidArgument(_))));
+        // Never a bucket operation in disguise.
+        for (m, q) in [(Method::DELETE, "uploadId=x"), (Method::PUT, "uploads"), (Method::POST, "uploads"), (Method::GET, "uploadId=x")] {
+            assert!(matches!(r(m.clone(), Some("b"), None, q), Err(S3Error::NotImplemented(_))), "{m} {q}");
+        }
+        assert!(matches!(r(Method::GET, Some("b"), Some("k"), "uploads"), Err(S3Error::NotImplemented(_))));
+        assert!(matches!(r(Method::DELETE, Some("b"), Some("k"), "partNumber=1"), Err(S3Error::NotImplemented(_))));
+        assert_eq!(Endpoint::ListParts.access(), Access::Read);
+        assert_eq!(Endpoint::ListMultipartUploads.access(), Access::Read);
+        assert_eq!(Endpoint::UploadPartCopy.access(), Access::Write);
     }
 }

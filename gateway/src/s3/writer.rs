@@ -103,6 +103,11 @@ impl<'a> BlockUploader<'a> {
         Ok(())
     }
 
+    /// The blocks pushed so far (written or in flight), for releasing them after a failure.
+    pub fn pushed(&self) -> &[pb::BlockPointer] {
+        &self.blocks
+    }
+
     /// Waits for every block; returns them in body order.
     pub async fn finish(mut self) -> S3Result<Vec<pb::BlockPointer>> {
         while let Some(result) = self.pending.next().await {

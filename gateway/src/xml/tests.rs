@@ -642,12 +642,19 @@ fn delete_objects_malformed() {
         "<NotDelete><Object><Key>a</Key></Object></NotDelete>",
         "<CompleteMultipartUpload></CompleteMultipartUpload>",
         "<!DOCTYPE d [<!ENTITY e \"x\">]><Delete><Object><Key>&e;</Key></Object></Delete>",
-        // Items of one list must be contiguous (documented limitation; no SDK interleaves).
-        "<Delete><Object><Key>a</Key></Object><Quiet>true</Quiet><Object><Key>b</Key></Object></Delete>",
     ] {
         malformed::<Delete>(body.as_bytes());
     }
     malformed::<Delete>(b"<Delete><Object><Key>\xff</Key></Object></Delete>");
+}
+
+#[test]
+fn delete_objects_interleaved_lists() {
+    // AWS accepts list items that are not contiguous (quick-xml `overlapped-lists`).
+    let body = "<Delete><Object><Key>a</Key></Object><Quiet>true</Quiet><Object><Key>b</Key></Object></Delete>";
+    let parsed: Delete = from_xml(body.as_bytes()).unwrap();
+    assert!(parsed.quiet);
+    assert_eq!(parsed.objects.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(), ["a", "b"]);
 }
 
 #[test]

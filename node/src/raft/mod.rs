@@ -15,7 +15,7 @@ mod network;
 mod service;
 mod state_machine;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::future::Future;
 use std::path::Path;
@@ -28,16 +28,19 @@ use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{
     ClientWriteError, ForwardToLeader, InitializeError, LinearizableReadError, RaftError,
 };
-use openraft::{BasicNode, Config, ReadPolicy, ServerState, SnapshotPolicy};
+use openraft::{
+    BasicNode, ChangeMembers, Config, Instant as _, ReadPolicy, ServerState, SnapshotPolicy,
+};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-pub use service::{MetaServiceImpl, meta_service};
+pub use service::{MembershipHandler, MetaServiceImpl, meta_service, meta_service_with};
+pub(crate) use service::{forward_error, forwarded, local_status, meta_status};
 pub use state_machine::Applied;
 
 use log_store::LogStore;
-use network::{NetworkFactory, Peers};
+use network::{Addresses, NetworkFactory, Peers};
 use state_machine::StateMachine;
 
 openraft::declare_raft_types!(
@@ -70,6 +73,16 @@ impl fmt::Display for MetaRequest {
                 write!(f, "SetCreateBucket({key_id}, {allow})")
             }
             MetaCommand::SetLayout { layout } => write!(f, "SetLayout(v{})", layout.version),
+            MetaCommand::RegisterNode { node } => write!(f, "RegisterNode({})", node.id),
+            MetaCommand::StageLayout { id, .. } => write!(f, "StageLayout({id})"),
+            MetaCommand::RevertLayout => write!(f, "RevertLayout"),
+            MetaCommand::ApplyLayout { version, .. } => write!(f, "ApplyLayout(v{version})"),
+            MetaCommand::CreateUpload { upload } => write!(f, "CreateUpload({})", upload.id),
+            MetaCommand::PutPart { upload_id, part } => {
+                write!(f, "PutPart({upload_id}, {})", part.number)
+            }
+            MetaCommand::CompleteUpload { upload_id } => write!(f, "CompleteUpload({upload_id})"),
+            MetaCommand::AbortUpload { upload_id } => write!(f, "AbortUpload({upload_id})"),
         }
     }
 }
@@ -89,6 +102,24 @@ pub struct RaftStatus {
     /// "leader", "follower", "learner", "candidate" (or "shutdown").
     pub role: String,
 }
+
+/// The Raft membership as one node sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Members {
+    /// Voter ids (the last configuration of a joint one).
+    pub voters: BTreeSet<Uuid>,
+    /// Every member (voters and learners) with its address.
+    pub nodes: BTreeMap<Uuid, String>,
+}
+
+impl Members {
+    pub fn is_voter(&self, id: &Uuid) -> bool {
+        self.voters.contains(id)
+    }
+}
+
+/// How long a blocking `add_learner` may wait for the new learner to catch up.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How long a write or read waits for a leader (elections) before giving up as unavailable.
 const LEADER_WAIT: Duration = Duration::from_secs(5);
@@ -136,11 +167,13 @@ impl MetaRaft {
             ..Default::default()
         }
         .validate()?;
-        let network = NetworkFactory::new(node_id, peers.clone());
+        let addresses = Addresses::default();
+        let network = NetworkFactory::new(node_id, peers.clone(), addresses.clone());
         let raft =
             openraft::Raft::new(node_id, Arc::new(config), network, log_store, state_machine)
                 .await
                 .map_err(|e| anyhow!("starting the metadata Raft node: {e}"))?;
+        tokio::spawn(follow_addresses(raft.server_metrics(), addresses));
         tracing::info!(node = %node_id, applied = applied.borrow().0, dir = %dir.display(), "metadata raft opened");
         Ok(Arc::new(Self {
             id: node_id,
@@ -290,6 +323,137 @@ impl MetaRaft {
         self.id
     }
 
+    /// Whether this node belongs to an initialized group (it has a membership with voters).
+    pub fn is_member(&self) -> bool {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow_watched();
+        m.membership_config.membership().voter_ids().next().is_some()
+    }
+
+    /// `None` on the leader; otherwise `NotLeader` with the leader's address if known.
+    pub(crate) fn not_leader(&self) -> Option<LocalError> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow_watched();
+        if m.state == ServerState::Leader {
+            return None;
+        }
+        let addr = m
+            .current_leader
+            .filter(|l| *l != self.id)
+            .and_then(|l| m.membership_config.membership().get_node(&l).map(|n| n.addr.clone()));
+        Some(LocalError::NotLeader(addr))
+    }
+
+    /// Whether this node is the leader now.
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow_watched().state == ServerState::Leader
+    }
+
+    /// The membership this node knows (its latest, possibly uncommitted, configuration).
+    pub fn members(&self) -> Members {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow_watched();
+        let membership = m.membership_config.membership();
+        Members {
+            voters: membership
+                .get_joint_config()
+                .last()
+                .cloned()
+                .unwrap_or_default(),
+            nodes: membership
+                .nodes()
+                .map(|(id, n)| (*id, n.addr.clone()))
+                .collect(),
+        }
+    }
+
+    /// On the leader: how long ago each other member last acknowledged a heartbeat or
+    /// replication (`None`: never since this node became leader). Empty on other nodes.
+    pub fn last_acks(&self) -> BTreeMap<Uuid, Option<Duration>> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow_watched();
+        m.heartbeat
+            .iter()
+            .flatten()
+            .filter(|(id, _)| **id != self.id)
+            .map(|(id, at)| (*id, at.as_ref().map(|t| t.elapsed())))
+            .collect()
+    }
+
+    /// Initializes a new group with these voters (id → address). Fails if this node already
+    /// belongs to one.
+    pub async fn initialize(&self, voters: BTreeMap<Uuid, String>) -> anyhow::Result<()> {
+        let nodes: BTreeMap<Uuid, BasicNode> = voters
+            .into_iter()
+            .map(|(id, addr)| (id, BasicNode::new(addr)))
+            .collect();
+        self.raft
+            .initialize(nodes)
+            .await
+            .map_err(|e| anyhow!("initializing the metadata group: {e}"))
+    }
+
+    /// Waits until some leader is known.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> anyhow::Result<()> {
+        self.raft
+            .wait(Some(timeout))
+            .metrics(|m| m.current_leader.is_some(), "a metadata leader is known")
+            .await
+            .map_err(|e| anyhow!("waiting for a metadata leader: {e}"))?;
+        Ok(())
+    }
+
+    /// On the leader: adds a learner and waits (bounded) until it has caught up.
+    pub(crate) async fn add_learner(&self, id: Uuid, addr: &str) -> Result<(), LocalError> {
+        let add = self.raft.add_learner(id, BasicNode::new(addr), true);
+        let res = tokio::time::timeout(CATCH_UP_TIMEOUT, add)
+            .await
+            .map_err(|_| {
+                LocalError::Meta(MetaError::Unavailable(format!(
+                    "node {id} did not catch up with the metadata log within {CATCH_UP_TIMEOUT:?}"
+                )))
+            })?;
+        self.membership_result(res)
+    }
+
+    /// On the leader: applies a membership change (joint consensus when voters change).
+    pub(crate) async fn change_members(
+        &self,
+        change: ChangeMembers<Uuid, BasicNode>,
+    ) -> Result<(), LocalError> {
+        let res = tokio::time::timeout(LOCAL_TIMEOUT, self.raft.change_membership(change, true))
+            .await
+            .map_err(|_| {
+                LocalError::Meta(MetaError::Unavailable("membership change timed out".into()))
+            })?;
+        self.membership_result(res)
+    }
+
+    /// On the leader: records a member's new address.
+    pub(crate) async fn set_member_addr(&self, id: Uuid, addr: &str) -> Result<(), LocalError> {
+        let nodes = BTreeMap::from([(id, BasicNode::new(addr))]);
+        self.change_members(ChangeMembers::SetNodes(nodes)).await
+    }
+
+    /// On the leader: makes exactly `voters` the voters; removed voters stay learners.
+    pub(crate) async fn set_voters(&self, voters: BTreeSet<Uuid>) -> Result<(), LocalError> {
+        self.change_members(ChangeMembers::ReplaceAllVoters(voters))
+            .await
+    }
+
+    fn membership_result<T>(
+        &self,
+        res: Result<T, RaftError<TypeConfig, ClientWriteError<TypeConfig>>>,
+    ) -> Result<(), LocalError> {
+        match res {
+            Ok(_) => Ok(()),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(LocalError::NotLeader(self.leader_addr(&f)))
+            }
+            Err(e) => Err(LocalError::Meta(MetaError::Unavailable(e.to_string()))),
+        }
+    }
+
     /// The leader's address from a forward hint (or the membership), unless it is us.
     fn leader_addr(&self, f: &ForwardToLeader<TypeConfig>) -> Option<String> {
         let leader = f.leader_id.filter(|l| *l != self.id)?;
@@ -307,7 +471,7 @@ impl MetaRaft {
     /// Runs `local` on this node; when it is not the leader, `remote` on the leader (one hop:
     /// the leader serves forwarded requests locally). Retries while no leader is known or
     /// leadership moved before anything was proposed, up to [`LEADER_WAIT`].
-    async fn via_leader<T, L, LF, R, RF>(
+    pub(crate) async fn via_leader<T, L, LF, R, RF>(
         &self,
         what: &str,
         local: L,
@@ -339,6 +503,27 @@ impl MetaRaft {
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(500));
+        }
+    }
+}
+
+/// Keeps `addresses` equal to the members' addresses in the latest membership.
+async fn follow_addresses(
+    mut metrics: openraft::alias::WatchReceiverOf<TypeConfig, openraft::metrics::RaftServerMetrics<TypeConfig>>,
+    addresses: Addresses,
+) {
+    loop {
+        let addrs = {
+            let m = metrics.borrow_watched();
+            m.membership_config
+                .membership()
+                .nodes()
+                .map(|(id, n)| (*id, n.addr.clone()))
+                .collect()
+        };
+        addresses.set(addrs);
+        if metrics.changed().await.is_err() {
+            return;
         }
     }
 }

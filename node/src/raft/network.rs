@@ -6,8 +6,8 @@
 //! an [`Addressed`] envelope so a node refuses a message meant for another node id (an address
 //! may be reused by a different node).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use cairn_proto::pb::RaftMessage;
@@ -118,15 +118,40 @@ pub(crate) fn unframe(payload: &[u8]) -> Option<(&[u8], &[u8])> {
     (rest.len() >= len).then(|| rest.split_at(len))
 }
 
+/// The current address of every member, following the membership. openraft keeps a
+/// replication stream (and its network client) across membership changes, so a client reads
+/// its target's address here on every call: a member that moved is reached at once.
+#[derive(Clone, Default)]
+pub(crate) struct Addresses(Arc<RwLock<BTreeMap<Uuid, String>>>);
+
+impl Addresses {
+    fn get(&self, id: &Uuid) -> Option<String> {
+        self.0.read().unwrap_or_else(PoisonError::into_inner).get(id).cloned()
+    }
+
+    /// Replaces the known addresses (no-op if unchanged).
+    pub(crate) fn set(&self, addrs: BTreeMap<Uuid, String>) {
+        let mut current = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        if *current != addrs {
+            *current = addrs;
+        }
+    }
+}
+
 /// Creates openraft's per-target network clients.
 pub struct NetworkFactory {
     id: Uuid,
     peers: Peers,
+    addresses: Addresses,
 }
 
 impl NetworkFactory {
-    pub(crate) fn new(id: Uuid, peers: Peers) -> Self {
-        Self { id, peers }
+    pub(crate) fn new(id: Uuid, peers: Peers, addresses: Addresses) -> Self {
+        Self {
+            id,
+            peers,
+            addresses,
+        }
     }
 }
 
@@ -139,16 +164,19 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             target,
             addr: node.addr.clone(),
             peers: self.peers.clone(),
+            addresses: self.addresses.clone(),
         }
     }
 }
 
-/// Sends Raft RPCs from this node (`id`) to one peer (`target` at `addr`).
+/// Sends Raft RPCs from this node (`id`) to one peer (`target`, at its current address or
+/// else `addr`, the one it had when the client was made).
 pub struct PeerNetwork {
     id: Uuid,
     target: Uuid,
     addr: String,
     peers: Peers,
+    addresses: Addresses,
 }
 
 impl PeerNetwork {
@@ -159,9 +187,13 @@ impl PeerNetwork {
         payload: Vec<u8>,
         timeout: Duration,
     ) -> Result<Vec<u8>, RPCError<TypeConfig>> {
+        let addr = self
+            .addresses
+            .get(&self.target)
+            .unwrap_or_else(|| self.addr.clone());
         let mut client = self
             .peers
-            .client(&self.addr)
+            .client(&addr)
             .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
         let mut req = tonic::Request::new(RaftMessage { payload });
         req.set_timeout(timeout);

@@ -12,7 +12,8 @@ use std::time::Duration;
 use cairn_proto::meta::{MetaCommand, MetaError, MetaResult, Metadata};
 use cairn_proto::pb::meta_service_server::{MetaService, MetaServiceServer};
 use cairn_proto::pb::{
-    MetaReadRequest, MetaState, MetaWriteRequest, MetaWriteResponse, RaftMessage,
+    HelloRequest, HelloResponse, JoinRequest, JoinResponse, MetaReadRequest, MetaState,
+    MetaWriteRequest, MetaWriteResponse, RaftMessage,
 };
 use cairn_proto::secret::RequireSecret;
 use futures::{Stream, StreamExt};
@@ -33,17 +34,36 @@ pub(crate) const FORWARDED: &str = "x-cairn-forwarded";
 /// Deadline of a forwarded Write/Read.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// Serves `Join` and `Hello` (cluster membership lives above the Raft layer).
+#[tonic::async_trait]
+pub trait MembershipHandler: Send + Sync + 'static {
+    /// `forwarded`: sent by a follower, serve only as the leader (else `FAILED_PRECONDITION`).
+    async fn join(&self, req: JoinRequest, forwarded: bool) -> Result<JoinResponse, Status>;
+    fn hello(&self, req: HelloRequest) -> HelloResponse;
+}
+
 /// The `MetaService` implementation over a [`MetaRaft`].
 pub struct MetaServiceImpl {
     raft: Arc<MetaRaft>,
+    membership: Option<Arc<dyn MembershipHandler>>,
 }
 
-/// The `MetaService` server for `raft`, refusing calls without the cluster secret.
+/// The `MetaService` server for `raft`, refusing calls without the cluster secret. `Join` and
+/// `Hello` are unimplemented.
 pub fn meta_service(
     raft: Arc<MetaRaft>,
     cluster_secret: &str,
 ) -> InterceptedService<MetaServiceServer<MetaServiceImpl>, RequireSecret> {
-    let server = MetaServiceServer::new(MetaServiceImpl { raft })
+    meta_service_with(raft, None, cluster_secret)
+}
+
+/// [`meta_service`] with `Join` and `Hello` served by `membership`.
+pub fn meta_service_with(
+    raft: Arc<MetaRaft>,
+    membership: Option<Arc<dyn MembershipHandler>>,
+    cluster_secret: &str,
+) -> InterceptedService<MetaServiceServer<MetaServiceImpl>, RequireSecret> {
+    let server = MetaServiceServer::new(MetaServiceImpl { raft, membership })
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
     InterceptedService::new(server, RequireSecret::new(cluster_secret))
@@ -81,14 +101,14 @@ fn raft_reply<T: Serialize, E: std::fmt::Display>(
     Ok(Response::new(RaftMessage { payload }))
 }
 
-fn local_status(e: LocalError) -> Status {
+pub(crate) fn local_status(e: LocalError) -> Status {
     match e {
         LocalError::NotLeader(_) => Status::failed_precondition("not the metadata leader"),
         LocalError::Meta(e) => meta_status(e),
     }
 }
 
-fn meta_status(e: MetaError) -> Status {
+pub(crate) fn meta_status(e: MetaError) -> Status {
     match e {
         MetaError::Unavailable(m) => Status::unavailable(m),
         MetaError::Invalid(m) => Status::invalid_argument(m),
@@ -179,10 +199,31 @@ impl MetaService for MetaServiceImpl {
             WatchStream::new(self.raft.subscribe()).map(|applied| state_message(&applied));
         Ok(Response::new(Box::pin(updates)))
     }
+
+    async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
+        let forwarded = request.metadata().contains_key(FORWARDED);
+        let handler = self.membership()?;
+        Ok(Response::new(handler.join(request.into_inner(), forwarded).await?))
+    }
+
+    async fn hello(
+        &self,
+        request: Request<HelloRequest>,
+    ) -> Result<Response<HelloResponse>, Status> {
+        Ok(Response::new(self.membership()?.hello(request.into_inner())))
+    }
+}
+
+impl MetaServiceImpl {
+    fn membership(&self) -> Result<&Arc<dyn MembershipHandler>, Status> {
+        self.membership
+            .as_ref()
+            .ok_or_else(|| Status::unimplemented("this server does not manage membership"))
+    }
 }
 
 /// A forwarded request marked with [`FORWARDED`] and the forwarding deadline.
-fn forwarded<T>(msg: T) -> Request<T> {
+pub(crate) fn forwarded<T>(msg: T) -> Request<T> {
     let mut req = Request::new(msg);
     req.metadata_mut()
         .insert(FORWARDED, MetadataValue::from_static("1"));
@@ -192,7 +233,7 @@ fn forwarded<T>(msg: T) -> Request<T> {
 
 /// Maps the leader's refusal: `Ok(None)` when it is not the leader (nothing was proposed, the
 /// caller may retry), else the error.
-fn forward_error<T>(addr: &str, status: Status) -> Result<Option<T>, MetaError> {
+pub(crate) fn forward_error<T>(addr: &str, status: Status) -> Result<Option<T>, MetaError> {
     match status.code() {
         Code::FailedPrecondition => Ok(None),
         Code::InvalidArgument => Err(MetaError::Invalid(status.message().to_string())),

@@ -1,12 +1,15 @@
-//! AdminService: node status for the CLI.
+//! AdminService: node status and layout changes for the CLI.
 
 use std::sync::Arc;
 
 use cairn_proto::pb::admin_service_server::AdminService;
-use cairn_proto::pb::{StatusRequest, StatusResponse};
+use cairn_proto::pb::{
+    ApplyLayoutRequest, ApplyLayoutResponse, RaftMember, StatusRequest, StatusResponse,
+};
 use tonic::{Request, Response, Status};
 
 use crate::coordinator::index_status;
+use crate::membership::layout;
 use crate::state::NodeState;
 
 pub struct AdminRpc(pub Arc<NodeState>);
@@ -16,6 +19,16 @@ impl AdminService for AdminRpc {
     async fn status(&self, _req: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
         let raft = self.0.raft.status();
         let (applied_index, meta) = self.0.raft.current();
+        let members = self.0.raft.members();
+        let members = members
+            .nodes
+            .iter()
+            .map(|(id, addr)| RaftMember {
+                node_id: id.to_string(),
+                addr: addr.clone(),
+                voter: members.is_voter(id),
+            })
+            .collect();
         Ok(Response::new(StatusResponse {
             node_id: self.0.id.to_string(),
             rpc_address: self.0.addr.clone(),
@@ -26,6 +39,16 @@ impl AdminService for AdminRpc {
             layout_version: meta.layout.version,
             object_records: self.0.index.record_count().map_err(index_status)?,
             blocks: 0,
+            members,
         }))
+    }
+
+    async fn apply_layout(
+        &self,
+        req: Request<ApplyLayoutRequest>,
+    ) -> Result<Response<ApplyLayoutResponse>, Status> {
+        let replication = Some(req.get_ref().replication).filter(|r| *r > 0);
+        let layout = layout::apply(&self.0, replication).await?;
+        Ok(Response::new(ApplyLayoutResponse { version: layout.version }))
     }
 }

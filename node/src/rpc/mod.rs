@@ -17,14 +17,20 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 
-use crate::raft::meta_service;
+use crate::raft::{MembershipHandler, meta_service_with};
 use crate::state::NodeState;
 
 pub use block::MAX_BLOCK;
 
-/// Serves BlockService, ObjectService, MetaService and AdminService on `listener` until the
+/// Serves BlockService, ObjectService, MetaService (with `membership` answering Join and
+/// Hello) and AdminService on `listener` until the
 /// process ends.
-pub async fn serve(state: Arc<NodeState>, listener: TcpListener, secret: &str) -> anyhow::Result<()> {
+pub async fn serve(
+    state: Arc<NodeState>,
+    membership: Arc<dyn MembershipHandler>,
+    listener: TcpListener,
+    secret: &str,
+) -> anyhow::Result<()> {
     let guard = RequireSecret::new(secret);
     let blocks = BlockServiceServer::new(block::BlockRpc(state.clone()))
         .max_decoding_message_size(MAX_MESSAGE)
@@ -40,7 +46,7 @@ pub async fn serve(state: Arc<NodeState>, listener: TcpListener, secret: &str) -
         .add_service(InterceptedService::new(blocks, guard.clone()))
         .add_service(InterceptedService::new(objects, guard.clone()))
         .add_service(InterceptedService::new(admin, guard))
-        .add_service(meta_service(state.raft.clone(), secret))
+        .add_service(meta_service_with(state.raft.clone(), Some(membership), secret))
         .serve_with_incoming(TcpListenerStream::new(listener))
         .await?;
     Ok(())

@@ -60,6 +60,8 @@ impl From<redb::DatabaseError> for IndexError {
 }
 
 /// One change to the index, applied inside a group-committed transaction.
+// Ops live only until their batch commits: boxing the record would cost an allocation per write.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Op {
     /// Stores a record version, applying the supersede rules of [`StoreOutcome`].
@@ -87,6 +89,7 @@ pub struct StoreOutcome {
 }
 
 /// Per-op results, in op order.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum OpResult {
     Stored(StoreOutcome),
@@ -279,15 +282,15 @@ impl Index {
         Ok(out)
     }
 
-    /// `uploading` records stamped before `cutoff_ms` (abandoned writes).
-    pub fn stale_uploads(&self, cutoff_ms: i64, limit: usize) -> Result<Vec<pb::ObjectRecord>, IndexError> {
+    /// Records in `state` stamped before `cutoff_ms` (abandoned writes, old tombstones).
+    pub fn older_than(&self, state: RecordState, cutoff_ms: i64, limit: usize) -> Result<Vec<pb::ObjectRecord>, IndexError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(OBJECTS)?;
         let mut out = Vec::new();
         for entry in table.iter()? {
             let (_, v) = entry?;
             let record = decode(v.value())?;
-            if record.state() == RecordState::Uploading && version_of(&record).millis() < cutoff_ms {
+            if record.state() == state && version_of(&record).millis() < cutoff_ms {
                 out.push(record);
                 if out.len() >= limit {
                     break;

@@ -87,7 +87,7 @@ mod tests {
         let b = Uuid::from_u128(1);
         let v1 = VersionKey { hlc: 1, ..Default::default() };
         let v2 = VersionKey { hlc: 2, ..Default::default() };
-        let mut keys = vec![
+        let mut keys = [
             record_key(&b, "ab", &v1),
             record_key(&b, "a\0", &v1),
             record_key(&b, "a", &v2),

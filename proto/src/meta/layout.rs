@@ -1,0 +1,194 @@
+//! Layout changes in the replicated metadata: `cairn layout add/remove` stage per-node
+//! changes, `cairn layout apply` commits them (with an optional new replication factor) as the
+//! next layout version. Staged changes are deltas against the current layout, so a layout
+//! written meanwhile (an address update, a node entering with `--auto-layout`) keeps them
+//! meaningful.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{Layout, LayoutNode, MetaError, MetaResult, Metadata};
+
+/// One staged change of one node.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub enum StagedNode {
+    /// Add the node to the ring, or change its zone or weight.
+    Set(LayoutNode),
+    /// Take the node out of the ring.
+    Remove,
+}
+
+/// The changes waiting for `layout apply`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct StagedLayout {
+    pub changes: BTreeMap<Uuid, StagedNode>,
+}
+
+impl StagedLayout {
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+}
+
+impl Layout {
+    /// The node with this id, if it is in the layout.
+    pub fn node(&self, id: &Uuid) -> Option<&LayoutNode> {
+        self.nodes.iter().find(|n| n.id == *id)
+    }
+
+    /// Refuses a replication factor of 0 or above the node count.
+    pub fn check_replication(&self) -> Result<(), MetaError> {
+        if self.replication == 0 || self.replication as usize > self.nodes.len() {
+            return Err(MetaError::Invalid(format!(
+                "replication factor {} needs at least that many nodes (layout has {})",
+                self.replication,
+                self.nodes.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether `other` places data differently: nodes, zones, weights or replication differ
+    /// (addresses and the version do not matter).
+    pub fn ring_differs(&self, other: &Layout) -> bool {
+        let key = |l: &Layout| {
+            let mut nodes: Vec<_> = l.nodes.iter().map(|n| (n.id, n.zone.clone(), n.weight)).collect();
+            nodes.sort();
+            (l.replication, nodes)
+        };
+        key(self) != key(other)
+    }
+}
+
+impl Metadata {
+    /// Stages one change; a change that would leave the node as it is in the current layout
+    /// cancels what was staged for it.
+    pub(super) fn stage_layout(&mut self, id: Uuid, change: &StagedNode) -> Result<MetaResult, MetaError> {
+        let current = self.layout.node(&id);
+        match change {
+            StagedNode::Set(node) => {
+                if node.id != id || node.weight == 0 || node.addr.is_empty() {
+                    return Err(MetaError::Invalid("a layout node needs its id, an address and a weight ≥ 1".into()));
+                }
+                if current.is_some_and(|c| c.zone == node.zone && c.weight == node.weight) {
+                    self.staged.changes.remove(&id);
+                } else {
+                    self.staged.changes.insert(id, change.clone());
+                }
+            }
+            StagedNode::Remove => {
+                if current.is_some() {
+                    self.staged.changes.insert(id, StagedNode::Remove);
+                } else if self.staged.changes.remove(&id).is_none() {
+                    return Err(MetaError::Invalid(format!("node {id} is not in the layout")));
+                }
+            }
+        }
+        Ok(MetaResult::Ok)
+    }
+
+    /// The layout `layout apply` would commit: the current one with the staged changes and
+    /// `replication` (default: unchanged, capped by the node count when nodes are removed).
+    pub fn next_layout(&self, replication: Option<u32>) -> Result<Layout, MetaError> {
+        let mut nodes = self.layout.nodes.clone();
+        for (id, change) in &self.staged.changes {
+            let at = nodes.iter().position(|n| n.id == *id);
+            match (change, at) {
+                (StagedNode::Set(node), Some(i)) => nodes[i] = node.clone(),
+                (StagedNode::Set(node), None) => nodes.push(node.clone()),
+                (StagedNode::Remove, Some(i)) => {
+                    nodes.remove(i);
+                }
+                (StagedNode::Remove, None) => {}
+            }
+        }
+        let next = Layout {
+            version: self.layout.version + 1,
+            replication: replication.unwrap_or(self.layout.replication),
+            nodes,
+        };
+        if !next.ring_differs(&self.layout) {
+            return Err(MetaError::Invalid("no layout changes staged".into()));
+        }
+        if next.nodes.is_empty() {
+            return Err(MetaError::Invalid("a layout needs at least one node".into()));
+        }
+        next.check_replication()?;
+        Ok(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::MetaCommand;
+
+    fn node(i: u128, zone: &str) -> LayoutNode {
+        LayoutNode { id: Uuid::from_u128(i), addr: format!("n{i}:1"), zone: zone.into(), weight: 1 }
+    }
+
+    fn with_layout(nodes: Vec<LayoutNode>, replication: u32) -> Metadata {
+        let mut m = Metadata::default();
+        let layout = Layout { version: 1, replication, nodes };
+        assert!(matches!(m.apply(&MetaCommand::SetLayout { layout }), MetaResult::Layout(_)));
+        m
+    }
+
+    fn stage(m: &mut Metadata, id: u128, change: StagedNode) -> MetaResult {
+        m.apply(&MetaCommand::StageLayout { id: Uuid::from_u128(id), change })
+    }
+
+    #[test]
+    fn staged_additions_apply_as_the_next_version() {
+        let mut m = with_layout(vec![node(1, "a")], 1);
+        stage(&mut m, 2, StagedNode::Set(node(2, "b")));
+        stage(&mut m, 3, StagedNode::Set(node(3, "c")));
+        let apply = MetaCommand::ApplyLayout { version: 2, replication: Some(3) };
+        let MetaResult::Layout(l) = m.apply(&apply) else { panic!() };
+        assert_eq!((l.version, l.replication, l.nodes.len()), (2, 3, 3));
+        assert!(m.staged.is_empty());
+        assert_eq!(m.layout, l);
+    }
+
+    #[test]
+    fn apply_refuses_more_replicas_than_nodes_stale_versions_and_no_change() {
+        let mut m = with_layout(vec![node(1, "a"), node(2, "b")], 2);
+        let apply = |v, r| MetaCommand::ApplyLayout { version: v, replication: r };
+        assert!(matches!(m.apply(&apply(2, None)), MetaResult::Err(MetaError::Invalid(_))));
+        assert!(matches!(m.apply(&apply(2, Some(3))), MetaResult::Err(_)));
+        stage(&mut m, 3, StagedNode::Set(node(3, "c")));
+        assert!(matches!(m.apply(&apply(5, Some(3))), MetaResult::Err(_)));
+        assert!(matches!(m.apply(&apply(2, Some(3))), MetaResult::Layout(_)));
+    }
+
+    #[test]
+    fn removals_and_cancellations() {
+        let mut m = with_layout(vec![node(1, "a"), node(2, "b")], 1);
+        assert!(matches!(stage(&mut m, 9, StagedNode::Remove), MetaResult::Err(_)));
+        stage(&mut m, 3, StagedNode::Set(node(3, "c")));
+        stage(&mut m, 3, StagedNode::Remove);
+        assert!(m.staged.is_empty(), "removing a staged addition cancels it");
+        stage(&mut m, 2, StagedNode::Set(LayoutNode { weight: 2, ..node(2, "b") }));
+        stage(&mut m, 2, StagedNode::Set(node(2, "b")));
+        assert!(m.staged.is_empty(), "setting a node back to its current state cancels");
+        stage(&mut m, 2, StagedNode::Remove);
+        let next = m.next_layout(None).unwrap();
+        assert_eq!(next.nodes, vec![node(1, "a")]);
+        m.apply(&MetaCommand::RevertLayout);
+        assert!(m.staged.is_empty());
+    }
+
+    #[test]
+    fn addresses_do_not_change_the_ring() {
+        let a = Layout { version: 1, replication: 1, nodes: vec![node(1, "a")] };
+        let mut b = a.clone();
+        b.version = 2;
+        b.nodes[0].addr = "elsewhere:1".into();
+        assert!(!a.ring_differs(&b));
+        b.nodes[0].weight = 2;
+        assert!(a.ring_differs(&b));
+    }
+}

@@ -1,0 +1,308 @@
+//! `cairn status` and `cairn layout ...`: the nodes of the cluster (ring layout, Raft
+//! membership, registered zone and weight, up/down) and staged layout changes.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::bail;
+use cairn_proto::meta::{LayoutNode, MetaCommand, Metadata, StagedNode};
+use cairn_proto::pb::{ApplyLayoutRequest, StatusResponse};
+use uuid::Uuid;
+
+use super::{Admin, meta_error, print_table, rpc_error};
+use crate::cli::LayoutCommand;
+
+/// How long `status` and `layout remove` wait for another node's status.
+const PEER_STATUS_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub async fn layout(admin: &Admin, command: LayoutCommand) -> anyhow::Result<()> {
+    match command {
+        LayoutCommand::Show => layout_show(admin).await,
+        LayoutCommand::Add { node_id, zone, weight } => layout_add(admin, &node_id, zone, weight).await,
+        LayoutCommand::Remove { node_id, force } => layout_remove(admin, &node_id, force).await,
+        LayoutCommand::Apply { replication } => layout_apply(admin, replication).await,
+        LayoutCommand::Revert => {
+            admin.write(&MetaCommand::RevertLayout).await?.map_err(|e| meta_error(e, ""))?;
+            out!("dropped the staged layout changes");
+            Ok(())
+        }
+    }
+}
+
+/// One node as the cluster knows it: in the ring, in Raft, registered, or several of these.
+#[derive(Default)]
+struct NodeRow {
+    ring: Option<LayoutNode>,
+    registered: Option<LayoutNode>,
+    /// Raft membership: `Some(voter)`.
+    raft_voter: Option<bool>,
+    raft_addr: Option<String>,
+    staged: Option<StagedNode>,
+}
+
+impl NodeRow {
+    fn addr(&self) -> &str {
+        self.ring
+            .as_ref()
+            .map(|n| n.addr.as_str())
+            .or(self.raft_addr.as_deref())
+            .or(self.registered.as_ref().map(|n| n.addr.as_str()))
+            .unwrap_or("")
+    }
+
+    /// Zone and weight: the ring's, else the registered ones.
+    fn placement(&self) -> (String, String) {
+        match self.ring.as_ref().or(self.registered.as_ref()) {
+            Some(n) => (n.zone.clone(), n.weight.to_string()),
+            None => ("-".into(), "-".into()),
+        }
+    }
+
+    fn raft_role(&self, id: &Uuid, leader: &str) -> &'static str {
+        match self.raft_voter {
+            Some(_) if id.to_string() == leader => "leader",
+            Some(true) => "voter",
+            Some(false) => "learner",
+            None => "-",
+        }
+    }
+
+    fn ring_state(&self) -> &'static str {
+        match (&self.ring, &self.staged) {
+            (Some(_), Some(StagedNode::Remove)) => "yes (removal staged)",
+            (Some(_), Some(StagedNode::Set(_))) => "yes (change staged)",
+            (Some(_), None) => "yes",
+            (None, Some(StagedNode::Set(_))) => "no (addition staged)",
+            (None, _) => "no",
+        }
+    }
+}
+
+/// Every node known through the layout, the registry, the staged changes or the Raft
+/// membership `local` reports.
+fn known_nodes(meta: &Metadata, local: &StatusResponse) -> BTreeMap<Uuid, NodeRow> {
+    let mut rows: BTreeMap<Uuid, NodeRow> = BTreeMap::new();
+    for n in &meta.layout.nodes {
+        rows.entry(n.id).or_default().ring = Some(n.clone());
+    }
+    for (id, n) in &meta.nodes {
+        rows.entry(*id).or_default().registered = Some(n.clone());
+    }
+    for (id, change) in &meta.staged.changes {
+        rows.entry(*id).or_default().staged = Some(change.clone());
+    }
+    for m in &local.members {
+        if let Ok(id) = Uuid::parse_str(&m.node_id) {
+            let row = rows.entry(id).or_default();
+            row.raft_voter = Some(m.voter);
+            row.raft_addr = Some(m.addr.clone());
+        }
+    }
+    rows
+}
+
+/// The id among `ids` that equals `given` or is the only one starting with it.
+fn resolve_id<'a>(given: &str, ids: impl Iterator<Item = &'a Uuid>) -> anyhow::Result<Uuid> {
+    let given = given.trim().to_ascii_lowercase();
+    let matches: Vec<Uuid> = ids.filter(|id| id.to_string().starts_with(&given)).copied().collect();
+    match matches.as_slice() {
+        [id] => Ok(*id),
+        [] => bail!("no node {given} in this cluster (see `cairn status`)"),
+        _ => bail!("{given} matches several nodes; give more of the id"),
+    }
+}
+
+pub async fn print_status(admin: &Admin) -> anyhow::Result<()> {
+    let local = admin.status_of(&admin.node).await?;
+    let leader = if local.raft_leader.is_empty() { "none" } else { local.raft_leader.as_str() };
+    out!("node:          {}", local.node_id);
+    out!("address:       {}", local.rpc_address);
+    out!("raft:          {} (term {}, leader {leader})", local.raft_role, local.raft_term);
+    out!("applied index: {}", local.applied_index);
+    out!("records:       {}", local.object_records);
+    let meta = match admin.read().await {
+        Ok((_, meta)) => meta,
+        Err(e) => {
+            out!("layout:        version {} (cluster metadata unavailable: {e:#})", local.layout_version);
+            return Ok(());
+        }
+    };
+    let layout = &meta.layout;
+    out!(
+        "layout:        version {}, replication {}, {} node(s){}",
+        layout.version,
+        layout.replication,
+        layout.nodes.len(),
+        if meta.staged.is_empty() { String::new() } else { format!("; {} staged change(s)", meta.staged.changes.len()) }
+    );
+    out!("metadata:      {} bucket(s), {} key(s)", meta.buckets.len(), meta.keys.len());
+    let nodes = known_nodes(&meta, &local);
+    if nodes.is_empty() {
+        return Ok(());
+    }
+    let probes = nodes.iter().map(|(id, row)| {
+        let local = &local;
+        async move {
+            if id.to_string() == local.node_id {
+                return Ok(local.clone());
+            }
+            match tokio::time::timeout(PEER_STATUS_TIMEOUT, admin.status_of(row.addr())).await {
+                Ok(r) => r,
+                Err(_) => Err(anyhow::anyhow!("no answer within {PEER_STATUS_TIMEOUT:?}")),
+            }
+        }
+    });
+    let answers = futures::future::join_all(probes).await;
+    let mut rows = Vec::new();
+    for ((id, row), answer) in nodes.iter().zip(answers) {
+        let state = match answer {
+            Ok(s) if s.rpc_address != row.addr() => {
+                format!("up, {} records; now listens at {} (recorded address is stale)", s.object_records, s.rpc_address)
+            }
+            Ok(s) => format!("up, {} records", s.object_records),
+            Err(e) => format!("down ({e:#})"),
+        };
+        let (zone, weight) = row.placement();
+        rows.push(vec![
+            id.to_string(),
+            row.addr().to_string(),
+            zone,
+            weight,
+            row.ring_state().to_string(),
+            row.raft_role(id, &local.raft_leader).to_string(),
+            state,
+        ]);
+    }
+    out!("");
+    print_table(&["NODE", "ADDRESS", "ZONE", "WEIGHT", "RING", "RAFT", "STATE"], &rows)?;
+    Ok(())
+}
+
+async fn layout_show(admin: &Admin) -> anyhow::Result<()> {
+    let local = admin.status_of(&admin.node).await?;
+    let (_, meta) = admin.read().await?;
+    let layout = &meta.layout;
+    out!("layout version {}, replication {}, {} node(s)", layout.version, layout.replication, layout.nodes.len());
+    let rows: Vec<Vec<String>> = layout
+        .nodes
+        .iter()
+        .map(|n| vec![n.id.to_string(), n.addr.clone(), n.zone.clone(), n.weight.to_string()])
+        .collect();
+    if !rows.is_empty() {
+        print_table(&["NODE", "ADDRESS", "ZONE", "WEIGHT"], &rows)?;
+    }
+    if !meta.staged.is_empty() {
+        out!("");
+        out!("staged changes (commit with `cairn layout apply`, drop with `cairn layout revert`):");
+        for (id, change) in &meta.staged.changes {
+            match change {
+                StagedNode::Set(n) => out!("  set    {id}  zone {}  weight {}", n.zone, n.weight),
+                StagedNode::Remove => out!("  remove {id}"),
+            }
+        }
+        match meta.next_layout(None) {
+            Ok(next) => out!(
+                "next layout: version {}, replication {}, {} node(s)",
+                next.version,
+                next.replication,
+                next.nodes.len()
+            ),
+            Err(e) => out!("cannot apply as staged: {e}"),
+        }
+    }
+    let outside: Vec<Vec<String>> = known_nodes(&meta, &local)
+        .iter()
+        .filter(|(_, row)| row.ring.is_none() && row.raft_voter.is_some() && row.staged.is_none())
+        .map(|(id, row)| {
+            let (zone, weight) = row.placement();
+            vec![id.to_string(), row.addr().to_string(), zone, weight]
+        })
+        .collect();
+    if !outside.is_empty() {
+        out!("");
+        out!("joined nodes outside the ring (stage with `cairn layout add NODE_ID`):");
+        print_table(&["NODE", "ADDRESS", "ZONE", "WEIGHT"], &outside)?;
+    }
+    Ok(())
+}
+
+async fn layout_add(admin: &Admin, given: &str, zone: Option<String>, weight: Option<u32>) -> anyhow::Result<()> {
+    let local = admin.status_of(&admin.node).await?;
+    let (_, meta) = admin.read().await?;
+    let nodes = known_nodes(&meta, &local);
+    let id = resolve_id(given, nodes.keys())?;
+    let row = &nodes[&id];
+    let Some(addr) = row.raft_addr.clone() else {
+        bail!("node {id} has not joined the cluster (start it with --join); only members enter the ring");
+    };
+    let known = row.ring.as_ref().or(row.registered.as_ref());
+    let node = LayoutNode {
+        id,
+        addr,
+        zone: zone.or_else(|| known.map(|n| n.zone.clone())).unwrap_or_else(|| "default".into()),
+        weight: weight.or_else(|| known.map(|n| n.weight)).unwrap_or(1),
+    };
+    let (zone, weight) = (node.zone.clone(), node.weight);
+    let cmd = MetaCommand::StageLayout { id, change: StagedNode::Set(node) };
+    admin.write(&cmd).await?.map_err(|e| meta_error(e, ""))?;
+    out!("staged: {id} in zone {zone} with weight {weight}; commit with `cairn layout apply`");
+    Ok(())
+}
+
+async fn layout_remove(admin: &Admin, given: &str, force: bool) -> anyhow::Result<()> {
+    let (_, meta) = admin.read().await?;
+    let candidates = meta.layout.nodes.iter().map(|n| &n.id).chain(meta.staged.changes.keys());
+    let id = resolve_id(given, candidates)?;
+    if let Some(node) = meta.layout.node(&id)
+        && !force
+        && let Err(e) = tokio::time::timeout(PEER_STATUS_TIMEOUT, admin.status_of(&node.addr))
+            .await
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer")))
+    {
+        bail!(
+            "node {id} is down ({e:#}): a live node is drained before it leaves; remove a dead \
+             node with --force (its data is then re-replicated from the other replicas)"
+        );
+    }
+    let cmd = MetaCommand::StageLayout { id, change: StagedNode::Remove };
+    admin.write(&cmd).await?.map_err(|e| meta_error(e, ""))?;
+    out!("staged: remove {id}; commit with `cairn layout apply`");
+    Ok(())
+}
+
+async fn layout_apply(admin: &Admin, replication: Option<u32>) -> anyhow::Result<()> {
+    let addr = &admin.node;
+    let mut client = admin.peers.admin(addr).map_err(|e| rpc_error(addr, e))?;
+    let req = ApplyLayoutRequest { replication: replication.unwrap_or(0) };
+    let version = match client.apply_layout(req).await {
+        Ok(resp) => resp.into_inner().version,
+        Err(e) if matches!(e.code(), tonic::Code::FailedPrecondition | tonic::Code::InvalidArgument) => {
+            bail!("layout not applied: {}", e.message())
+        }
+        Err(e) => return Err(rpc_error(addr, e)),
+    };
+    let (_, meta) = admin.read().await?;
+    let layout = &meta.layout;
+    out!(
+        "applied layout version {version}: replication {}, {} node(s)",
+        layout.replication,
+        layout.nodes.len()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_resolve_by_unique_prefix() {
+        let a = Uuid::parse_str("aaaa0000-0000-0000-0000-000000000001").unwrap();
+        let b = Uuid::parse_str("aaab0000-0000-0000-0000-000000000002").unwrap();
+        let ids = [a, b];
+        assert_eq!(resolve_id("aaaa", ids.iter()).unwrap(), a);
+        assert_eq!(resolve_id(&b.to_string().to_uppercase(), ids.iter()).unwrap(), b);
+        assert!(resolve_id("aaa", ids.iter()).is_err());
+        assert!(resolve_id("ff", ids.iter()).is_err());
+    }
+}

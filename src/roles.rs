@@ -1,0 +1,411 @@
+//! The long-running roles: `server` (node + gateway in one process), `node` and `gateway`.
+//! Each prints one `listening NAME=ADDR` line per listener, serves `/livez`, `/readyz` and
+//! `/metrics`, and exits 0 on SIGINT / SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use cairn_gateway::{GatewayConfig, RunningGateway};
+use cairn_node::{MembershipConfig, NodeConfig, RunningNode};
+
+use crate::cli::{GatewayArgs, GatewayListenArgs, NodeArgs, ServerArgs};
+use crate::creds::{self, KeyPair};
+use crate::health::{self, Metrics, Probe};
+
+/// How long a clean shutdown may take before the process exits anyway.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Environment variable: seconds a Raft voter may stay unreachable before the leader
+/// replaces it with a healthy learner (default 30).
+const VOTER_TIMEOUT_ENV: &str = "CAIRN_VOTER_TIMEOUT_SECS";
+
+fn voter_timeout() -> anyhow::Result<Duration> {
+    match std::env::var(VOTER_TIMEOUT_ENV) {
+        Ok(v) if !v.trim().is_empty() => {
+            let secs: u64 = v
+                .trim()
+                .parse()
+                .with_context(|| format!("{VOTER_TIMEOUT_ENV}={v:?} is not a number of seconds"))?;
+            Ok(Duration::from_secs(secs.max(1)))
+        }
+        _ => Ok(Duration::from_secs(30)),
+    }
+}
+
+/// Whether the data dir has never held a node (its identity file is created on first start).
+fn is_first_start(data_dir: &Path) -> bool {
+    !data_dir.join("node_id").exists()
+}
+
+fn create_data_dir(data_dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create data dir {}", data_dir.display()))
+}
+
+/// The initial access key of a bootstrapping node: the one from the environment, else (for
+/// `server`, when `generate`) a fresh one. Only on first start: a key deleted later is not
+/// resurrected by a restart. Returns the key and whether it was generated here.
+fn initial_key(first_start: bool, generate: bool) -> anyhow::Result<(Option<KeyPair>, bool)> {
+    let from_env = creds::env_key()?;
+    if !first_start {
+        return Ok((None, false));
+    }
+    Ok(match from_env {
+        Some(k) => (Some(k), false),
+        None if generate => (Some(creds::new_key()), true),
+        None => (None, false),
+    })
+}
+
+/// Warns when the environment names a key the cluster does not have (keys from the
+/// environment are only created on first start).
+fn check_env_key(node: &RunningNode) {
+    let Ok(Some(env)) = creds::env_key() else {
+        return;
+    };
+    let (_, meta) = node.state.raft.current();
+    match meta.keys.get(&env.id) {
+        None => tracing::warn!(
+            key = %env.id,
+            "CAIRN_ACCESS_KEY_ID is not a key of this cluster: keys from the environment are \
+             only created on a data dir's first start (use `cairn key create`)"
+        ),
+        Some(k) if k.secret != env.secret => tracing::warn!(
+            key = %env.id,
+            "CAIRN_SECRET_ACCESS_KEY differs from the stored secret of that key; the stored \
+             one is in effect"
+        ),
+        Some(_) => {}
+    }
+}
+
+fn gateway_config(g: &GatewayListenArgs, nodes: Vec<String>, secret: String) -> GatewayConfig {
+    GatewayConfig {
+        nodes,
+        s3_listen: g.s3_listen.clone(),
+        web_listen: g.web_listen(),
+        root_domain: g.root_domain.clone().filter(|d| !d.is_empty()),
+        web_root_domain: g.web_root_domain.clone().filter(|d| !d.is_empty()),
+        region: g.region.clone(),
+        cluster_secret: secret,
+    }
+}
+
+/// Prometheus samples describing a running node.
+fn node_metrics(node: &RunningNode, m: &mut Metrics) {
+    let raft = node.state.raft.status();
+    let (applied, meta) = node.state.raft.current();
+    m.gauge(
+        "cairn_raft_term",
+        "Current Raft term of the metadata group.",
+        raft.term as f64,
+    );
+    m.gauge(
+        "cairn_raft_applied_index",
+        "Last metadata log index applied by this node.",
+        applied as f64,
+    );
+    m.gauge(
+        "cairn_raft_has_leader",
+        "1 if this node knows a metadata leader.",
+        f64::from(u8::from(!raft.leader.is_empty())),
+    );
+    m.gauge(
+        "cairn_raft_is_leader",
+        "1 if this node is the metadata leader.",
+        f64::from(u8::from(raft.role == "leader")),
+    );
+    m.gauge(
+        "cairn_layout_version",
+        "Applied ring layout version.",
+        meta.layout.version as f64,
+    );
+    m.gauge(
+        "cairn_layout_nodes",
+        "Nodes in the applied ring layout.",
+        meta.layout.nodes.len() as f64,
+    );
+    m.gauge(
+        "cairn_buckets",
+        "Buckets in the metadata.",
+        meta.buckets.len() as f64,
+    );
+    m.gauge(
+        "cairn_access_keys",
+        "Access keys in the metadata.",
+        meta.keys.len() as f64,
+    );
+    if let Ok(n) = node.state.index.record_count() {
+        m.gauge(
+            "cairn_object_records",
+            "Object version records held by this node.",
+            n as f64,
+        );
+    }
+}
+
+/// Waits for SIGINT (ctrl-c) or SIGTERM.
+async fn shutdown_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("cannot handle SIGINT")?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot handle ctrl-c")?;
+    tracing::info!("shutting down");
+    Ok(())
+}
+
+/// Stops the node's Raft member (closing its log cleanly), bounded in time.
+async fn stop_node(node: &RunningNode) {
+    if tokio::time::timeout(SHUTDOWN_TIMEOUT, node.state.raft.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("metadata Raft did not stop within {SHUTDOWN_TIMEOUT:?}");
+    }
+}
+
+/// `http://HOST:PORT` clients can use for a bound address (loopback for a wildcard bind).
+fn endpoint_url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_string(),
+        ip if ip.is_unspecified() => "[::1]".to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    format!("http://{ip}:{}", addr.port())
+}
+
+/// The block `cairn server` prints when it created the first access key.
+fn welcome(endpoint: &str, key: &KeyPair, region: &str) -> String {
+    format!(
+        "\n\
+         Cairn is ready. A first access key was created (shown only this once):\n\
+         \n\
+         \x20 S3 endpoint:        {endpoint}\n\
+         \x20 Access key id:      {id}\n\
+         \x20 Secret access key:  {secret}\n\
+         \x20 Region:             {region}\n\
+         \n\
+         Try it with the aws CLI:\n\
+         \n\
+         \x20 export AWS_ACCESS_KEY_ID={id} AWS_SECRET_ACCESS_KEY={secret} AWS_DEFAULT_REGION={region}\n\
+         \x20 aws --endpoint-url {endpoint} s3 mb s3://my-bucket\n\
+         \x20 aws --endpoint-url {endpoint} s3 cp ./some-file s3://my-bucket/\n\
+         \x20 aws --endpoint-url {endpoint} s3 ls s3://my-bucket\n\
+         \n\
+         More keys: `cairn key create NAME`; status: `cairn status`.\n",
+        id = key.id,
+        secret = key.secret,
+    )
+}
+
+pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
+    create_data_dir(&args.data_dir)?;
+    let first_start = is_first_start(&args.data_dir);
+    let (key, generated_key) = initial_key(first_start, true)?;
+    let (secret, generated_secret) = creds::cluster_secret_or_generate(
+        args.secret.cluster_secret_file.as_deref(),
+        &args.data_dir,
+        first_start,
+    )?;
+    if generated_secret {
+        tracing::info!(
+            path = %args.data_dir.join(creds::SECRET_FILE).display(),
+            "generated a cluster secret"
+        );
+    }
+
+    let node = cairn_node::start(NodeConfig {
+        data_dir: args.data_dir.clone(),
+        rpc_listen: args.rpc_listen.clone(),
+        advertise_addr: None,
+        membership: MembershipConfig {
+            zone: "default".into(),
+            weight: 1,
+            replication: 1,
+            initial_key: key.clone().map(|k| (k.id, k.secret)),
+            voter_timeout: voter_timeout()?,
+            ..Default::default()
+        },
+        cluster_secret: secret.clone(),
+        gc: Default::default(),
+    })
+    .await?;
+    let node = Arc::new(node);
+    if !first_start {
+        check_env_key(&node);
+    }
+
+    let config = gateway_config(&args.gateway, vec![node.state.addr.clone()], secret);
+    let gateway = match cairn_gateway::start(config).await {
+        Ok(g) => Arc::new(g),
+        Err(e) => {
+            stop_node(&node).await;
+            return Err(e);
+        }
+    };
+
+    let (ready_node, ready_gw, metrics_node) = (node.clone(), gateway.clone(), node.clone());
+    let probe = Probe {
+        role: "server",
+        ready: Box::new(move || ready_node.ready() && ready_gw.ready()),
+        metrics: Box::new(move |m| node_metrics(&metrics_node, m)),
+    };
+    if let Err(e) = health::serve(&args.http_listen, probe).await {
+        stop_node(&node).await;
+        return Err(e);
+    }
+
+    if let (Some(key), true) = (&key, generated_key) {
+        use std::io::Write as _;
+        let text = welcome(&endpoint_url(gateway.s3_addr), key, &args.gateway.region);
+        // A closed stdout must not stop the server.
+        let _ = std::io::stdout().write_all(text.as_bytes());
+        let _ = std::io::stdout().flush();
+    }
+    tracing::info!(s3 = %gateway.s3_addr, rpc = %node.rpc_addr, "cairn server started");
+
+    let outcome = shutdown_signal().await;
+    stop_node(&node).await;
+    drop(gateway);
+    outcome
+}
+
+pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
+    create_data_dir(&args.data_dir)?;
+    let expects_peers = args.bootstrap_expect.is_some_and(|n| n > 1);
+    let bootstraps_alone = args.join.is_empty() && !expects_peers;
+    let first_start = is_first_start(&args.data_dir);
+    let (key, _) = initial_key(first_start, false)?;
+    let secret_file = args.secret.cluster_secret_file.as_deref();
+    let secret = if bootstraps_alone {
+        let (secret, generated) =
+            creds::cluster_secret_or_generate(secret_file, &args.data_dir, first_start)?;
+        if generated {
+            tracing::info!(
+                path = %args.data_dir.join(creds::SECRET_FILE).display(),
+                "generated a cluster secret: give it to every other process of this cluster"
+            );
+        }
+        secret
+    } else {
+        creds::find_cluster_secret(secret_file, Some(&args.data_dir))?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "a joining node needs the cluster secret: set {} or pass --cluster-secret-file",
+                creds::SECRET_ENV
+            )
+        })?
+    };
+
+    let node = cairn_node::start(NodeConfig {
+        data_dir: args.data_dir.clone(),
+        rpc_listen: args.rpc_listen.clone(),
+        advertise_addr: args.advertise_addr.clone().filter(|a| !a.is_empty()),
+        membership: MembershipConfig {
+            join: args
+                .join
+                .iter()
+                .filter(|a| !a.is_empty())
+                .cloned()
+                .collect(),
+            bootstrap_expect: args.bootstrap_expect,
+            auto_layout: args.auto_layout,
+            zone: args.zone.clone(),
+            weight: args.weight,
+            replication: args.replication,
+            initial_key: key.map(|k| (k.id, k.secret)),
+            voter_timeout: voter_timeout()?,
+        },
+        cluster_secret: secret,
+        gc: Default::default(),
+    })
+    .await?;
+    let node = Arc::new(node);
+    if !first_start {
+        check_env_key(&node);
+    }
+
+    let (ready_node, metrics_node) = (node.clone(), node.clone());
+    let probe = Probe {
+        role: "node",
+        ready: Box::new(move || ready_node.ready()),
+        metrics: Box::new(move |m| node_metrics(&metrics_node, m)),
+    };
+    if let Err(e) = health::serve(&args.http_listen, probe).await {
+        stop_node(&node).await;
+        return Err(e);
+    }
+
+    let outcome = shutdown_signal().await;
+    stop_node(&node).await;
+    outcome
+}
+
+pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
+    let secret = creds::find_cluster_secret(args.secret.cluster_secret_file.as_deref(), None)?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "a gateway needs the cluster secret: set {} or pass --cluster-secret-file",
+                creds::SECRET_ENV
+            )
+        })?;
+    let nodes: Vec<String> = args
+        .nodes
+        .iter()
+        .filter(|a| !a.is_empty())
+        .cloned()
+        .collect();
+    if nodes.is_empty() {
+        bail!("--nodes needs at least one node address");
+    }
+    let gateway: Arc<RunningGateway> =
+        Arc::new(cairn_gateway::start(gateway_config(&args.gateway, nodes, secret)).await?);
+
+    let ready_gw = gateway.clone();
+    let probe = Probe {
+        role: "gateway",
+        ready: Box::new(move || ready_gw.ready()),
+        metrics: Box::new(|_| {}),
+    };
+    health::serve(&args.http_listen, probe).await?;
+    shutdown_signal().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_urls_are_dialable() {
+        let url = |s: &str| endpoint_url(s.parse().unwrap());
+        assert_eq!(url("0.0.0.0:9000"), "http://127.0.0.1:9000");
+        assert_eq!(url("[::]:9000"), "http://[::1]:9000");
+        assert_eq!(url("10.1.2.3:80"), "http://10.1.2.3:80");
+        assert_eq!(url("[fe80::1]:9000"), "http://[fe80::1]:9000");
+    }
+
+    #[test]
+    fn welcome_names_endpoint_and_key() {
+        let key = KeyPair {
+            id: "GKABC".into(),
+            secret: "s3cr3t".into(),
+        };
+        let text = welcome("http://127.0.0.1:9000", &key, "us-east-1");
+        assert!(text.contains("http://127.0.0.1:9000"));
+        assert!(text.contains("GKABC") && text.contains("s3cr3t"));
+        assert!(text.contains("aws --endpoint-url http://127.0.0.1:9000 s3 mb"));
+        assert!(!text.lines().any(|l| l.starts_with("listening ")));
+    }
+}
