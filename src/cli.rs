@@ -493,7 +493,9 @@ mod tests {
         assert!(matches!(
             cli.command,
             Command::Layout {
-                command: LayoutCommand::Apply { replication: Some(3) },
+                command: LayoutCommand::Apply {
+                    replication: Some(3)
+                },
                 ..
             }
         ));

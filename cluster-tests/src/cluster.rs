@@ -62,19 +62,25 @@ impl Proc {
     }
 
     fn launch(&mut self, wanted: &[&str]) -> Result<(), String> {
-        let file = File::options().create(true).append(true).open(&self.log_path).ok();
+        let file = File::options()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .ok();
         self.logs.lock().unwrap_or_else(|e| e.into_inner()).1 = file;
         let args: Vec<String> = self
             .args
             .iter()
-            .map(|a| match a.strip_prefix('{').and_then(|a| a.strip_suffix('}')) {
-                Some(name) => self
-                    .listeners
-                    .get(name)
-                    .map(|a| a.to_string())
-                    .unwrap_or_else(|| "127.0.0.1:0".into()),
-                None => a.clone(),
-            })
+            .map(
+                |a| match a.strip_prefix('{').and_then(|a| a.strip_suffix('}')) {
+                    Some(name) => self
+                        .listeners
+                        .get(name)
+                        .map(|a| a.to_string())
+                        .unwrap_or_else(|| "127.0.0.1:0".into()),
+                    None => a.clone(),
+                },
+            )
             .collect();
         let mut cmd = Command::new(&self.bin);
         clear_cairn_env(&mut cmd);
@@ -83,22 +89,39 @@ impl Proc {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        push_log(&self.logs, format!("[harness] starting {} {}", self.label, args.join(" ")));
+        push_log(
+            &self.logs,
+            format!("[harness] starting {} {}", self.label, args.join(" ")),
+        );
         let mut child = spawn_tied(cmd).map_err(|e| format!("cannot spawn {:?}: {e}", self.bin))?;
         register_live(child.id(), None);
         let (tx, rx) = mpsc::channel();
-        pump(child.stdout.take().expect("stdout"), self.logs.clone(), Some(tx));
-        pump(child.stderr.take().expect("stderr"), self.logs.clone(), None);
+        pump(
+            child.stdout.take().expect("stdout"),
+            self.logs.clone(),
+            Some(tx),
+        );
+        pump(
+            child.stderr.take().expect("stderr"),
+            self.logs.clone(),
+            None,
+        );
         self.child = Some(child);
         let deadline = Instant::now() + READY_TIMEOUT;
         let mut seen = HashMap::new();
         while !wanted.iter().all(|n| seen.contains_key(*n)) {
             if let Some(status) = self.exited() {
-                return Err(format!("{} exited with {status} before listening", self.label));
+                return Err(format!(
+                    "{} exited with {status} before listening",
+                    self.label
+                ));
             }
             if Instant::now() >= deadline {
                 self.kill_9();
-                return Err(format!("{} printed no listening lines for {wanted:?}", self.label));
+                return Err(format!(
+                    "{} printed no listening lines for {wanted:?}",
+                    self.label
+                ));
             }
             if let Ok((name, addr)) = rx.recv_timeout(Duration::from_millis(100)) {
                 seen.insert(name, addr);
@@ -164,7 +187,10 @@ impl Proc {
                 Ok(()) => return Ok(()),
                 // A port of the previous run may still be held for a moment.
                 Err(e) if attempt < 5 => {
-                    push_log(&self.logs, format!("[harness] restart attempt {attempt} failed: {e}"));
+                    push_log(
+                        &self.logs,
+                        format!("[harness] restart attempt {attempt} failed: {e}"),
+                    );
                     std::thread::sleep(Duration::from_millis(500));
                 }
                 Err(e) => return Err(e),
@@ -201,7 +227,11 @@ pub struct ClusterOptions {
 
 impl Default for ClusterOptions {
     fn default() -> Self {
-        Self { nodes: 3, node_env: Vec::new(), profile: Profile::Debug }
+        Self {
+            nodes: 3,
+            node_env: Vec::new(),
+            profile: Profile::Debug,
+        }
     }
 }
 
@@ -222,30 +252,58 @@ const NODE_LISTENERS: &[&str] = &["rpc", "http"];
 impl Cluster {
     /// Starts `n` nodes and a gateway; panics with the logs if they are not ready in time.
     pub fn start(n: usize) -> Cluster {
-        Self::start_with(ClusterOptions { nodes: n, ..Default::default() })
+        Self::start_with(ClusterOptions {
+            nodes: n,
+            ..Default::default()
+        })
     }
 
     pub fn start_with(opts: ClusterOptions) -> Cluster {
         let bin = cairn_bin(opts.profile);
-        let root = tempfile::Builder::new().prefix("cairn-cluster-").tempdir().expect("temp dir");
+        let root = tempfile::Builder::new()
+            .prefix("cairn-cluster-")
+            .tempdir()
+            .expect("temp dir");
         let key = KeyPair {
-            id: format!("GKTEST{}", random_token(14, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")),
-            secret: random_token(40, b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"),
+            id: format!(
+                "GKTEST{}",
+                random_token(14, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+            ),
+            secret: random_token(
+                40,
+                b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
+            ),
         };
         let secret = hex::encode(rand::random::<[u8; 32]>());
         let expect = opts.nodes.to_string();
         let mut nodes: Vec<Proc> = Vec::new();
         for i in 0..opts.nodes {
             // The first node waits to be found; the others find it (and each other through it).
-            let join: Vec<String> = nodes.first().map(|n| n.addr("rpc").to_string()).into_iter().collect();
+            let join: Vec<String> = nodes
+                .first()
+                .map(|n| n.addr("rpc").to_string())
+                .into_iter()
+                .collect();
             let extra = ["--bootstrap-expect".to_string(), expect.clone()];
-            let node = spawn_node(&bin, root.path(), i, &join, &extra, &secret, &key, &opts.node_env)
-                .unwrap_or_else(|e| panic!("{e}"));
+            let node = spawn_node(
+                &bin,
+                root.path(),
+                i,
+                &join,
+                &extra,
+                &secret,
+                &key,
+                &opts.node_env,
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
             nodes.push(node);
         }
         for node in &mut nodes {
             if let Err(e) = node.wait_ready() {
-                let logs: Vec<String> = nodes.iter().map(|n| format!("--- {} ---\n{}", n.label, n.log_tail())).collect();
+                let logs: Vec<String> = nodes
+                    .iter()
+                    .map(|n| format!("--- {} ---\n{}", n.label, n.log_tail()))
+                    .collect();
                 panic!("{e}\n{}", logs.join("\n"));
             }
         }
@@ -271,8 +329,18 @@ impl Cluster {
             &["s3", "http"],
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        gateway.wait_ready().unwrap_or_else(|e| panic!("{e}\n{}", gateway.log_tail()));
-        Cluster { bin, root: Some(root), opts, secret, key, nodes, gateway }
+        gateway
+            .wait_ready()
+            .unwrap_or_else(|e| panic!("{e}\n{}", gateway.log_tail()));
+        Cluster {
+            bin,
+            root: Some(root),
+            opts,
+            secret,
+            key,
+            nodes,
+            gateway,
+        }
     }
 
     pub fn root_key(&self) -> &KeyPair {
@@ -285,7 +353,11 @@ impl Cluster {
 
     /// aws-sdk-s3 client through the gateway with the root key.
     pub fn client(&self) -> aws_sdk_s3::Client {
-        crate::s3::s3_client(&format!("http://{}", self.gateway.addr("s3")), &self.key.id, &self.key.secret)
+        crate::s3::s3_client(
+            &format!("http://{}", self.gateway.addr("s3")),
+            &self.key.id,
+            &self.key.secret,
+        )
     }
 
     /// gRPC address of node `i`.
@@ -322,15 +394,20 @@ impl Cluster {
     /// Restarts node `i` on its data dir and addresses and waits until it is ready.
     pub fn restart_node(&mut self, i: usize) {
         let node = &mut self.nodes[i];
-        node.restart(NODE_LISTENERS).unwrap_or_else(|e| panic!("{e}\n{}", node.log_tail()));
-        node.wait_ready().unwrap_or_else(|e| panic!("{e}\n{}", node.log_tail()));
+        node.restart(NODE_LISTENERS)
+            .unwrap_or_else(|e| panic!("{e}\n{}", node.log_tail()));
+        node.wait_ready()
+            .unwrap_or_else(|e| panic!("{e}\n{}", node.log_tail()));
     }
 
     /// Runs `cairn ARGS... --node RPC(i)` with the cluster secret.
     pub fn admin(&self, i: usize, args: &[&str]) -> CmdOutput {
         let mut cmd = Command::new(&self.bin);
         clear_cairn_env(&mut cmd);
-        cmd.args(args).arg("--node").arg(self.rpc(i)).env("CAIRN_CLUSTER_SECRET", &self.secret);
+        cmd.args(args)
+            .arg("--node")
+            .arg(self.rpc(i))
+            .env("CAIRN_CLUSTER_SECRET", &self.secret);
         run_with_timeout(&mut cmd, ADMIN_TIMEOUT).expect("run cairn admin command")
     }
 
@@ -349,31 +426,42 @@ impl Cluster {
         out.stdout
     }
 
-    /// The uuid of node `i` (from `cairn status`).
+    /// The uuid of node `i` (from its data dir).
     pub fn node_id(&self, i: usize) -> String {
-        status_field(&self.admin_ok(i, &["status"]), "node:")
+        std::fs::read_to_string(self.data_dir(i).join("node_id"))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
     }
 
-    /// Index of the node that node `asked` sees as the Raft leader.
+    /// Index of the node that node `asked` sees as the Raft leader (from `cairn status`).
     pub fn leader(&self, asked: usize) -> Option<usize> {
         let status = self.admin_ok(asked, &["status"]);
         let raft = status_field(&status, "raft:");
-        let leader = raft.rsplit("leader ").next()?.trim_end_matches(')').to_string();
-        (0..self.nodes.len()).find(|i| self.nodes[*i].listeners.contains_key("rpc") && self.node_id_cached(*i) == leader)
-    }
-
-    fn node_id_cached(&self, i: usize) -> String {
-        std::fs::read_to_string(self.data_dir(i).join("node_id")).unwrap_or_default().trim().to_string()
+        let leader = raft
+            .rsplit("leader ")
+            .next()?
+            .trim_end_matches(')')
+            .to_string();
+        (0..self.nodes.len()).find(|i| self.node_id(*i) == leader)
     }
 
     /// Data dir of node `i`.
     pub fn data_dir(&self, i: usize) -> PathBuf {
-        self.root.as_ref().expect("root").path().join(format!("node{i}"))
+        self.root
+            .as_ref()
+            .expect("root")
+            .path()
+            .join(format!("node{i}"))
     }
 
     /// Everything the processes printed (for failure messages).
     pub fn logs(&self) -> String {
-        let mut out: Vec<String> = self.nodes.iter().map(|n| format!("--- {} ---\n{}", n.label, n.log_tail())).collect();
+        let mut out: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("--- {} ---\n{}", n.label, n.log_tail()))
+            .collect();
         out.push(format!("--- gateway ---\n{}", self.gateway.log_tail()));
         out.join("\n")
     }
@@ -418,9 +506,16 @@ fn spawn_node(
     env: &[(String, String)],
 ) -> Result<Proc, String> {
     let data_dir = root.join(format!("node{i}"));
-    let mut args: Vec<String> = ["node", "--data-dir"].iter().map(|s| s.to_string()).collect();
+    let mut args: Vec<String> = ["node", "--data-dir"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     args.push(data_dir.display().to_string());
-    args.extend(["--rpc-listen", "{rpc}", "--http-listen", "{http}", "--zone"].iter().map(|s| s.to_string()));
+    args.extend(
+        ["--rpc-listen", "{rpc}", "--http-listen", "{http}", "--zone"]
+            .iter()
+            .map(|s| s.to_string()),
+    );
     args.push(format!("z{i}"));
     if !join.is_empty() {
         args.push("--join".into());
@@ -431,5 +526,12 @@ fn spawn_node(
     env.push(("CAIRN_CLUSTER_SECRET".into(), secret.into()));
     env.push(("CAIRN_ACCESS_KEY_ID".into(), key.id.clone()));
     env.push(("CAIRN_SECRET_ACCESS_KEY".into(), key.secret.clone()));
-    Proc::spawn(&format!("node{i}"), bin, args, env, root.join(format!("node{i}.log")), NODE_LISTENERS)
+    Proc::spawn(
+        &format!("node{i}"),
+        bin,
+        args,
+        env,
+        root.join(format!("node{i}.log")),
+        NODE_LISTENERS,
+    )
 }

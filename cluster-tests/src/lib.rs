@@ -1,6 +1,8 @@
 //! Harness for the multi-process tests: real `cairn` processes on loopback, driven by real S3
 //! clients (aws-sdk-s3, the aws CLI, hand-made HTTP requests).
 //!
+//! - [`Cluster`] starts N `cairn node` processes (`--bootstrap-expect N`) and a gateway, with
+//!   kill -9 / restart / join helpers.
 //! - [`Server`] starts `cairn server` on a temp data dir with free ports, waits for `/readyz`,
 //!   and kills the process on drop ([`Server::kill_9`], [`Server::restart`] for crash tests).
 //! - [`s3_client`] builds an aws-sdk-s3 client for a server (path style, `us-east-1`).
@@ -12,12 +14,14 @@
 //! unless `CAIRN_BIN` names one.
 
 pub mod binary;
+pub mod cluster;
 pub mod data;
 pub mod proc;
 pub mod s3;
 pub mod server;
 
 pub use binary::{Profile, cairn_bin, workspace_root};
+pub use cluster::{Cluster, ClusterOptions, Proc};
 pub use data::{md5_hex, quoted_md5, random_bytes};
 pub use proc::{CmdOutput, run_with_timeout};
 pub use s3::{

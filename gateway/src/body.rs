@@ -20,9 +20,11 @@ pub type ResponseBody = UnsyncBoxBody<Bytes, std::io::Error>;
 /// The data frames of a hyper request body.
 pub fn incoming_stream(body: Incoming) -> BodyStream {
     let frames = http_body_util::BodyStream::new(body);
-    Box::pin(frames.try_filter_map(|frame| async move { Ok(frame.into_data().ok()) }).map_err(|e| {
-        S3Error::InvalidRequest(format!("error reading request body: {e}"))
-    }))
+    Box::pin(
+        frames
+            .try_filter_map(|frame| async move { Ok(frame.into_data().ok()) })
+            .map_err(|e| S3Error::InvalidRequest(format!("error reading request body: {e}"))),
+    )
 }
 
 /// An empty response body.
@@ -32,11 +34,15 @@ pub fn empty() -> ResponseBody {
 
 /// A response body from bytes in memory.
 pub fn full(data: impl Into<Bytes>) -> ResponseBody {
-    Full::new(data.into()).map_err(|never| match never {}).boxed_unsync()
+    Full::new(data.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 /// A streamed response body.
-pub fn streamed(stream: impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static) -> ResponseBody {
+pub fn streamed(
+    stream: impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+) -> ResponseBody {
     BodyExt::boxed_unsync(StreamBody::new(stream.map_ok(Frame::data)))
 }
 

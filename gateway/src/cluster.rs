@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cairn_proto::client::{Peers, refs_by_replica};
-use cairn_proto::meta::{Metadata, MetaCommand, MetaError, MetaResult};
+use cairn_proto::meta::{MetaCommand, MetaError, MetaResult, Metadata};
 use cairn_proto::pb::{
-    self, put_block_chunk, CoordinateRequest, CoordinateResponse, GetBlockRequest, GetRecordRequest, ListRequest,
+    self, CoordinateRequest, CoordinateResponse, GetBlockRequest, GetRecordRequest, ListRequest,
     MetaReadRequest, MetaWriteRequest, PutBlockChunk, PutBlockHeader, RefsRequest, StoreRequest,
+    put_block_chunk,
 };
 use cairn_proto::ring::{block_hash, object_hash};
 use cairn_proto::{Ring, VersionKey};
@@ -32,7 +33,11 @@ pub struct MetaView {
 impl MetaView {
     fn new(applied_index: u64, meta: Metadata) -> Self {
         let ring = Arc::new(Ring::new(&meta.layout));
-        Self { applied_index, meta: Arc::new(meta), ring }
+        Self {
+            applied_index,
+            meta: Arc::new(meta),
+            ring,
+        }
     }
 }
 
@@ -50,17 +55,26 @@ fn unavailable(e: impl std::fmt::Display) -> S3Error {
 }
 
 fn decode_state(state: &pb::MetaState) -> Result<MetaView, S3Error> {
-    let meta: Metadata = serde_json::from_slice(&state.state).map_err(|e| S3Error::InternalError(e.to_string()))?;
+    let meta: Metadata =
+        serde_json::from_slice(&state.state).map_err(|e| S3Error::InternalError(e.to_string()))?;
     Ok(MetaView::new(state.applied_index, meta))
 }
 
 impl Cluster {
     /// Connects to the given node addresses and starts following the metadata.
     pub fn start(seeds: Vec<String>, cluster_secret: &str) -> anyhow::Result<Self> {
-        anyhow::ensure!(!seeds.is_empty(), "a gateway needs at least one node address");
+        anyhow::ensure!(
+            !seeds.is_empty(),
+            "a gateway needs at least one node address"
+        );
         let peers = Peers::new(cluster_secret).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
         let (view, _) = watch::channel(MetaView::new(0, Metadata::default()));
-        let cluster = Self { peers, seeds: Arc::new(seeds), view, last_contact: Default::default() };
+        let cluster = Self {
+            peers,
+            seeds: Arc::new(seeds),
+            view,
+            last_contact: Default::default(),
+        };
         tokio::spawn(cluster.clone().follow_metadata());
         Ok(cluster)
     }
@@ -72,7 +86,11 @@ impl Cluster {
 
     /// Ready once the metadata has been received and holds a layout.
     pub fn ready(&self) -> bool {
-        self.last_contact.lock().map(|t| t.is_some()).unwrap_or(false) && !self.view().ring.is_empty()
+        self.last_contact
+            .lock()
+            .map(|t| t.is_some())
+            .unwrap_or(false)
+            && !self.view().ring.is_empty()
     }
 
     fn accept(&self, next: MetaView) {
@@ -115,7 +133,12 @@ impl Cluster {
     }
 
     async fn watch_from(&self, addr: &str) -> Result<(), S3Error> {
-        let mut stream = self.peers.meta(addr)?.watch(MetaReadRequest {}).await?.into_inner();
+        let mut stream = self
+            .peers
+            .meta(addr)?
+            .watch(MetaReadRequest {})
+            .await?
+            .into_inner();
         while let Some(state) = stream.message().await? {
             self.accept(decode_state(&state)?);
         }
@@ -138,11 +161,21 @@ impl Cluster {
     }
 
     /// Commits a metadata command through any node (forwarded to the Raft leader).
-    pub async fn meta_write(&self, cmd: &MetaCommand) -> Result<Result<MetaResult, MetaError>, S3Error> {
+    pub async fn meta_write(
+        &self,
+        cmd: &MetaCommand,
+    ) -> Result<Result<MetaResult, MetaError>, S3Error> {
         let command = serde_json::to_vec(cmd).map_err(|e| S3Error::InternalError(e.to_string()))?;
         let mut last = None;
         for addr in self.meta_nodes() {
-            match self.peers.meta(&addr)?.write(MetaWriteRequest { command: command.clone() }).await {
+            match self
+                .peers
+                .meta(&addr)?
+                .write(MetaWriteRequest {
+                    command: command.clone(),
+                })
+                .await
+            {
                 Ok(resp) => {
                     let result: MetaResult = serde_json::from_slice(&resp.get_ref().result)
                         .map_err(|e| S3Error::InternalError(e.to_string()))?;
@@ -157,24 +190,38 @@ impl Cluster {
     }
 
     /// Sends a record to its key's coordinator (the first replica that answers).
-    pub async fn coordinate(&self, record: pb::ObjectRecord) -> Result<CoordinateResponse, S3Error> {
+    pub async fn coordinate(
+        &self,
+        record: pb::ObjectRecord,
+    ) -> Result<CoordinateResponse, S3Error> {
         let view = self.view();
-        let bucket = Uuid::from_slice(&record.bucket_id).map_err(|e| S3Error::InternalError(e.to_string()))?;
+        let bucket = Uuid::from_slice(&record.bucket_id)
+            .map_err(|e| S3Error::InternalError(e.to_string()))?;
         let mut last = None;
         for node in view.ring.replicas(object_hash(&bucket, &record.key)) {
-            let req = CoordinateRequest { record: Some(record.clone()), layout_version: view.ring.version() };
+            let req = CoordinateRequest {
+                record: Some(record.clone()),
+                layout_version: view.ring.version(),
+            };
             match self.peers.objects(&node.addr)?.coordinate(req).await {
                 Ok(resp) => return Ok(resp.into_inner()),
                 Err(e) if e.code() == tonic::Code::Unavailable => last = Some(e),
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(unavailable(last.map(|e| e.to_string()).unwrap_or_else(|| "no replicas".into())))
+        Err(unavailable(
+            last.map(|e| e.to_string())
+                .unwrap_or_else(|| "no replicas".into()),
+        ))
     }
 
     /// Quorum read of a key's newest visible record (complete or tombstone). Replicas found
     /// holding an older version (or none) are repaired in the background.
-    pub async fn get_record(&self, bucket: &Uuid, key: &str) -> Result<Option<pb::ObjectRecord>, S3Error> {
+    pub async fn get_record(
+        &self,
+        bucket: &Uuid,
+        key: &str,
+    ) -> Result<Option<pb::ObjectRecord>, S3Error> {
         let view = self.view();
         let replicas = view.ring.replicas(object_hash(bucket, key));
         let quorum = replicas.len() / 2 + 1;
@@ -188,7 +235,12 @@ impl Cluster {
                 };
                 let client = self.peers.objects(&node.addr);
                 let addr = node.addr.clone();
-                async move { (addr, async { client?.get(req).await.map(|r| r.into_inner().record) }.await) }
+                async move {
+                    (
+                        addr,
+                        async { client?.get(req).await.map(|r| r.into_inner().record) }.await,
+                    )
+                }
             })
             .collect();
         let mut answers: Vec<(String, Option<VersionKey>)> = Vec::new();
@@ -205,7 +257,9 @@ impl Cluster {
                     if answers.len() >= quorum {
                         if let Some(newest) = newest.clone() {
                             let cluster = self.clone();
-                            tokio::spawn(async move { cluster.read_repair(newest, answers, reads).await });
+                            tokio::spawn(async move {
+                                cluster.read_repair(newest, answers, reads).await
+                            });
                         }
                         return Ok(newest);
                     }
@@ -218,9 +272,14 @@ impl Cluster {
 
     /// Waits for the replicas that had not answered yet, then stores `newest` on every
     /// replica that answered with an older version or none.
-    async fn read_repair<F>(&self, newest: pb::ObjectRecord, mut answers: Vec<(String, Option<VersionKey>)>, mut rest: F)
-    where
-        F: futures::Stream<Item = (String, Result<Option<pb::ObjectRecord>, tonic::Status>)> + Unpin,
+    async fn read_repair<F>(
+        &self,
+        newest: pb::ObjectRecord,
+        mut answers: Vec<(String, Option<VersionKey>)>,
+        mut rest: F,
+    ) where
+        F: futures::Stream<Item = (String, Result<Option<pb::ObjectRecord>, tonic::Status>)>
+            + Unpin,
     {
         while let Some((addr, result)) = rest.next().await {
             if let Ok(record) = result {
@@ -232,10 +291,15 @@ impl Cluster {
             if held.is_some_and(|v| v >= target) {
                 continue;
             }
-            let req = StoreRequest { record: Some(newest.clone()), layout_version: self.view().ring.version() };
+            let req = StoreRequest {
+                record: Some(newest.clone()),
+                layout_version: self.view().ring.version(),
+            };
             match self.peers.objects(&addr) {
                 Ok(mut client) => match client.store(req).await {
-                    Ok(_) => tracing::info!(node = %addr, key = %newest.key, "read repair stored a newer version"),
+                    Ok(_) => {
+                        tracing::info!(node = %addr, key = %newest.key, "read repair stored a newer version")
+                    }
                     Err(e) => tracing::debug!(node = %addr, error = %e, "read repair failed"),
                 },
                 Err(e) => tracing::debug!(node = %addr, error = %e, "read repair failed"),
@@ -251,16 +315,29 @@ impl Cluster {
         let view = self.view();
         let nodes = view.ring.nodes().to_vec();
         let calls = nodes.iter().map(|node| {
-            let req = ListRequest { layout_version: view.ring.version(), ..req.clone() };
+            let req = ListRequest {
+                layout_version: view.ring.version(),
+                ..req.clone()
+            };
             let client = self.peers.objects(&node.addr);
             async move { client?.list(req).await.map(|r| r.into_inner()) }
         });
         let pages = futures::future::join_all(calls).await;
-        let answered: HashSet<Uuid> =
-            nodes.iter().zip(&pages).filter(|(_, page)| page.is_ok()).map(|(node, _)| node.id).collect();
+        let answered: HashSet<Uuid> = nodes
+            .iter()
+            .zip(&pages)
+            .filter(|(_, page)| page.is_ok())
+            .map(|(node, _)| node.id)
+            .collect();
         if !view.ring.covered_by(|id| answered.contains(id)) {
-            let why = pages.into_iter().find_map(Result::err).map(|e| e.to_string()).unwrap_or_default();
-            return Err(unavailable(format!("no replica of some keys answered the listing: {why}")));
+            let why = pages
+                .into_iter()
+                .find_map(Result::err)
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            return Err(unavailable(format!(
+                "no replica of some keys answered the listing: {why}"
+            )));
         }
         let mut merged: Vec<pb::ObjectRecord> = Vec::new();
         // Keys beyond the smallest last key of a cut page may be missing from that node's answer.
@@ -268,9 +345,10 @@ impl Cluster {
         for page in pages.into_iter().flatten() {
             if page.truncated
                 && let Some(last) = page.records.last()
-                    && bound.as_ref().is_none_or(|b| last.key < *b) {
-                        bound = Some(last.key.clone());
-                    }
+                && bound.as_ref().is_none_or(|b| last.key < *b)
+            {
+                bound = Some(last.key.clone());
+            }
             merged.extend(page.records);
         }
         merged.sort_by(|a, b| a.key.cmp(&b.key).then_with(|| version(b).cmp(&version(a))));
@@ -278,11 +356,19 @@ impl Cluster {
         if let Some(bound) = &bound {
             merged.retain(|r| r.key <= *bound);
         }
-        Ok(ListPage { records: merged, complete: bound.is_none() })
+        Ok(ListPage {
+            records: merged,
+            complete: bound.is_none(),
+        })
     }
 
     /// Writes a block to its replicas; returns once a write quorum holds it.
-    pub async fn put_block(&self, id: &[u8], owner: &pb::BlockOwner, data: Bytes) -> Result<(), S3Error> {
+    pub async fn put_block(
+        &self,
+        id: &[u8],
+        owner: &pb::BlockOwner,
+        data: Bytes,
+    ) -> Result<(), S3Error> {
         let view = self.view();
         let replicas = view.ring.replicas(block_hash(id));
         let quorum = replicas.len() / 2 + 1;
@@ -296,8 +382,12 @@ impl Cluster {
                     layout_version: view.ring.version(),
                 };
                 let messages = vec![
-                    PutBlockChunk { part: Some(put_block_chunk::Part::Header(header)) },
-                    PutBlockChunk { part: Some(put_block_chunk::Part::Data(data.clone())) },
+                    PutBlockChunk {
+                        part: Some(put_block_chunk::Part::Header(header)),
+                    },
+                    PutBlockChunk {
+                        part: Some(put_block_chunk::Part::Data(data.clone())),
+                    },
                 ];
                 let client = self.peers.blocks(&node.addr);
                 async move { client?.put_block(futures::stream::iter(messages)).await }
@@ -321,13 +411,28 @@ impl Cluster {
 
     /// Reads `length` bytes (0 = to the end) of a block from the first replica that has a
     /// verified copy.
-    pub async fn get_block(&self, id: &[u8], offset: u64, length: u64) -> Result<Vec<Bytes>, S3Error> {
+    pub async fn get_block(
+        &self,
+        id: &[u8],
+        offset: u64,
+        length: u64,
+    ) -> Result<Vec<Bytes>, S3Error> {
         let view = self.view();
         let mut last = None;
         for node in view.ring.replicas(block_hash(id)) {
-            let req = GetBlockRequest { id: id.to_vec(), offset, length, layout_version: view.ring.version() };
+            let req = GetBlockRequest {
+                id: id.to_vec(),
+                offset,
+                length,
+                layout_version: view.ring.version(),
+            };
             let result = async {
-                let mut stream = self.peers.blocks(&node.addr)?.get_block(req).await?.into_inner();
+                let mut stream = self
+                    .peers
+                    .blocks(&node.addr)?
+                    .get_block(req)
+                    .await?
+                    .into_inner();
                 let mut out = Vec::new();
                 while let Some(chunk) = stream.message().await? {
                     out.push(chunk.data);
@@ -343,7 +448,10 @@ impl Cluster {
                 }
             }
         }
-        Err(S3Error::InternalError(format!("no readable copy of a block: {}", last.map(|e| e.to_string()).unwrap_or_default())))
+        Err(S3Error::InternalError(format!(
+            "no readable copy of a block: {}",
+            last.map(|e| e.to_string()).unwrap_or_default()
+        )))
     }
 
     /// Adds references on existing blocks (on every replica, one request per node and batch);
@@ -353,16 +461,30 @@ impl Cluster {
         let mut unique: Vec<pb::BlockRefEntry> = Vec::with_capacity(refs.len());
         let mut seen = HashSet::new();
         for entry in refs {
-            if seen.insert((entry.block_id.as_slice(), entry.owner.as_ref().map(prost::Message::encode_to_vec))) {
+            if seen.insert((
+                entry.block_id.as_slice(),
+                entry.owner.as_ref().map(prost::Message::encode_to_vec),
+            )) {
                 unique.push(entry.clone());
             }
         }
-        let calls = refs_by_replica(&view.ring, &unique).into_iter().map(|(node, batch)| {
-            let ids: Vec<Vec<u8>> = batch.iter().map(|e| e.block_id.clone()).collect();
-            let req = RefsRequest { refs: batch, layout_version: view.ring.version() };
-            let client = self.peers.blocks(&node.addr);
-            async move { (node.addr, ids, async move { client?.add_refs(req).await }.await) }
-        });
+        let calls = refs_by_replica(&view.ring, &unique)
+            .into_iter()
+            .map(|(node, batch)| {
+                let ids: Vec<Vec<u8>> = batch.iter().map(|e| e.block_id.clone()).collect();
+                let req = RefsRequest {
+                    refs: batch,
+                    layout_version: view.ring.version(),
+                };
+                let client = self.peers.blocks(&node.addr);
+                async move {
+                    (
+                        node.addr,
+                        ids,
+                        async move { client?.add_refs(req).await }.await,
+                    )
+                }
+            });
         let mut acks: HashMap<Vec<u8>, usize> = HashMap::new();
         for (addr, ids, result) in futures::future::join_all(calls).await {
             match result {
@@ -372,13 +494,17 @@ impl Cluster {
                         *acks.entry(id).or_default() += 1;
                     }
                 }
-                Err(e) => tracing::warn!(node = %addr, error = %e, "adding block references failed"),
+                Err(e) => {
+                    tracing::warn!(node = %addr, error = %e, "adding block references failed")
+                }
             }
         }
         for entry in &unique {
             let quorum = view.ring.replicas(block_hash(&entry.block_id)).len() / 2 + 1;
             if acks.get(&entry.block_id).copied().unwrap_or(0) < quorum {
-                return Err(S3Error::InternalError("a source block is no longer available".into()));
+                return Err(S3Error::InternalError(
+                    "a source block is no longer available".into(),
+                ));
             }
         }
         Ok(())
@@ -388,7 +514,9 @@ impl Cluster {
     /// node's release of superseded versions): unreachable replicas keep them until repair.
     pub async fn drop_refs(&self, refs: &[pb::BlockRefEntry]) {
         let view = self.view();
-        self.peers.drop_refs_everywhere(&view.ring, refs, None, |_| async { Ok(()) }).await;
+        self.peers
+            .drop_refs_everywhere(&view.ring, refs, None, |_| async { Ok(()) })
+            .await;
     }
 
     /// Streams a byte range of an object body stored in blocks.
@@ -418,7 +546,10 @@ impl Cluster {
                 async move { cluster.get_block(&id, from, len).await }
             })
             .buffered(2)
-            .map(|r| r.map(|chunks| futures::stream::iter(chunks.into_iter().map(Ok))).map_err(std::io::Error::other))
+            .map(|r| {
+                r.map(|chunks| futures::stream::iter(chunks.into_iter().map(Ok)))
+                    .map_err(std::io::Error::other)
+            })
             .try_flatten()
     }
 }
@@ -432,5 +563,8 @@ pub struct ListPage {
 }
 
 fn version(r: &pb::ObjectRecord) -> VersionKey {
-    r.version.as_ref().and_then(VersionKey::from_pb).unwrap_or_default()
+    r.version
+        .as_ref()
+        .and_then(VersionKey::from_pb)
+        .unwrap_or_default()
 }

@@ -8,7 +8,9 @@ use http::StatusCode;
 pub enum S3Error {
     #[error("Access Denied")]
     AccessDenied,
-    #[error("The request signature we calculated does not match the signature you provided. Check your key and signing method.")]
+    #[error(
+        "The request signature we calculated does not match the signature you provided. Check your key and signing method."
+    )]
     SignatureDoesNotMatch,
     #[error("The AWS Access Key Id you provided does not exist in our records.")]
     InvalidAccessKeyId,
@@ -26,9 +28,13 @@ pub enum S3Error {
     NoSuchBucket,
     #[error("The specified key does not exist.")]
     NoSuchKey,
-    #[error("The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.")]
+    #[error(
+        "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."
+    )]
     NoSuchUpload,
-    #[error("One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag.")]
+    #[error(
+        "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag."
+    )]
     InvalidPart,
     #[error("The list of parts was not in ascending order. Parts must be ordered by part number.")]
     InvalidPartOrder,
@@ -50,7 +56,9 @@ pub enum S3Error {
     InvalidDigest,
     #[error("{0}")]
     InvalidArgument(String),
-    #[error("The XML you provided was not well-formed or did not validate against our published schema.")]
+    #[error(
+        "The XML you provided was not well-formed or did not validate against our published schema."
+    )]
     MalformedXML,
     #[error("The specified method is not allowed against this resource.")]
     MethodNotAllowed,

@@ -48,7 +48,9 @@ impl RunningGateway {
 
 /// Binds a listener and prints `listening NAME=ADDR` (port 0 picks a free port).
 async fn bind(name: &str, addr: &str) -> anyhow::Result<(TcpListener, SocketAddr)> {
-    let listener = TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr} ({name}): {e}"))?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr} ({name}): {e}"))?;
     let local = listener.local_addr()?;
     println!("listening {name}={local}");
     Ok((listener, local))
@@ -59,17 +61,31 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
     let cluster = Cluster::start(config.nodes.clone(), &config.cluster_secret)?;
     let s3 = S3::new(
         cluster.clone(),
-        S3Config { region: config.region.clone(), root_domain: config.root_domain.clone(), ..Default::default() },
+        S3Config {
+            region: config.region.clone(),
+            root_domain: config.root_domain.clone(),
+            ..Default::default()
+        },
     );
     let (listener, s3_addr) = bind("s3", &config.s3_listen).await?;
     tokio::spawn(server::serve(s3.clone(), listener));
     let web_addr = match &config.web_listen {
         Some(addr) => {
             let (listener, local) = bind("web", addr).await?;
-            tokio::spawn(web::serve(Arc::new(web::Website { cluster: cluster.clone(), root_domain: config.web_root_domain.clone() }), listener));
+            tokio::spawn(web::serve(
+                Arc::new(web::Website {
+                    cluster: cluster.clone(),
+                    root_domain: config.web_root_domain.clone(),
+                }),
+                listener,
+            ));
             Some(local)
         }
         None => None,
     };
-    Ok(RunningGateway { s3_addr, web_addr, cluster })
+    Ok(RunningGateway {
+        s3_addr,
+        web_addr,
+        cluster,
+    })
 }

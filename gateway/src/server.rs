@@ -40,7 +40,10 @@ pub async fn serve(s3: Arc<S3>, listener: TcpListener) {
                 let s3 = s3.clone();
                 async move { Ok::<_, Infallible>(handle(&s3, req).await) }
             });
-            if let Err(e) = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await {
+            if let Err(e) = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });
@@ -68,7 +71,10 @@ pub async fn handle(s3: &S3, req: Request<Incoming>) -> Response<ResponseBody> {
         if let Ok(v) = request_id.parse() {
             headers.insert("x-amz-request-id", v);
         }
-        headers.insert(http::header::SERVER, http::HeaderValue::from_static("Cairn"));
+        headers.insert(
+            http::header::SERVER,
+            http::HeaderValue::from_static("Cairn"),
+        );
         response
     }
     .instrument(span)
@@ -76,28 +82,49 @@ pub async fn handle(s3: &S3, req: Request<Incoming>) -> Response<ResponseBody> {
 }
 
 /// Renders an error as the AWS `<Error>` document (no body for HEAD).
-pub fn error_response(e: &S3Error, method: &Method, resource: &str, request_id: &str) -> Response<ResponseBody> {
+pub fn error_response(
+    e: &S3Error,
+    method: &Method,
+    resource: &str,
+    request_id: &str,
+) -> Response<ResponseBody> {
     let status = e.status();
     let mut builder = Response::builder().status(status);
     if status == StatusCode::NOT_MODIFIED || *method == Method::HEAD {
-        return builder.body(body::empty()).unwrap_or_else(|_| Response::new(body::empty()));
+        return builder
+            .body(body::empty())
+            .unwrap_or_else(|_| Response::new(body::empty()));
     }
     let doc = xml::error_xml(e.code(), &e.message(), resource, request_id, &[]);
-    builder = builder.header(http::header::CONTENT_TYPE, "application/xml").header(http::header::CONTENT_LENGTH, doc.len());
-    builder.body(body::full(doc)).unwrap_or_else(|_| Response::new(body::empty()))
+    builder = builder
+        .header(http::header::CONTENT_TYPE, "application/xml")
+        .header(http::header::CONTENT_LENGTH, doc.len());
+    builder
+        .body(body::full(doc))
+        .unwrap_or_else(|_| Response::new(body::empty()))
 }
 
 /// Splits the request into (bucket, key): virtual-hosted when the Host is
 /// `<bucket>.<root domain>`, else path-style `/<bucket>/<key>`.
-fn bucket_and_key(s3: &S3, uri: &http::Uri, headers: &HeaderMap) -> Result<(Option<String>, Option<String>), S3Error> {
+fn bucket_and_key(
+    s3: &S3,
+    uri: &http::Uri,
+    headers: &HeaderMap,
+) -> Result<(Option<String>, Option<String>), S3Error> {
     let path = percent_encoding::percent_decode_str(uri.path())
         .decode_utf8()
         .map_err(|_| S3Error::InvalidArgument("the request path is not valid UTF-8".into()))?;
     let path = path.strip_prefix('/').unwrap_or(&path);
-    let host = headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).or_else(|| uri.host());
+    let host = headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| uri.host());
     let host = host.map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name));
     let vhost_bucket = match (&s3.config.root_domain, host) {
-        (Some(root), Some(host)) => host.strip_suffix(root.as_str()).and_then(|b| b.strip_suffix('.')).filter(|b| !b.is_empty()),
+        (Some(root), Some(host)) => host
+            .strip_suffix(root.as_str())
+            .and_then(|b| b.strip_suffix('.'))
+            .filter(|b| !b.is_empty()),
         _ => None,
     };
     let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
@@ -118,15 +145,25 @@ async fn process(s3: &S3, req: Request<Incoming>) -> Result<Response<ResponseBod
     }
     let query = Query::parse(parts.uri.query());
     let auth = authenticate(s3, &parts.method, &parts.uri, &parts.headers).await?;
-    let mut endpoint = router::route(&parts.method, bucket_name.as_deref(), key.as_deref(), &query)?;
+    let mut endpoint = router::route(
+        &parts.method,
+        bucket_name.as_deref(),
+        key.as_deref(),
+        &query,
+    )?;
     if endpoint == router::Endpoint::PutObject && parts.headers.contains_key("x-amz-copy-source") {
         endpoint = router::Endpoint::CopyObject;
     }
     if endpoint == router::Endpoint::UploadPart && parts.headers.contains_key("x-amz-copy-source") {
         endpoint = router::Endpoint::UploadPartCopy;
     }
-    let access_key = s3.access_key(&auth.access_key_id).await?.ok_or(S3Error::InvalidAccessKeyId)?;
-    let bucket = s3.authorize(endpoint, &access_key, bucket_name.as_deref()).await?;
+    let access_key = s3
+        .access_key(&auth.access_key_id)
+        .await?
+        .ok_or(S3Error::InvalidAccessKeyId)?;
+    let bucket = s3
+        .authorize(endpoint, &access_key, bucket_name.as_deref())
+        .await?;
     let (body, trailers) = request_body(incoming, &parts.headers, auth.payload)?;
     tracing::debug!(op = endpoint.name(), "dispatch");
     s3.dispatch(S3Request {
@@ -147,10 +184,21 @@ async fn process(s3: &S3, req: Request<Incoming>) -> Result<Response<ResponseBod
 
 /// Authenticates with SigV4 (header or presigned); unknown keys are confirmed with a
 /// linearizable metadata read before `InvalidAccessKeyId`. Anonymous requests are refused.
-async fn authenticate(s3: &S3, method: &Method, uri: &http::Uri, headers: &HeaderMap) -> Result<Authenticated, S3Error> {
-    let parts = RequestParts { method, uri, headers };
+async fn authenticate(
+    s3: &S3,
+    method: &Method,
+    uri: &http::Uri,
+    headers: &HeaderMap,
+) -> Result<Authenticated, S3Error> {
+    let parts = RequestParts {
+        method,
+        uri,
+        headers,
+    };
     let attempt = |view: &crate::cluster::MetaView| {
-        auth::authenticate(&parts, &s3.config.region, chrono::Utc::now(), |id| view.meta.keys.get(id).map(|k| k.secret.clone()))
+        auth::authenticate(&parts, &s3.config.region, chrono::Utc::now(), |id| {
+            view.meta.keys.get(id).map(|k| k.secret.clone())
+        })
     };
     let result = match attempt(&s3.cluster.view()) {
         Err(S3Error::InvalidAccessKeyId) => attempt(&s3.cluster.refresh().await?),
@@ -161,11 +209,20 @@ async fn authenticate(s3: &S3, method: &Method, uri: &http::Uri, headers: &Heade
 
 /// The request body as the handlers see it: de-chunked (aws-chunked, signatures verified)
 /// and checked against the signed payload hash.
-fn request_body(incoming: Incoming, headers: &HeaderMap, payload: PayloadCheck) -> Result<(BodyStream, TrailerSlot), S3Error> {
+fn request_body(
+    incoming: Incoming,
+    headers: &HeaderMap,
+    payload: PayloadCheck,
+) -> Result<(BodyStream, TrailerSlot), S3Error> {
     let raw = body::incoming_stream(incoming);
     let decoded_length = headers
         .get("x-amz-decoded-content-length")
-        .map(|v| v.to_str().ok().and_then(|s| s.parse::<u64>().ok()).ok_or_else(|| S3Error::InvalidArgument("bad x-amz-decoded-content-length".into())))
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+                .ok_or_else(|| S3Error::InvalidArgument("bad x-amz-decoded-content-length".into()))
+        })
         .transpose()?;
     Ok(match payload {
         PayloadCheck::Unsigned => (raw, TrailerSlot::default()),
@@ -179,21 +236,29 @@ fn request_body(incoming: Incoming, headers: &HeaderMap, payload: PayloadCheck) 
 /// (handlers make nothing visible before the body has ended cleanly).
 fn verify_sha256(body: BodyStream, expected: [u8; 32]) -> BodyStream {
     let mut hasher = Some(Sha256::new());
-    let checked = body.map(Some).chain(futures::stream::once(async { None })).filter_map(move |item| {
-        let out = match item {
-            Some(Ok(chunk)) => {
-                if let Some(h) = hasher.as_mut() {
-                    h.update(&chunk);
+    let checked = body
+        .map(Some)
+        .chain(futures::stream::once(async { None }))
+        .filter_map(move |item| {
+            let out = match item {
+                Some(Ok(chunk)) => {
+                    if let Some(h) = hasher.as_mut() {
+                        h.update(&chunk);
+                    }
+                    Some(Ok::<Bytes, S3Error>(chunk))
                 }
-                Some(Ok::<Bytes, S3Error>(chunk))
-            }
-            Some(Err(e)) => Some(Err(e)),
-            None => {
-                let actual: [u8; 32] = hasher.take().map(|h| h.finalize().into()).unwrap_or_default();
-                auth::verify_payload_sha256(&expected, &actual).err().map(Err)
-            }
-        };
-        async move { out }
-    });
+                Some(Err(e)) => Some(Err(e)),
+                None => {
+                    let actual: [u8; 32] = hasher
+                        .take()
+                        .map(|h| h.finalize().into())
+                        .unwrap_or_default();
+                    auth::verify_payload_sha256(&expected, &actual)
+                        .err()
+                        .map(Err)
+                }
+            };
+            async move { out }
+        });
     Box::pin(checked)
 }

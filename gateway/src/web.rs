@@ -22,14 +22,18 @@ pub struct Website {
 /// Accepts website connections forever.
 pub async fn serve(site: Arc<Website>, listener: TcpListener) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let site = site.clone();
         tokio::spawn(async move {
             let service = service_fn(move |_req| {
                 let _site = site.clone();
                 async move { Ok::<_, Infallible>(not_a_website()) }
             });
-            let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await;
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
     }
 }

@@ -24,15 +24,22 @@ pub fn index_status(e: IndexError) -> Status {
 }
 
 /// Stamps (if needed), stores and replicates a record; answers once W replicas hold it.
-pub async fn coordinate(state: &Arc<NodeState>, mut record: pb::ObjectRecord) -> Result<CoordinateResponse, Status> {
-    let bucket = Uuid::from_slice(&record.bucket_id).map_err(|_| Status::invalid_argument("bad bucket id"))?;
+pub async fn coordinate(
+    state: &Arc<NodeState>,
+    mut record: pb::ObjectRecord,
+) -> Result<CoordinateResponse, Status> {
+    let bucket = Uuid::from_slice(&record.bucket_id)
+        .map_err(|_| Status::invalid_argument("bad bucket id"))?;
     let version = match record.version.as_ref().and_then(VersionKey::from_pb) {
         Some(v) => {
             state.hlc.observe(v.hlc);
             v
         }
         None => {
-            let floor = state.index.newest_version(&bucket, &record.key).map_err(index_status)?;
+            let floor = state
+                .index
+                .newest_version(&bucket, &record.key)
+                .map_err(index_status)?;
             let v = VersionKey {
                 hlc: state.hlc.stamp_after(floor.map(|v| v.hlc).unwrap_or(0)),
                 node_id: *state.id.as_bytes(),
@@ -62,7 +69,12 @@ pub async fn coordinate(state: &Arc<NodeState>, mut record: pb::ObjectRecord) ->
                     store_local(&state, record).await.map(Some)
                 } else {
                     let mut client = state.peers.objects(&node.addr)?;
-                    client.store(StoreRequest { record: Some(record), layout_version }).await?;
+                    client
+                        .store(StoreRequest {
+                            record: Some(record),
+                            layout_version,
+                        })
+                        .await?;
                     Ok(None)
                 }
             }
@@ -85,15 +97,23 @@ pub async fn coordinate(state: &Arc<NodeState>, mut record: pb::ObjectRecord) ->
     }
     if acks < quorum {
         let why = last_error.map(|e| e.to_string()).unwrap_or_default();
-        return Err(Status::unavailable(format!("write quorum not reached ({acks}/{quorum}): {why}")));
+        return Err(Status::unavailable(format!(
+            "write quorum not reached ({acks}/{quorum}): {why}"
+        )));
     }
     // Let the slower replicas finish in the background.
     tokio::spawn(async move { while writes.next().await.is_some() {} });
-    Ok(CoordinateResponse { record: Some(record), previous })
+    Ok(CoordinateResponse {
+        record: Some(record),
+        previous,
+    })
 }
 
 /// Stores a stamped record in the local index and releases what it superseded.
-pub async fn store_local(state: &Arc<NodeState>, record: pb::ObjectRecord) -> Result<StoreOutcome, Status> {
+pub async fn store_local(
+    state: &Arc<NodeState>,
+    record: pb::ObjectRecord,
+) -> Result<StoreOutcome, Status> {
     if let Some(v) = record.version.as_ref() {
         state.hlc.observe(v.hlc);
     }
@@ -113,7 +133,10 @@ pub async fn release_blocks(state: &Arc<NodeState>, records: &[pb::ObjectRecord]
         .iter()
         .filter_map(|record| Some((record_owner(record)?, record_blocks(record))))
         .flat_map(|(owner, blocks)| {
-            blocks.iter().map(move |b| pb::BlockRefEntry { block_id: b.id.clone(), owner: Some(owner.clone()) })
+            blocks.iter().map(move |b| pb::BlockRefEntry {
+                block_id: b.id.clone(),
+                owner: Some(owner.clone()),
+            })
         })
         .collect();
     if entries.is_empty() {
@@ -124,7 +147,10 @@ pub async fn release_blocks(state: &Arc<NodeState>, records: &[pb::ObjectRecord]
         let state = state.clone();
         async move { drop_refs_local(&state, &refs).await }
     };
-    state.peers.drop_refs_everywhere(&ring, &entries, Some(state.id), local).await;
+    state
+        .peers
+        .drop_refs_everywhere(&ring, &entries, Some(state.id), local)
+        .await;
 }
 
 /// Drops references in the local index.
@@ -132,7 +158,10 @@ pub async fn drop_refs_local(state: &NodeState, refs: &[pb::BlockRefEntry]) -> R
     let ops = refs
         .iter()
         .filter_map(|r| {
-            Some(Op::DropRef { block: BlockId::from_slice(&r.block_id)?, owner: r.owner.as_ref()?.encode_to_vec() })
+            Some(Op::DropRef {
+                block: BlockId::from_slice(&r.block_id)?,
+                owner: r.owner.as_ref()?.encode_to_vec(),
+            })
         })
         .collect();
     state.index.apply(ops).await.map_err(index_status)?;

@@ -52,14 +52,19 @@ pub async fn run(state: Arc<NodeState>, config: GcConfig) {
 pub async fn pass(state: &Arc<NodeState>, config: &GcConfig) -> anyhow::Result<()> {
     let now = now_ms();
     let cutoff = now - config.upload_expiry.as_millis() as i64;
-    let stale = state.index.older_than(RecordState::Uploading, cutoff, 1000)?;
+    let stale = state
+        .index
+        .older_than(RecordState::Uploading, cutoff, 1000)?;
     for record in &stale {
         forget_record(state, record).await?;
     }
     release_blocks(state, &stale).await;
 
     let cutoff = now - config.tombstone_grace.as_millis() as i64;
-    for tombstone in state.index.older_than(RecordState::Tombstone, cutoff, 1000)? {
+    for tombstone in state
+        .index
+        .older_than(RecordState::Tombstone, cutoff, 1000)?
+    {
         if tombstone_settled(state, &tombstone).await {
             forget_record(state, &tombstone).await?;
         }
@@ -78,30 +83,51 @@ pub async fn pass(state: &Arc<NodeState>, config: &GcConfig) -> anyhow::Result<(
 
 /// Removes one record version from the local index.
 async fn forget_record(state: &NodeState, record: &pb::ObjectRecord) -> anyhow::Result<()> {
-    let Some(version) = record.version.as_ref().and_then(VersionKey::from_pb) else { return Ok(()) };
+    let Some(version) = record.version.as_ref().and_then(VersionKey::from_pb) else {
+        return Ok(());
+    };
     let bucket = uuid::Uuid::from_slice(&record.bucket_id)?;
-    state.index.apply(vec![Op::DeleteRecord { bucket, key: record.key.clone(), version }]).await?;
+    state
+        .index
+        .apply(vec![Op::DeleteRecord {
+            bucket,
+            key: record.key.clone(),
+            version,
+        }])
+        .await?;
     Ok(())
 }
 
 /// A tombstone may go once no replica of its key can still hold an older version: every
 /// other replica answers with the tombstone, something newer, or nothing at all.
 async fn tombstone_settled(state: &Arc<NodeState>, tombstone: &pb::ObjectRecord) -> bool {
-    let Some(version) = tombstone.version.as_ref().and_then(VersionKey::from_pb) else { return false };
-    let Ok(bucket) = uuid::Uuid::from_slice(&tombstone.bucket_id) else { return false };
+    let Some(version) = tombstone.version.as_ref().and_then(VersionKey::from_pb) else {
+        return false;
+    };
+    let Ok(bucket) = uuid::Uuid::from_slice(&tombstone.bucket_id) else {
+        return false;
+    };
     let ring = state.ring();
     for node in ring.replicas(object_hash(&bucket, &tombstone.key)) {
         if state.is_self(node) {
             continue;
         }
-        let req = GetRecordRequest { bucket_id: tombstone.bucket_id.clone(), key: tombstone.key.clone(), layout_version: ring.version() };
+        let req = GetRecordRequest {
+            bucket_id: tombstone.bucket_id.clone(),
+            key: tombstone.key.clone(),
+            layout_version: ring.version(),
+        };
         let answer = match state.peers.objects(&node.addr) {
             Ok(mut client) => client.get(req).await.map(|r| r.into_inner().record),
             Err(e) => Err(e),
         };
         match answer {
             Ok(None) => {}
-            Ok(Some(r)) if r.version.as_ref().and_then(VersionKey::from_pb).is_some_and(|v| v >= version) => {}
+            Ok(Some(r))
+                if r.version
+                    .as_ref()
+                    .and_then(VersionKey::from_pb)
+                    .is_some_and(|v| v >= version) => {}
             _ => return false,
         }
     }

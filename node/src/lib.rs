@@ -83,8 +83,15 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     });
     let blocks = BlockStore::open(&config.data_dir.join("blocks"))?;
     let index = Index::open(&config.data_dir.join("index.redb"))?;
-    let raft = MetaRaft::open(&config.data_dir.join("meta"), id, advertise.clone(), config.cluster_secret.clone()).await?;
-    let peers = Peers::new(&config.cluster_secret).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+    let raft = MetaRaft::open(
+        &config.data_dir.join("meta"),
+        id,
+        advertise.clone(),
+        config.cluster_secret.clone(),
+    )
+    .await?;
+    let peers =
+        Peers::new(&config.cluster_secret).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
     let state = NodeState::new(id, advertise.clone(), blocks, index, raft, peers);
     let membership = Membership::new(state.clone(), config.membership.clone());
 

@@ -36,7 +36,16 @@ impl NodeState {
         peers: Peers,
     ) -> Arc<Self> {
         let ring = ring_watch(&raft);
-        Arc::new(Self { id, addr, blocks, index, raft, hlc: Hlc::new(), peers, ring })
+        Arc::new(Self {
+            id,
+            addr,
+            blocks,
+            index,
+            raft,
+            hlc: Hlc::new(),
+            peers,
+            ring,
+        })
     }
 
     /// The current ring (from the applied layout).

@@ -33,7 +33,10 @@ pub struct Peers {
 
 impl Peers {
     pub fn new(cluster_secret: &str) -> Result<Self, tonic::Status> {
-        Ok(Self { secret: AttachSecret::new(cluster_secret)?, channels: Default::default() })
+        Ok(Self {
+            secret: AttachSecret::new(cluster_secret)?,
+            channels: Default::default(),
+        })
     }
 
     /// The shared channel to `addr` (`host:port`), created on first use.
@@ -43,7 +46,9 @@ impl Peers {
             Some(c) => c.clone(),
             None => {
                 let c = Endpoint::from_shared(format!("http://{addr}"))
-                    .map_err(|e| tonic::Status::invalid_argument(format!("bad address {addr}: {e}")))?
+                    .map_err(|e| {
+                        tonic::Status::invalid_argument(format!("bad address {addr}: {e}"))
+                    })?
                     .connect_timeout(Duration::from_secs(3))
                     .tcp_nodelay(true)
                     .http2_adaptive_window(true)
@@ -85,17 +90,27 @@ pub const REFS_BATCH: usize = 1000;
 
 /// Block references grouped by the replica nodes that hold them: every entry goes to every
 /// replica of its block, in batches of at most [`REFS_BATCH`] per request.
-pub fn refs_by_replica(ring: &Ring, refs: &[pb::BlockRefEntry]) -> Vec<(LayoutNode, Vec<pb::BlockRefEntry>)> {
+pub fn refs_by_replica(
+    ring: &Ring,
+    refs: &[pb::BlockRefEntry],
+) -> Vec<(LayoutNode, Vec<pb::BlockRefEntry>)> {
     let mut by_node: BTreeMap<Uuid, (LayoutNode, Vec<pb::BlockRefEntry>)> = BTreeMap::new();
     for entry in refs {
         for node in ring.replicas(block_hash(&entry.block_id)) {
-            by_node.entry(node.id).or_insert_with(|| (node.clone(), Vec::new())).1.push(entry.clone());
+            by_node
+                .entry(node.id)
+                .or_insert_with(|| (node.clone(), Vec::new()))
+                .1
+                .push(entry.clone());
         }
     }
     by_node
         .into_values()
         .flat_map(|(node, entries)| {
-            entries.chunks(REFS_BATCH).map(|batch| (node.clone(), batch.to_vec())).collect::<Vec<_>>()
+            entries
+                .chunks(REFS_BATCH)
+                .map(|batch| (node.clone(), batch.to_vec()))
+                .collect::<Vec<_>>()
         })
         .collect()
 }
@@ -127,8 +142,12 @@ impl Peers {
                 continue;
             }
             let client = self.blocks(&node.addr);
-            let req = RefsRequest { refs: batch, layout_version: ring.version() };
-            remote.spawn(async move { (node.id, async move { client?.drop_refs(req).await }.await) });
+            let req = RefsRequest {
+                refs: batch,
+                layout_version: ring.version(),
+            };
+            remote
+                .spawn(async move { (node.id, async move { client?.drop_refs(req).await }.await) });
         }
         while let Some(done) = remote.join_next().await {
             match done {
@@ -155,20 +174,46 @@ mod tests {
     #[test]
     fn refs_go_to_every_replica_in_batches() {
         let nodes: Vec<LayoutNode> = (0..4)
-            .map(|i| LayoutNode { id: Uuid::new_v4(), addr: format!("n{i}:1"), zone: format!("z{i}"), weight: 1 })
+            .map(|i| LayoutNode {
+                id: Uuid::new_v4(),
+                addr: format!("n{i}:1"),
+                zone: format!("z{i}"),
+                weight: 1,
+            })
             .collect();
-        let ring = Ring::new(&Layout { version: 1, replication: 3, nodes });
+        let ring = Ring::new(&Layout {
+            version: 1,
+            replication: 3,
+            nodes,
+        });
         let refs: Vec<pb::BlockRefEntry> = (0..2500u32)
-            .map(|i| pb::BlockRefEntry { block_id: [i.to_be_bytes(); 4].concat(), owner: None })
+            .map(|i| pb::BlockRefEntry {
+                block_id: [i.to_be_bytes(); 4].concat(),
+                owner: None,
+            })
             .collect();
         let batches = refs_by_replica(&ring, &refs);
-        assert!(batches.iter().all(|(_, b)| !b.is_empty() && b.len() <= REFS_BATCH));
-        assert_eq!(batches.iter().map(|(_, b)| b.len()).sum::<usize>(), refs.len() * 3);
+        assert!(
+            batches
+                .iter()
+                .all(|(_, b)| !b.is_empty() && b.len() <= REFS_BATCH)
+        );
+        assert_eq!(
+            batches.iter().map(|(_, b)| b.len()).sum::<usize>(),
+            refs.len() * 3
+        );
         for entry in refs.iter().step_by(97) {
-            let mut holders: Vec<Uuid> =
-                batches.iter().filter(|(_, b)| b.contains(entry)).map(|(n, _)| n.id).collect();
+            let mut holders: Vec<Uuid> = batches
+                .iter()
+                .filter(|(_, b)| b.contains(entry))
+                .map(|(n, _)| n.id)
+                .collect();
             holders.sort();
-            let mut expected: Vec<Uuid> = ring.replicas(block_hash(&entry.block_id)).iter().map(|n| n.id).collect();
+            let mut expected: Vec<Uuid> = ring
+                .replicas(block_hash(&entry.block_id))
+                .iter()
+                .map(|n| n.id)
+                .collect();
             expected.sort();
             assert_eq!(holders, expected);
         }

@@ -176,7 +176,11 @@ pub fn object_owner(bucket_id: &[u8], key: &str, version: &pb::Version) -> pb::B
 
 /// The block owner of a record, if it has a version.
 pub fn record_owner(record: &pb::ObjectRecord) -> Option<pb::BlockOwner> {
-    Some(object_owner(&record.bucket_id, &record.key, record.version.as_ref()?))
+    Some(object_owner(
+        &record.bucket_id,
+        &record.key,
+        record.version.as_ref()?,
+    ))
 }
 
 /// The blocks a record's body lives in (empty for inline bodies and tombstones).
@@ -193,8 +197,16 @@ mod tests {
 
     #[test]
     fn version_bytes_sort_like_versions() {
-        let a = VersionKey { hlc: 5, node_id: [9; 16], uuid: [1; 16] };
-        let b = VersionKey { hlc: 6, node_id: [0; 16], uuid: [0; 16] };
+        let a = VersionKey {
+            hlc: 5,
+            node_id: [9; 16],
+            uuid: [1; 16],
+        };
+        let b = VersionKey {
+            hlc: 6,
+            node_id: [0; 16],
+            uuid: [0; 16],
+        };
         assert!(a < b);
         assert!(a.to_bytes() < b.to_bytes());
         assert_eq!(VersionKey::from_bytes(&a.to_bytes()), Some(a));

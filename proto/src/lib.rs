@@ -15,5 +15,5 @@ pub mod pb {
 }
 
 pub use ids::{BlockId, Hlc, VersionKey};
-pub use meta::{Metadata, MetaCommand, MetaError, MetaResult};
+pub use meta::{MetaCommand, MetaError, MetaResult, Metadata};
 pub use ring::Ring;

@@ -57,7 +57,11 @@ pub struct Rights {
 }
 
 impl Rights {
-    pub const ALL: Rights = Rights { read: true, write: true, owner: true };
+    pub const ALL: Rights = Rights {
+        read: true,
+        write: true,
+        owner: true,
+    };
 
     /// Adds the rights set in `other`.
     pub fn union(self, other: Rights) -> Rights {
@@ -127,35 +131,75 @@ pub struct Layout {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub enum MetaCommand {
     /// Creates a bucket; `owner` (if not empty) gets all rights on it.
-    CreateBucket { id: Uuid, name: String, owner: String, region: String, created_ms: i64 },
+    CreateBucket {
+        id: Uuid,
+        name: String,
+        owner: String,
+        region: String,
+        created_ms: i64,
+    },
     /// Deletes a bucket; when `id` is given, only if the name still maps to that bucket.
-    DeleteBucket { name: String, id: Option<Uuid> },
-    CreateKey { key: AccessKey },
-    DeleteKey { id: String },
+    DeleteBucket {
+        name: String,
+        id: Option<Uuid>,
+    },
+    CreateKey {
+        key: AccessKey,
+    },
+    DeleteKey {
+        id: String,
+    },
     /// Grants (`allow`) or revokes rights of a key on a bucket (by name).
-    SetRights { key_id: String, bucket: String, rights: Rights, allow: bool },
+    SetRights {
+        key_id: String,
+        bucket: String,
+        rights: Rights,
+        allow: bool,
+    },
     /// Sets whether a key may create buckets.
-    SetCreateBucket { key_id: String, allow: bool },
+    SetCreateBucket {
+        key_id: String,
+        allow: bool,
+    },
     /// Replaces the layout; `layout.version` must be the current version + 1.
-    SetLayout { layout: Layout },
+    SetLayout {
+        layout: Layout,
+    },
     /// Records (or updates) a node that joined the cluster.
-    RegisterNode { node: LayoutNode },
+    RegisterNode {
+        node: LayoutNode,
+    },
     /// Stages adding/updating or removing one node of the layout.
-    StageLayout { id: Uuid, change: StagedNode },
+    StageLayout {
+        id: Uuid,
+        change: StagedNode,
+    },
     /// Drops every staged layout change.
     RevertLayout,
     /// Commits the staged changes (and `replication`, if given) as layout `version`, which
     /// must be the current version + 1; answers with the new layout.
-    ApplyLayout { version: u64, replication: Option<u32> },
+    ApplyLayout {
+        version: u64,
+        replication: Option<u32>,
+    },
     /// Starts a multipart upload (its `parts` are ignored).
-    CreateUpload { upload: Upload },
+    CreateUpload {
+        upload: Upload,
+    },
     /// Adds a part, replacing one with the same number; answers with the replaced part
     /// (`MetaResult::Part`), whose blocks the caller releases.
-    PutPart { upload_id: String, part: Part },
+    PutPart {
+        upload_id: String,
+        part: Part,
+    },
     /// Marks the upload completed and removes it; answers with it (`MetaResult::Upload`).
-    CompleteUpload { upload_id: String },
+    CompleteUpload {
+        upload_id: String,
+    },
     /// Removes the upload; answers with it so the caller can release its blocks.
-    AbortUpload { upload_id: String },
+    AbortUpload {
+        upload_id: String,
+    },
 }
 
 /// Why a command was refused. The gateway maps codes to S3 errors.
@@ -213,7 +257,13 @@ impl Metadata {
 
     fn try_apply(&mut self, cmd: &MetaCommand) -> Result<MetaResult, MetaError> {
         match cmd {
-            MetaCommand::CreateBucket { id, name, owner, region, created_ms } => {
+            MetaCommand::CreateBucket {
+                id,
+                name,
+                owner,
+                region,
+                created_ms,
+            } => {
                 if let Some(existing) = self.buckets.get(name) {
                     return Err(if !owner.is_empty() && existing.owner == *owner {
                         MetaError::BucketAlreadyOwnedByYou
@@ -252,7 +302,9 @@ impl Metadata {
             }
             MetaCommand::CreateKey { key } => {
                 if key.id.is_empty() || key.secret.is_empty() {
-                    return Err(MetaError::Invalid("key id and secret must not be empty".into()));
+                    return Err(MetaError::Invalid(
+                        "key id and secret must not be empty".into(),
+                    ));
                 }
                 if self.keys.contains_key(&key.id) {
                     return Err(MetaError::KeyExists(key.id.clone()));
@@ -261,19 +313,32 @@ impl Metadata {
                 Ok(MetaResult::Key(key.clone()))
             }
             MetaCommand::DeleteKey { id } => {
-                self.keys.remove(id).ok_or_else(|| MetaError::NoSuchKey(id.clone()))?;
+                self.keys
+                    .remove(id)
+                    .ok_or_else(|| MetaError::NoSuchKey(id.clone()))?;
                 Ok(MetaResult::Ok)
             }
-            MetaCommand::SetRights { key_id, bucket, rights, allow } => {
+            MetaCommand::SetRights {
+                key_id,
+                bucket,
+                rights,
+                allow,
+            } => {
                 let bucket_id = self
                     .buckets
                     .get(bucket)
                     .ok_or_else(|| MetaError::NoSuchBucket(bucket.clone()))?
                     .id;
-                let key =
-                    self.keys.get_mut(key_id).ok_or_else(|| MetaError::NoSuchKey(key_id.clone()))?;
+                let key = self
+                    .keys
+                    .get_mut(key_id)
+                    .ok_or_else(|| MetaError::NoSuchKey(key_id.clone()))?;
                 let current = key.rights(&bucket_id);
-                let next = if *allow { current.union(*rights) } else { current.minus(*rights) };
+                let next = if *allow {
+                    current.union(*rights)
+                } else {
+                    current.minus(*rights)
+                };
                 if next.is_empty() {
                     key.buckets.remove(&bucket_id);
                 } else {
@@ -282,8 +347,10 @@ impl Metadata {
                 Ok(MetaResult::Key(key.clone()))
             }
             MetaCommand::SetCreateBucket { key_id, allow } => {
-                let key =
-                    self.keys.get_mut(key_id).ok_or_else(|| MetaError::NoSuchKey(key_id.clone()))?;
+                let key = self
+                    .keys
+                    .get_mut(key_id)
+                    .ok_or_else(|| MetaError::NoSuchKey(key_id.clone()))?;
                 key.allow_create_bucket = *allow;
                 Ok(MetaResult::Key(key.clone()))
             }
@@ -307,7 +374,10 @@ impl Metadata {
                 self.staged = StagedLayout::default();
                 Ok(MetaResult::Ok)
             }
-            MetaCommand::ApplyLayout { version, replication } => {
+            MetaCommand::ApplyLayout {
+                version,
+                replication,
+            } => {
                 let next = self.next_layout(*replication)?;
                 if next.version != *version {
                     return Err(MetaError::Invalid(format!(
@@ -342,7 +412,12 @@ mod tests {
     use super::*;
 
     fn key(id: &str) -> AccessKey {
-        AccessKey { id: id.into(), secret: "s".into(), allow_create_bucket: true, ..Default::default() }
+        AccessKey {
+            id: id.into(),
+            secret: "s".into(),
+            allow_create_bucket: true,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -357,10 +432,18 @@ mod tests {
             region: "us-east-1".into(),
             created_ms: 1,
         };
-        let MetaResult::Bucket(b) = m.apply(&create("a")) else { panic!() };
+        let MetaResult::Bucket(b) = m.apply(&create("a")) else {
+            panic!()
+        };
         assert_eq!(m.keys["a"].rights(&b.id), Rights::ALL);
-        assert_eq!(m.apply(&create("a")), MetaResult::Err(MetaError::BucketAlreadyOwnedByYou));
-        assert_eq!(m.apply(&create("b")), MetaResult::Err(MetaError::BucketAlreadyExists));
+        assert_eq!(
+            m.apply(&create("a")),
+            MetaResult::Err(MetaError::BucketAlreadyOwnedByYou)
+        );
+        assert_eq!(
+            m.apply(&create("b")),
+            MetaResult::Err(MetaError::BucketAlreadyExists)
+        );
     }
 
     #[test]
@@ -375,22 +458,69 @@ mod tests {
             created_ms: 0,
         });
         let id = m.buckets["x"].id;
-        let read = Rights { read: true, ..Default::default() };
-        m.apply(&MetaCommand::SetRights { key_id: "a".into(), bucket: "x".into(), rights: Rights::ALL, allow: true });
-        m.apply(&MetaCommand::SetRights { key_id: "a".into(), bucket: "x".into(), rights: read, allow: false });
-        assert_eq!(m.keys["a"].rights(&id), Rights { read: false, write: true, owner: true });
-        m.apply(&MetaCommand::DeleteBucket { name: "x".into(), id: None });
+        let read = Rights {
+            read: true,
+            ..Default::default()
+        };
+        m.apply(&MetaCommand::SetRights {
+            key_id: "a".into(),
+            bucket: "x".into(),
+            rights: Rights::ALL,
+            allow: true,
+        });
+        m.apply(&MetaCommand::SetRights {
+            key_id: "a".into(),
+            bucket: "x".into(),
+            rights: read,
+            allow: false,
+        });
+        assert_eq!(
+            m.keys["a"].rights(&id),
+            Rights {
+                read: false,
+                write: true,
+                owner: true
+            }
+        );
+        m.apply(&MetaCommand::DeleteBucket {
+            name: "x".into(),
+            id: None,
+        });
         assert!(m.keys["a"].buckets.is_empty());
     }
 
     #[test]
     fn layout_refuses_more_replicas_than_nodes_and_stale_versions() {
         let mut m = Metadata::default();
-        let node = LayoutNode { id: Uuid::new_v4(), addr: "a:1".into(), zone: "z".into(), weight: 1 };
-        let bad = Layout { version: 1, replication: 3, nodes: vec![node.clone()] };
-        assert!(matches!(m.apply(&MetaCommand::SetLayout { layout: bad }), MetaResult::Err(_)));
-        let good = Layout { version: 1, replication: 1, nodes: vec![node] };
-        assert!(matches!(m.apply(&MetaCommand::SetLayout { layout: good.clone() }), MetaResult::Layout(_)));
-        assert!(matches!(m.apply(&MetaCommand::SetLayout { layout: good }), MetaResult::Err(_)));
+        let node = LayoutNode {
+            id: Uuid::new_v4(),
+            addr: "a:1".into(),
+            zone: "z".into(),
+            weight: 1,
+        };
+        let bad = Layout {
+            version: 1,
+            replication: 3,
+            nodes: vec![node.clone()],
+        };
+        assert!(matches!(
+            m.apply(&MetaCommand::SetLayout { layout: bad }),
+            MetaResult::Err(_)
+        ));
+        let good = Layout {
+            version: 1,
+            replication: 1,
+            nodes: vec![node],
+        };
+        assert!(matches!(
+            m.apply(&MetaCommand::SetLayout {
+                layout: good.clone()
+            }),
+            MetaResult::Layout(_)
+        ));
+        assert!(matches!(
+            m.apply(&MetaCommand::SetLayout { layout: good }),
+            MetaResult::Err(_)
+        ));
     }
 }

@@ -92,7 +92,8 @@ impl Ring {
             return Vec::new();
         }
         let start = self.points.partition_point(|(p, _)| *p < hash);
-        let walk = || (0..self.points.len()).map(|i| self.points[(start + i) % self.points.len()].1);
+        let walk =
+            || (0..self.points.len()).map(|i| self.points[(start + i) % self.points.len()].1);
         let mut chosen: Vec<usize> = Vec::with_capacity(self.replication);
         // First pass: distinct nodes in distinct zones.
         for idx in walk() {
@@ -124,7 +125,9 @@ impl Ring {
     /// Whether every partition (ring segment) has a replica among `answered`: then a fan-out
     /// to the nodes saw every key, e.g. for a listing.
     pub fn covered_by(&self, answered: impl Fn(&Uuid) -> bool) -> bool {
-        self.points.iter().all(|(p, _)| self.replicas(*p).iter().any(|n| answered(&n.id)))
+        self.points
+            .iter()
+            .all(|(p, _)| self.replicas(*p).iter().any(|n| answered(&n.id)))
     }
 }
 
@@ -145,7 +148,11 @@ mod tests {
                 weight: *weight,
             })
             .collect();
-        Layout { version: 1, replication, nodes }
+        Layout {
+            version: 1,
+            replication,
+            nodes,
+        }
     }
 
     fn primary_shares(ring: &Ring, keys: u32) -> HashMap<Uuid, f64> {
@@ -155,12 +162,18 @@ mod tests {
             let set = ring.replicas(object_hash(&bucket, &format!("key-{k}")));
             *counts.entry(set[0].id).or_default() += 1;
         }
-        counts.into_iter().map(|(id, c)| (id, c as f64 / keys as f64)).collect()
+        counts
+            .into_iter()
+            .map(|(id, c)| (id, c as f64 / keys as f64))
+            .collect()
     }
 
     #[test]
     fn five_equal_nodes_each_own_a_fifth() {
-        let ring = Ring::new(&layout(&[("a", 1), ("b", 1), ("c", 1), ("d", 1), ("e", 1)], 3));
+        let ring = Ring::new(&layout(
+            &[("a", 1), ("b", 1), ("c", 1), ("d", 1), ("e", 1)],
+            3,
+        ));
         let shares = primary_shares(&ring, 100_000);
         assert_eq!(shares.len(), 5);
         for (id, share) in shares {
@@ -180,7 +193,10 @@ mod tests {
 
     #[test]
     fn replica_sets_are_distinct_and_span_zones() {
-        let ring = Ring::new(&layout(&[("a", 1), ("a", 1), ("b", 1), ("b", 1), ("c", 1), ("c", 1)], 3));
+        let ring = Ring::new(&layout(
+            &[("a", 1), ("a", 1), ("b", 1), ("b", 1), ("c", 1), ("c", 1)],
+            3,
+        ));
         for k in 0..2000u32 {
             let set = ring.replicas(hash64(&[&k.to_be_bytes()]));
             assert_eq!(set.len(), 3);

@@ -39,13 +39,19 @@ pub struct RequireSecret {
 
 impl RequireSecret {
     pub fn new(secret: &str) -> Self {
-        Self { secret: secret.as_bytes().into() }
+        Self {
+            secret: secret.as_bytes().into(),
+        }
     }
 }
 
 impl Interceptor for RequireSecret {
     fn call(&mut self, req: Request<()>) -> Result<Request<()>, Status> {
-        let given = req.metadata().get(HEADER).map(|v| v.as_bytes()).unwrap_or(b"");
+        let given = req
+            .metadata()
+            .get(HEADER)
+            .map(|v| v.as_bytes())
+            .unwrap_or(b"");
         if given.len() == self.secret.len() && bool::from(given.ct_eq(&self.secret)) {
             Ok(req)
         } else {

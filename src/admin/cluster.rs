@@ -18,11 +18,18 @@ const PEER_STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 pub async fn layout(admin: &Admin, command: LayoutCommand) -> anyhow::Result<()> {
     match command {
         LayoutCommand::Show => layout_show(admin).await,
-        LayoutCommand::Add { node_id, zone, weight } => layout_add(admin, &node_id, zone, weight).await,
+        LayoutCommand::Add {
+            node_id,
+            zone,
+            weight,
+        } => layout_add(admin, &node_id, zone, weight).await,
         LayoutCommand::Remove { node_id, force } => layout_remove(admin, &node_id, force).await,
         LayoutCommand::Apply { replication } => layout_apply(admin, replication).await,
         LayoutCommand::Revert => {
-            admin.write(&MetaCommand::RevertLayout).await?.map_err(|e| meta_error(e, ""))?;
+            admin
+                .write(&MetaCommand::RevertLayout)
+                .await?
+                .map_err(|e| meta_error(e, ""))?;
             out!("dropped the staged layout changes");
             Ok(())
         }
@@ -104,7 +111,10 @@ fn known_nodes(meta: &Metadata, local: &StatusResponse) -> BTreeMap<Uuid, NodeRo
 /// The id among `ids` that equals `given` or is the only one starting with it.
 fn resolve_id<'a>(given: &str, ids: impl Iterator<Item = &'a Uuid>) -> anyhow::Result<Uuid> {
     let given = given.trim().to_ascii_lowercase();
-    let matches: Vec<Uuid> = ids.filter(|id| id.to_string().starts_with(&given)).copied().collect();
+    let matches: Vec<Uuid> = ids
+        .filter(|id| id.to_string().starts_with(&given))
+        .copied()
+        .collect();
     match matches.as_slice() {
         [id] => Ok(*id),
         [] => bail!("no node {given} in this cluster (see `cairn status`)"),
@@ -114,16 +124,27 @@ fn resolve_id<'a>(given: &str, ids: impl Iterator<Item = &'a Uuid>) -> anyhow::R
 
 pub async fn print_status(admin: &Admin) -> anyhow::Result<()> {
     let local = admin.status_of(&admin.node).await?;
-    let leader = if local.raft_leader.is_empty() { "none" } else { local.raft_leader.as_str() };
+    let leader = if local.raft_leader.is_empty() {
+        "none"
+    } else {
+        local.raft_leader.as_str()
+    };
     out!("node:          {}", local.node_id);
     out!("address:       {}", local.rpc_address);
-    out!("raft:          {} (term {}, leader {leader})", local.raft_role, local.raft_term);
+    out!(
+        "raft:          {} (term {}, leader {leader})",
+        local.raft_role,
+        local.raft_term
+    );
     out!("applied index: {}", local.applied_index);
     out!("records:       {}", local.object_records);
     let meta = match admin.read().await {
         Ok((_, meta)) => meta,
         Err(e) => {
-            out!("layout:        version {} (cluster metadata unavailable: {e:#})", local.layout_version);
+            out!(
+                "layout:        version {} (cluster metadata unavailable: {e:#})",
+                local.layout_version
+            );
             return Ok(());
         }
     };
@@ -133,9 +154,17 @@ pub async fn print_status(admin: &Admin) -> anyhow::Result<()> {
         layout.version,
         layout.replication,
         layout.nodes.len(),
-        if meta.staged.is_empty() { String::new() } else { format!("; {} staged change(s)", meta.staged.changes.len()) }
+        if meta.staged.is_empty() {
+            String::new()
+        } else {
+            format!("; {} staged change(s)", meta.staged.changes.len())
+        }
     );
-    out!("metadata:      {} bucket(s), {} key(s)", meta.buckets.len(), meta.keys.len());
+    out!(
+        "metadata:      {} bucket(s), {} key(s)",
+        meta.buckets.len(),
+        meta.keys.len()
+    );
     let nodes = known_nodes(&meta, &local);
     if nodes.is_empty() {
         return Ok(());
@@ -156,8 +185,14 @@ pub async fn print_status(admin: &Admin) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for ((id, row), answer) in nodes.iter().zip(answers) {
         let state = match answer {
+            Ok(s) if s.node_id != id.to_string() => {
+                format!("down (its address now serves node {})", s.node_id)
+            }
             Ok(s) if s.rpc_address != row.addr() => {
-                format!("up, {} records; now listens at {} (recorded address is stale)", s.object_records, s.rpc_address)
+                format!(
+                    "up, {} records; now listens at {} (recorded address is stale)",
+                    s.object_records, s.rpc_address
+                )
             }
             Ok(s) => format!("up, {} records", s.object_records),
             Err(e) => format!("down ({e:#})"),
@@ -174,7 +209,10 @@ pub async fn print_status(admin: &Admin) -> anyhow::Result<()> {
         ]);
     }
     out!("");
-    print_table(&["NODE", "ADDRESS", "ZONE", "WEIGHT", "RING", "RAFT", "STATE"], &rows)?;
+    print_table(
+        &["NODE", "ADDRESS", "ZONE", "WEIGHT", "RING", "RAFT", "STATE"],
+        &rows,
+    )?;
     Ok(())
 }
 
@@ -182,11 +220,23 @@ async fn layout_show(admin: &Admin) -> anyhow::Result<()> {
     let local = admin.status_of(&admin.node).await?;
     let (_, meta) = admin.read().await?;
     let layout = &meta.layout;
-    out!("layout version {}, replication {}, {} node(s)", layout.version, layout.replication, layout.nodes.len());
+    out!(
+        "layout version {}, replication {}, {} node(s)",
+        layout.version,
+        layout.replication,
+        layout.nodes.len()
+    );
     let rows: Vec<Vec<String>> = layout
         .nodes
         .iter()
-        .map(|n| vec![n.id.to_string(), n.addr.clone(), n.zone.clone(), n.weight.to_string()])
+        .map(|n| {
+            vec![
+                n.id.to_string(),
+                n.addr.clone(),
+                n.zone.clone(),
+                n.weight.to_string(),
+            ]
+        })
         .collect();
     if !rows.is_empty() {
         print_table(&["NODE", "ADDRESS", "ZONE", "WEIGHT"], &rows)?;
@@ -226,24 +276,36 @@ async fn layout_show(admin: &Admin) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn layout_add(admin: &Admin, given: &str, zone: Option<String>, weight: Option<u32>) -> anyhow::Result<()> {
+async fn layout_add(
+    admin: &Admin,
+    given: &str,
+    zone: Option<String>,
+    weight: Option<u32>,
+) -> anyhow::Result<()> {
     let local = admin.status_of(&admin.node).await?;
     let (_, meta) = admin.read().await?;
     let nodes = known_nodes(&meta, &local);
     let id = resolve_id(given, nodes.keys())?;
     let row = &nodes[&id];
     let Some(addr) = row.raft_addr.clone() else {
-        bail!("node {id} has not joined the cluster (start it with --join); only members enter the ring");
+        bail!(
+            "node {id} has not joined the cluster (start it with --join); only members enter the ring"
+        );
     };
     let known = row.ring.as_ref().or(row.registered.as_ref());
     let node = LayoutNode {
         id,
         addr,
-        zone: zone.or_else(|| known.map(|n| n.zone.clone())).unwrap_or_else(|| "default".into()),
+        zone: zone
+            .or_else(|| known.map(|n| n.zone.clone()))
+            .unwrap_or_else(|| "default".into()),
         weight: weight.or_else(|| known.map(|n| n.weight)).unwrap_or(1),
     };
     let (zone, weight) = (node.zone.clone(), node.weight);
-    let cmd = MetaCommand::StageLayout { id, change: StagedNode::Set(node) };
+    let cmd = MetaCommand::StageLayout {
+        id,
+        change: StagedNode::Set(node),
+    };
     admin.write(&cmd).await?.map_err(|e| meta_error(e, ""))?;
     out!("staged: {id} in zone {zone} with weight {weight}; commit with `cairn layout apply`");
     Ok(())
@@ -251,7 +313,12 @@ async fn layout_add(admin: &Admin, given: &str, zone: Option<String>, weight: Op
 
 async fn layout_remove(admin: &Admin, given: &str, force: bool) -> anyhow::Result<()> {
     let (_, meta) = admin.read().await?;
-    let candidates = meta.layout.nodes.iter().map(|n| &n.id).chain(meta.staged.changes.keys());
+    let candidates = meta
+        .layout
+        .nodes
+        .iter()
+        .map(|n| &n.id)
+        .chain(meta.staged.changes.keys());
     let id = resolve_id(given, candidates)?;
     if let Some(node) = meta.layout.node(&id)
         && !force
@@ -264,7 +331,10 @@ async fn layout_remove(admin: &Admin, given: &str, force: bool) -> anyhow::Resul
              node with --force (its data is then re-replicated from the other replicas)"
         );
     }
-    let cmd = MetaCommand::StageLayout { id, change: StagedNode::Remove };
+    let cmd = MetaCommand::StageLayout {
+        id,
+        change: StagedNode::Remove,
+    };
     admin.write(&cmd).await?.map_err(|e| meta_error(e, ""))?;
     out!("staged: remove {id}; commit with `cairn layout apply`");
     Ok(())
@@ -273,10 +343,17 @@ async fn layout_remove(admin: &Admin, given: &str, force: bool) -> anyhow::Resul
 async fn layout_apply(admin: &Admin, replication: Option<u32>) -> anyhow::Result<()> {
     let addr = &admin.node;
     let mut client = admin.peers.admin(addr).map_err(|e| rpc_error(addr, e))?;
-    let req = ApplyLayoutRequest { replication: replication.unwrap_or(0) };
+    let req = ApplyLayoutRequest {
+        replication: replication.unwrap_or(0),
+    };
     let version = match client.apply_layout(req).await {
         Ok(resp) => resp.into_inner().version,
-        Err(e) if matches!(e.code(), tonic::Code::FailedPrecondition | tonic::Code::InvalidArgument) => {
+        Err(e)
+            if matches!(
+                e.code(),
+                tonic::Code::FailedPrecondition | tonic::Code::InvalidArgument
+            ) =>
+        {
             bail!("layout not applied: {}", e.message())
         }
         Err(e) => return Err(rpc_error(addr, e)),
@@ -301,7 +378,10 @@ mod tests {
         let b = Uuid::parse_str("aaab0000-0000-0000-0000-000000000002").unwrap();
         let ids = [a, b];
         assert_eq!(resolve_id("aaaa", ids.iter()).unwrap(), a);
-        assert_eq!(resolve_id(&b.to_string().to_uppercase(), ids.iter()).unwrap(), b);
+        assert_eq!(
+            resolve_id(&b.to_string().to_uppercase(), ids.iter()).unwrap(),
+            b
+        );
         assert!(resolve_id("aaa", ids.iter()).is_err());
         assert!(resolve_id("ff", ids.iter()).is_err());
     }

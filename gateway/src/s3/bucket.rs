@@ -10,7 +10,10 @@ use uuid::Uuid;
 use super::{S3, S3Request, empty_response, header_value, owner_of, xml_response};
 use crate::body::{self, ResponseBody};
 use crate::error::{S3Error, S3Result};
-use crate::xml::{self, AccessControlPolicy, BucketInfo, ListAllMyBucketsResult, LocationConstraint, VersioningConfiguration, Xmlns};
+use crate::xml::{
+    self, AccessControlPolicy, BucketInfo, ListAllMyBucketsResult, LocationConstraint,
+    VersioningConfiguration, Xmlns,
+};
 
 /// Whether `name` is a valid S3 bucket name (AWS general-purpose bucket rules).
 pub fn valid_bucket_name(name: &str) -> bool {
@@ -24,8 +27,12 @@ pub fn valid_bucket_name(name: &str) -> bool {
         && !name.contains(".-")
         && !name.contains("-.")
         && name.parse::<std::net::Ipv4Addr>().is_err()
-        && !["xn--", "sthree-", "amzn-s3-demo-"].iter().any(|p| name.starts_with(p))
-        && !["-s3alias", "--ol-s3", ".mrap", "--x-s3"].iter().any(|s| name.ends_with(s))
+        && !["xn--", "sthree-", "amzn-s3-demo-"]
+            .iter()
+            .any(|p| name.starts_with(p))
+        && !["-s3alias", "--ol-s3", ".mrap", "--x-s3"]
+            .iter()
+            .any(|s| name.ends_with(s))
 }
 
 pub async fn list_buckets(s3: &S3, req: S3Request) -> S3Result<Response<ResponseBody>> {
@@ -42,7 +49,12 @@ pub async fn list_buckets(s3: &S3, req: S3Request) -> S3Result<Response<Response
             bucket_region: Some(b.region.clone()),
         })
         .collect();
-    let result = ListAllMyBucketsResult { xmlns: Xmlns, owner: owner_of(&key.id), buckets, ..Default::default() };
+    let result = ListAllMyBucketsResult {
+        xmlns: Xmlns,
+        owner: owner_of(&key.id),
+        buckets,
+        ..Default::default()
+    };
     xml_response(StatusCode::OK, xml::to_xml(&result))
 }
 
@@ -55,12 +67,13 @@ pub async fn create_bucket(s3: &S3, req: S3Request) -> S3Result<Response<Respons
     if !body.iter().all(u8::is_ascii_whitespace) {
         let config: xml::CreateBucketConfiguration = xml::from_xml(&body)?;
         if let Some(location) = config.location_constraint.filter(|l| !l.is_empty())
-            && location != s3.config.region {
-                return Err(S3Error::InvalidArgument(format!(
-                    "The specified location-constraint '{location}' is not valid for this endpoint (region {})",
-                    s3.config.region
-                )));
-            }
+            && location != s3.config.region
+        {
+            return Err(S3Error::InvalidArgument(format!(
+                "The specified location-constraint '{location}' is not valid for this endpoint (region {})",
+                s3.config.region
+            )));
+        }
     }
     if !req.access_key.allow_create_bucket {
         return Err(S3Error::AccessDenied);
@@ -100,14 +113,27 @@ pub async fn delete_bucket(s3: &S3, req: S3Request) -> S3Result<Response<Respons
     let bucket = req.bucket()?;
     let page = s3
         .cluster
-        .list(ListRequest { bucket_id: bucket.id.as_bytes().to_vec(), limit: 100, headers_only: true, ..Default::default() })
+        .list(ListRequest {
+            bucket_id: bucket.id.as_bytes().to_vec(),
+            limit: 100,
+            headers_only: true,
+            ..Default::default()
+        })
         .await?;
-    if page.records.iter().any(|r| r.state() == cairn_proto::pb::RecordState::Complete) || !page.complete {
+    if page
+        .records
+        .iter()
+        .any(|r| r.state() == cairn_proto::pb::RecordState::Complete)
+        || !page.complete
+    {
         return Err(S3Error::BucketNotEmpty);
     }
     // In-progress multipart uploads go with the bucket (as AWS); their blocks are released.
     super::multipart::abort_bucket_uploads(s3, bucket).await?;
-    let cmd = MetaCommand::DeleteBucket { name: bucket.name.clone(), id: Some(bucket.id) };
+    let cmd = MetaCommand::DeleteBucket {
+        name: bucket.name.clone(),
+        id: Some(bucket.id),
+    };
     match s3.cluster.meta_write(&cmd).await? {
         Ok(MetaResult::Err(e)) | Err(e) => Err(meta_error(e)),
         Ok(_) => empty_response(StatusCode::NO_CONTENT),
@@ -124,18 +150,34 @@ pub async fn head_bucket(_s3: &S3, req: S3Request) -> S3Result<Response<Response
 }
 
 pub async fn get_location(_s3: &S3, req: S3Request) -> S3Result<Response<ResponseBody>> {
-    xml_response(StatusCode::OK, xml::to_xml(&LocationConstraint::for_region(&req.bucket()?.region)))
+    xml_response(
+        StatusCode::OK,
+        xml::to_xml(&LocationConstraint::for_region(&req.bucket()?.region)),
+    )
 }
 
 pub async fn get_acl(_s3: &S3, req: S3Request) -> S3Result<Response<ResponseBody>> {
     let bucket = req.bucket()?;
-    let owner = if bucket.owner.is_empty() { &req.access_key.id } else { &bucket.owner };
-    xml_response(StatusCode::OK, xml::to_xml(&AccessControlPolicy::owner_full_control(owner_of(owner))))
+    let owner = if bucket.owner.is_empty() {
+        &req.access_key.id
+    } else {
+        &bucket.owner
+    };
+    xml_response(
+        StatusCode::OK,
+        xml::to_xml(&AccessControlPolicy::owner_full_control(owner_of(owner))),
+    )
 }
 
 pub async fn get_versioning(_s3: &S3, req: S3Request) -> S3Result<Response<ResponseBody>> {
     req.bucket()?;
-    xml_response(StatusCode::OK, xml::to_xml(&VersioningConfiguration { xmlns: Xmlns, ..Default::default() }))
+    xml_response(
+        StatusCode::OK,
+        xml::to_xml(&VersioningConfiguration {
+            xmlns: Xmlns,
+            ..Default::default()
+        }),
+    )
 }
 
 #[cfg(test)]
@@ -147,7 +189,18 @@ mod tests {
         for ok in ["abc", "my-bucket.v2", "a1b", &"a".repeat(63)] {
             assert!(valid_bucket_name(ok), "{ok}");
         }
-        for bad in ["ab", "UPPER", "-bad", "bad-", "a..b", &"a".repeat(64), "192.168.1.1", "a_b", "xn--abc", "a.-b"] {
+        for bad in [
+            "ab",
+            "UPPER",
+            "-bad",
+            "bad-",
+            "a..b",
+            &"a".repeat(64),
+            "192.168.1.1",
+            "a_b",
+            "xn--abc",
+            "a.-b",
+        ] {
             assert!(!valid_bucket_name(bad), "{bad}");
         }
     }

@@ -19,7 +19,9 @@ pub fn parse_copy_source(value: &str) -> S3Result<(String, String)> {
     if query.split('&').any(|p| p.starts_with("versionId=")) {
         return Err(S3Error::NotImplemented("copying a specific version".into()));
     }
-    let path = percent_encoding::percent_decode_str(path).decode_utf8().map_err(|_| invalid())?;
+    let path = percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .map_err(|_| invalid())?;
     let path = path.strip_prefix('/').unwrap_or(&path);
     let (bucket, key) = path.split_once('/').ok_or_else(invalid)?;
     if bucket.is_empty() || key.is_empty() {
@@ -31,7 +33,8 @@ pub fn parse_copy_source(value: &str) -> S3Result<(String, String)> {
 pub async fn copy_object(s3: &S3, req: S3Request) -> S3Result<Response<ResponseBody>> {
     let bucket = req.bucket()?.clone();
     let key = req.key()?.to_string();
-    let (source_bucket, source_key) = parse_copy_source(req.header("x-amz-copy-source").unwrap_or(""))?;
+    let (source_bucket, source_key) =
+        parse_copy_source(req.header("x-amz-copy-source").unwrap_or(""))?;
     let source_bucket = s3.find_bucket(&source_bucket).await?;
     check_rights(&req.access_key, &source_bucket, Access::Read)?;
     let source = visible_object(s3, &source_bucket, &source_key).await?;
@@ -40,7 +43,11 @@ pub async fn copy_object(s3: &S3, req: S3Request) -> S3Result<Response<ResponseB
     let replace = match req.header("x-amz-metadata-directive").unwrap_or("COPY") {
         "COPY" => false,
         "REPLACE" => true,
-        _ => return Err(S3Error::InvalidArgument("Unknown metadata directive.".into())),
+        _ => {
+            return Err(S3Error::InvalidArgument(
+                "Unknown metadata directive.".into(),
+            ));
+        }
     };
     if !replace && source_bucket.id == bucket.id && source_key == key {
         return Err(S3Error::InvalidRequest(
@@ -68,20 +75,41 @@ pub async fn copy_object(s3: &S3, req: S3Request) -> S3Result<Response<ResponseB
     if let Some(Body::Blocks(list)) = &source.body {
         // Take references on the source blocks under the new version before it is visible.
         record.state = RecordState::Uploading as i32;
-        let uploading = s3.cluster.coordinate(record.clone()).await?.record.ok_or_else(no_record)?;
+        let uploading = s3
+            .cluster
+            .coordinate(record.clone())
+            .await?
+            .record
+            .ok_or_else(no_record)?;
         record.version = uploading.version.clone();
         let version = record.version.clone().ok_or_else(no_record)?;
         let owner = object_owner(&record.bucket_id, &key, &version);
-        let refs: Vec<pb::BlockRefEntry> =
-            list.blocks.iter().map(|b| pb::BlockRefEntry { block_id: b.id.clone(), owner: Some(owner.clone()) }).collect();
+        let refs: Vec<pb::BlockRefEntry> = list
+            .blocks
+            .iter()
+            .map(|b| pb::BlockRefEntry {
+                block_id: b.id.clone(),
+                owner: Some(owner.clone()),
+            })
+            .collect();
         s3.cluster.add_refs(&refs).await?;
     }
     record.body = source.body.clone();
     record.state = RecordState::Complete as i32;
-    let stored = s3.cluster.coordinate(record).await?.record.ok_or_else(no_record)?;
-    let result = CopyObjectResult { xmlns: Xmlns, last_modified: xml::s3_timestamp(stored.last_modified_ms), etag: stored.etag.clone() };
+    let stored = s3
+        .cluster
+        .coordinate(record)
+        .await?
+        .record
+        .ok_or_else(no_record)?;
+    let result = CopyObjectResult {
+        xmlns: Xmlns,
+        last_modified: xml::s3_timestamp(stored.last_modified_ms),
+        etag: stored.etag.clone(),
+    };
     let mut resp = xml_response(StatusCode::OK, xml::to_xml(&result))?;
-    resp.headers_mut().insert("x-amz-copy-source-version-id", header_value("null")?);
+    resp.headers_mut()
+        .insert("x-amz-copy-source-version-id", header_value("null")?);
     Ok(resp)
 }
 
@@ -91,11 +119,23 @@ mod tests {
 
     #[test]
     fn copy_sources() {
-        assert_eq!(parse_copy_source("/b/k%20x").unwrap(), ("b".into(), "k x".into()));
-        assert_eq!(parse_copy_source("b/dir/k").unwrap(), ("b".into(), "dir/k".into()));
-        assert_eq!(parse_copy_source("b/%E2%9C%93+").unwrap(), ("b".into(), "✓+".into()));
+        assert_eq!(
+            parse_copy_source("/b/k%20x").unwrap(),
+            ("b".into(), "k x".into())
+        );
+        assert_eq!(
+            parse_copy_source("b/dir/k").unwrap(),
+            ("b".into(), "dir/k".into())
+        );
+        assert_eq!(
+            parse_copy_source("b/%E2%9C%93+").unwrap(),
+            ("b".into(), "✓+".into())
+        );
         assert!(parse_copy_source("b").is_err());
         assert!(parse_copy_source("/b/").is_err());
-        assert!(matches!(parse_copy_source("b/k?versionId=3"), Err(S3Error::NotImplemented(_))));
+        assert!(matches!(
+            parse_copy_source("b/k?versionId=3"),
+            Err(S3Error::NotImplemented(_))
+        ));
     }
 }

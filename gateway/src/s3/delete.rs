@@ -29,11 +29,16 @@ pub async fn delete_objects(s3: &S3, req: S3Request) -> S3Result<Response<Respon
             let bucket = &bucket;
             async move {
                 let result = if object.version_id.is_some() {
-                    Err(S3Error::NotImplemented("deleting a specific version".into()))
+                    Err(S3Error::NotImplemented(
+                        "deleting a specific version".into(),
+                    ))
                 } else if object.key.is_empty() || object.key.len() > 1024 {
                     Err(S3Error::KeyTooLongError)
                 } else {
-                    s3.cluster.coordinate(tombstone(bucket, &object.key)).await.map(|_| ())
+                    s3.cluster
+                        .coordinate(tombstone(bucket, &object.key))
+                        .await
+                        .map(|_| ())
                 };
                 (object, result)
             }
@@ -41,11 +46,17 @@ pub async fn delete_objects(s3: &S3, req: S3Request) -> S3Result<Response<Respon
         .buffered(CONCURRENCY)
         .collect()
         .await;
-    let mut result = DeleteResult { xmlns: Xmlns, ..Default::default() };
+    let mut result = DeleteResult {
+        xmlns: Xmlns,
+        ..Default::default()
+    };
     for (object, outcome) in outcomes {
         match outcome {
             Ok(()) if doc.quiet => {}
-            Ok(()) => result.deleted.push(DeletedObject { key: object.key, ..Default::default() }),
+            Ok(()) => result.deleted.push(DeletedObject {
+                key: object.key,
+                ..Default::default()
+            }),
             Err(e) => result.errors.push(DeleteError {
                 key: object.key,
                 code: e.code().to_string(),

@@ -17,7 +17,12 @@ use crate::xml::{self, CommonPrefix, ListBucketResult, ListBucketResultV2, Objec
 const MAX_KEYS: u32 = 1000;
 
 /// Characters escaped by `encoding-type=url` (S3 keeps `/` and the unreserved set).
-const URL_ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
+const URL_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
 
 /// What a listing asks for.
 struct ListParams {
@@ -44,7 +49,8 @@ fn common_prefix(key: &str, prefix: &str, delimiter: &str) -> Option<String> {
         return None;
     }
     let rest = key.get(prefix.len()..)?;
-    rest.find(delimiter).map(|i| key[..prefix.len() + i + delimiter.len()].to_string())
+    rest.find(delimiter)
+        .map(|i| key[..prefix.len() + i + delimiter.len()].to_string())
 }
 
 /// The smallest string greater than every key starting with `prefix`.
@@ -82,9 +88,10 @@ async fn list_page(s3: &S3, bucket: &Bucket, params: &ListParams) -> S3Result<Li
             }
             let entry = common_prefix(&record.key, &params.prefix, &params.delimiter);
             if let Some(cp) = &entry
-                && (*cp <= params.after || out.common_prefixes.last() == Some(cp)) {
-                    continue;
-                }
+                && (*cp <= params.after || out.common_prefixes.last() == Some(cp))
+            {
+                continue;
+            }
             if (out.contents.len() + out.common_prefixes.len()) as u32 == params.max_keys {
                 out.truncated = true;
                 return Ok(out);
@@ -115,7 +122,9 @@ fn max_keys(req: &S3Request) -> S3Result<u32> {
             .ok()
             .filter(|n| *n >= 0)
             .map(|n| n.min(MAX_KEYS as i64) as u32)
-            .ok_or_else(|| S3Error::InvalidArgument("max-keys must be a non-negative integer".into())),
+            .ok_or_else(|| {
+                S3Error::InvalidArgument("max-keys must be a non-negative integer".into())
+            }),
     }
 }
 
@@ -127,12 +136,18 @@ impl Encoder {
         match req.query.get("encoding-type") {
             None => Ok(Encoder(false)),
             Some(t) if t.eq_ignore_ascii_case("url") => Ok(Encoder(true)),
-            Some(_) => Err(S3Error::InvalidArgument("Invalid Encoding Method specified in Request".into())),
+            Some(_) => Err(S3Error::InvalidArgument(
+                "Invalid Encoding Method specified in Request".into(),
+            )),
         }
     }
 
     fn apply(&self, s: &str) -> String {
-        if self.0 { utf8_percent_encode(s, URL_ENCODE).to_string() } else { s.to_string() }
+        if self.0 {
+            utf8_percent_encode(s, URL_ENCODE).to_string()
+        } else {
+            s.to_string()
+        }
     }
 
     fn kind(&self) -> Option<String> {
@@ -152,7 +167,11 @@ fn object_info(record: &pb::ObjectRecord, enc: &Encoder, owner: Option<xml::Owne
 }
 
 fn bucket_owner(bucket: &Bucket, req: &S3Request) -> xml::Owner {
-    owner_of(if bucket.owner.is_empty() { &req.access_key.id } else { &bucket.owner })
+    owner_of(if bucket.owner.is_empty() {
+        &req.access_key.id
+    } else {
+        &bucket.owner
+    })
 }
 
 pub async fn list_objects_v1(s3: &S3, req: S3Request) -> S3Result<Response<ResponseBody>> {
@@ -171,13 +190,27 @@ pub async fn list_objects_v1(s3: &S3, req: S3Request) -> S3Result<Response<Respo
         name: bucket.name.clone(),
         prefix: enc.apply(&params.prefix),
         marker: enc.apply(&params.after),
-        next_marker: page.last.as_deref().filter(|_| page.truncated).map(|m| enc.apply(m)),
+        next_marker: page
+            .last
+            .as_deref()
+            .filter(|_| page.truncated)
+            .map(|m| enc.apply(m)),
         max_keys: params.max_keys,
         delimiter: (!params.delimiter.is_empty()).then(|| enc.apply(&params.delimiter)),
         encoding_type: enc.kind(),
         is_truncated: page.truncated,
-        contents: page.contents.iter().map(|r| object_info(r, &enc, Some(owner.clone()))).collect(),
-        common_prefixes: page.common_prefixes.iter().map(|p| CommonPrefix { prefix: enc.apply(p) }).collect(),
+        contents: page
+            .contents
+            .iter()
+            .map(|r| object_info(r, &enc, Some(owner.clone())))
+            .collect(),
+        common_prefixes: page
+            .common_prefixes
+            .iter()
+            .map(|p| CommonPrefix {
+                prefix: enc.apply(p),
+            })
+            .collect(),
     };
     xml_response(StatusCode::OK, xml::to_xml(&result))
 }
@@ -192,7 +225,9 @@ pub async fn list_objects_v2(s3: &S3, req: S3Request) -> S3Result<Response<Respo
                 .decode(t)
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| S3Error::InvalidArgument("The continuation token provided is incorrect".into()))?,
+                .ok_or_else(|| {
+                    S3Error::InvalidArgument("The continuation token provided is incorrect".into())
+                })?,
         ),
         None => None,
     };
@@ -204,21 +239,39 @@ pub async fn list_objects_v2(s3: &S3, req: S3Request) -> S3Result<Response<Respo
         max_keys: max_keys(&req)?,
     };
     let page = list_page(s3, bucket, &params).await?;
-    let owner = req.query.get("fetch-owner").is_some_and(|v| v == "true").then(|| bucket_owner(bucket, &req));
+    let owner = req
+        .query
+        .get("fetch-owner")
+        .is_some_and(|v| v == "true")
+        .then(|| bucket_owner(bucket, &req));
     let result = ListBucketResultV2 {
         xmlns: Xmlns,
         name: bucket.name.clone(),
         prefix: enc.apply(&params.prefix),
         start_after: (!start_after.is_empty()).then(|| enc.apply(&start_after)),
         continuation_token: token.map(str::to_string),
-        next_continuation_token: page.last.as_deref().filter(|_| page.truncated).map(|m| TOKEN.encode(m)),
+        next_continuation_token: page
+            .last
+            .as_deref()
+            .filter(|_| page.truncated)
+            .map(|m| TOKEN.encode(m)),
         key_count: (page.contents.len() + page.common_prefixes.len()) as u32,
         max_keys: params.max_keys,
         delimiter: (!params.delimiter.is_empty()).then(|| enc.apply(&params.delimiter)),
         encoding_type: enc.kind(),
         is_truncated: page.truncated,
-        contents: page.contents.iter().map(|r| object_info(r, &enc, owner.clone())).collect(),
-        common_prefixes: page.common_prefixes.iter().map(|p| CommonPrefix { prefix: enc.apply(p) }).collect(),
+        contents: page
+            .contents
+            .iter()
+            .map(|r| object_info(r, &enc, owner.clone()))
+            .collect(),
+        common_prefixes: page
+            .common_prefixes
+            .iter()
+            .map(|p| CommonPrefix {
+                prefix: enc.apply(p),
+            })
+            .collect(),
     };
     xml_response(StatusCode::OK, xml::to_xml(&result))
 }

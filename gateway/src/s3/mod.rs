@@ -33,7 +33,12 @@ pub struct S3Config {
 
 impl Default for S3Config {
     fn default() -> Self {
-        Self { region: "us-east-1".into(), root_domain: None, block_size: 1 << 20, inline_max: 3 * 1024 }
+        Self {
+            region: "us-east-1".into(),
+            root_domain: None,
+            block_size: 1 << 20,
+            inline_max: 3 * 1024,
+        }
     }
 }
 
@@ -70,7 +75,9 @@ impl S3Request {
 
     /// The object key of an object operation.
     pub fn key(&self) -> S3Result<&str> {
-        self.key.as_deref().ok_or_else(|| S3Error::InvalidRequest("object key missing".into()))
+        self.key
+            .as_deref()
+            .ok_or_else(|| S3Error::InvalidRequest("object key missing".into()))
     }
 
     /// A header as text.
@@ -97,13 +104,26 @@ impl S3 {
         if let Some(b) = self.cluster.view().meta.bucket(name) {
             return Ok(b.clone());
         }
-        self.cluster.refresh().await?.meta.bucket(name).cloned().ok_or(S3Error::NoSuchBucket)
+        self.cluster
+            .refresh()
+            .await?
+            .meta
+            .bucket(name)
+            .cloned()
+            .ok_or(S3Error::NoSuchBucket)
     }
 
     /// Resolves the addressed bucket and checks the key's rights on it.
-    pub async fn authorize(&self, endpoint: Endpoint, key: &AccessKey, bucket: Option<&str>) -> S3Result<Option<Bucket>> {
+    pub async fn authorize(
+        &self,
+        endpoint: Endpoint,
+        key: &AccessKey,
+        bucket: Option<&str>,
+    ) -> S3Result<Option<Bucket>> {
         let access = endpoint.access();
-        let Some(name) = bucket.filter(|_| access != Access::Service) else { return Ok(None) };
+        let Some(name) = bucket.filter(|_| access != Access::Service) else {
+            return Ok(None);
+        };
         let bucket = self.find_bucket(name).await?;
         check_rights(key, &bucket, access)?;
         Ok(Some(bucket))
@@ -148,7 +168,11 @@ pub fn check_rights(key: &AccessKey, bucket: &Bucket, access: Access) -> S3Resul
         Access::Write => rights.write,
         Access::Owner => rights.owner,
     };
-    if allowed { Ok(()) } else { Err(S3Error::AccessDenied) }
+    if allowed {
+        Ok(())
+    } else {
+        Err(S3Error::AccessDenied)
+    }
 }
 
 /// A response with an XML document body.
@@ -171,10 +195,14 @@ pub fn empty_response(status: StatusCode) -> S3Result<Response<ResponseBody>> {
 
 /// A header value from arbitrary text (invalid characters are an internal error).
 pub fn header_value(s: &str) -> S3Result<HeaderValue> {
-    HeaderValue::from_str(s).map_err(|_| S3Error::InternalError(format!("cannot send header value {s:?}")))
+    HeaderValue::from_str(s)
+        .map_err(|_| S3Error::InternalError(format!("cannot send header value {s:?}")))
 }
 
 /// The canonical owner shown in listings and ACLs.
 pub fn owner_of(key_id: &str) -> crate::xml::Owner {
-    crate::xml::Owner { id: key_id.to_string(), display_name: key_id.to_string() }
+    crate::xml::Owner {
+        id: key_id.to_string(),
+        display_name: key_id.to_string(),
+    }
 }

@@ -31,7 +31,7 @@ use uuid::Uuid;
 use super::copy::parse_copy_source;
 use super::object::{check_conditions, no_record, record_from_headers, visible_object};
 use super::router::{Access, Query};
-use super::writer::{BlockCutter, BlockUploader};
+use super::writer::{BlockCutter, owned_refs, release, write_blocks};
 use super::{S3, S3Request, check_rights, empty_response, header_value, owner_of, xml_response};
 use crate::body::{self, BodyStream, ResponseBody};
 use crate::checksum::{self, BodyHasher, ChecksumAlgorithm, RequestedChecksum};
@@ -235,15 +235,6 @@ fn part_refs(upload_id: &str, part: &Part) -> Vec<pb::BlockRefEntry> {
         .collect()
 }
 
-/// Drops block references in the background (best effort, like every release).
-fn release(s3: &S3, refs: Vec<pb::BlockRefEntry>) {
-    if refs.is_empty() {
-        return;
-    }
-    let cluster = s3.cluster.clone();
-    tokio::spawn(async move { cluster.drop_refs(&refs).await });
-}
-
 fn to_part_blocks(blocks: &[pb::BlockPointer]) -> Vec<PartBlock> {
     blocks
         .iter()
@@ -358,37 +349,7 @@ async fn store_part(
     };
     let hasher = BodyHasher::new(false, algorithm);
     let mut cutter = BlockCutter::new(body, s3.config.block_size, hasher, MAX_PART_SIZE);
-    let mut uploader = BlockUploader::new(&s3.cluster, owner.clone());
-    let refs_of = |blocks: &[pb::BlockPointer]| -> Vec<pb::BlockRefEntry> {
-        blocks
-            .iter()
-            .map(|b| pb::BlockRefEntry {
-                block_id: b.id.clone(),
-                owner: Some(owner.clone()),
-            })
-            .collect()
-    };
-    let written = async {
-        while let Some(block) = cutter.next_block().await? {
-            if !block.is_empty() {
-                uploader.push(block).await?;
-            }
-        }
-        Ok::<_, S3Error>(())
-    }
-    .await;
-    if let Err(e) = written {
-        release(s3, refs_of(uploader.pushed()));
-        return Err(e);
-    }
-    let pushed = uploader.pushed().to_vec();
-    let blocks = match uploader.finish().await {
-        Ok(blocks) => blocks,
-        Err(e) => {
-            release(s3, refs_of(&pushed));
-            return Err(e);
-        }
-    };
+    let blocks = write_blocks(&s3.cluster, &mut cutter, &owner, None).await?;
     let size = cutter.total();
     let digests = cutter.digests();
     let trailer_value = checks.requested.as_ref().and_then(|r| {
@@ -405,7 +366,7 @@ async fn store_part(
         checks.requested.as_ref(),
         trailer_value.as_deref(),
     ) {
-        release(s3, refs_of(&blocks));
+        release(&s3.cluster, owned_refs(&owner, &blocks));
         return Err(e);
     }
     let part = Part {
@@ -432,10 +393,12 @@ async fn record_part(s3: &S3, upload: &Upload, part: Part) -> S3Result<Part> {
         part: part.clone(),
     };
     match meta(s3, &cmd).await {
-        Ok(MetaResult::Part(Some(replaced))) => release(s3, part_refs(&upload.id, &replaced)),
+        Ok(MetaResult::Part(Some(replaced))) => {
+            release(&s3.cluster, part_refs(&upload.id, &replaced))
+        }
         Ok(_) => {}
         Err(e) => {
-            release(s3, part_refs(&upload.id, &part));
+            release(&s3.cluster, part_refs(&upload.id, &part));
             return Err(e);
         }
     }
@@ -580,7 +543,7 @@ pub async fn upload_part_copy(s3: &S3, req: S3Request) -> S3Result<Response<Resp
             };
             let refs = part_refs(&upload.id, &part);
             if let Err(e) = s3.cluster.add_refs(&refs).await {
-                release(s3, refs);
+                release(&s3.cluster, refs);
                 return Err(e);
             }
             record_part(s3, &upload, part).await?
@@ -860,7 +823,7 @@ pub async fn complete_upload(s3: &S3, req: S3Request) -> S3Result<Response<Respo
         Err(S3Error::NoSuchUpload) => {}
         Err(e) => return Err(e),
     }
-    release(s3, obsolete.into_values().flatten().collect());
+    release(&s3.cluster, obsolete.into_values().flatten().collect());
 
     let location = format!(
         "http://{host}/{}/{}",
@@ -903,7 +866,7 @@ async fn abort(s3: &S3, upload_id: &str) -> S3Result<()> {
             .values()
             .flat_map(|p| part_refs(&aborted.id, p))
             .collect();
-        release(s3, refs);
+        release(&s3.cluster, refs);
     }
     Ok(())
 }

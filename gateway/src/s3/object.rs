@@ -9,7 +9,7 @@ use cairn_proto::meta::Bucket;
 use cairn_proto::pb::{self, RecordState, object_record::Body};
 use http::{HeaderMap, Response, StatusCode, header};
 
-use super::writer::{BlockCutter, BlockUploader};
+use super::writer::{BlockCutter, owned_refs, release, write_blocks};
 use super::{S3, S3Request, empty_response, header_value};
 use crate::body::{self, ResponseBody};
 use crate::checksum::{self, BodyHasher};
@@ -32,8 +32,17 @@ const STORED_HEADERS: &[&str] = &[
 const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
 
 /// A record for `key` carrying the object metadata of the request headers.
-pub fn record_from_headers(bucket: &Bucket, key: &str, headers: &HeaderMap) -> S3Result<pb::ObjectRecord> {
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+pub fn record_from_headers(
+    bucket: &Bucket,
+    key: &str,
+    headers: &HeaderMap,
+) -> S3Result<pb::ObjectRecord> {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
     let mut stored = BTreeMap::new();
     for name in STORED_HEADERS {
         if let Some(value) = text(name) {
@@ -42,7 +51,11 @@ pub fn record_from_headers(bucket: &Bucket, key: &str, headers: &HeaderMap) -> S
     }
     // aws-chunked is transfer framing, not a property of the object.
     if let Some(enc) = stored.get("content-encoding") {
-        let rest: Vec<&str> = enc.split(',').map(str::trim).filter(|e| !e.is_empty() && *e != "aws-chunked").collect();
+        let rest: Vec<&str> = enc
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty() && *e != "aws-chunked")
+            .collect();
         if rest.is_empty() {
             stored.remove("content-encoding");
         } else {
@@ -53,13 +66,17 @@ pub fn record_from_headers(bucket: &Bucket, key: &str, headers: &HeaderMap) -> S
     let mut metadata_size = 0;
     for (name, value) in headers {
         if let Some(meta) = name.as_str().strip_prefix("x-amz-meta-") {
-            let value = value.to_str().map_err(|_| S3Error::InvalidArgument(format!("bad value of {name}")))?;
+            let value = value
+                .to_str()
+                .map_err(|_| S3Error::InvalidArgument(format!("bad value of {name}")))?;
             metadata_size += meta.len() + value.len();
             user_metadata.insert(meta.to_string(), value.to_string());
         }
     }
     if metadata_size > 2048 {
-        return Err(S3Error::InvalidArgument("Your metadata headers exceed the maximum allowed metadata size".into()));
+        return Err(S3Error::InvalidArgument(
+            "Your metadata headers exceed the maximum allowed metadata size".into(),
+        ));
     }
     Ok(pb::ObjectRecord {
         bucket_id: bucket.id.as_bytes().to_vec(),
@@ -77,10 +94,15 @@ pub async fn put_object(s3: &S3, req: S3Request) -> S3Result<Response<ResponseBo
     let declared = req
         .header("x-amz-decoded-content-length")
         .or_else(|| req.header("content-length"))
-        .map(|v| v.parse::<u64>().map_err(|_| S3Error::InvalidArgument("bad Content-Length".into())))
+        .map(|v| {
+            v.parse::<u64>()
+                .map_err(|_| S3Error::InvalidArgument("bad Content-Length".into()))
+        })
         .transpose()?;
     match declared {
-        None if req.header("transfer-encoding").is_none() => return Err(S3Error::MissingContentLength),
+        None if req.header("transfer-encoding").is_none() => {
+            return Err(S3Error::MissingContentLength);
+        }
         Some(n) if n > MAX_PUT_SIZE => return Err(S3Error::EntityTooLarge),
         _ => {}
     }
@@ -99,39 +121,82 @@ pub async fn put_object(s3: &S3, req: S3Request) -> S3Result<Response<ResponseBo
         // Announce the write first: blocks reference this version, and nothing becomes
         // visible before the record flips to complete.
         record.state = RecordState::Uploading as i32;
-        let uploading = s3.cluster.coordinate(record.clone()).await?.record.ok_or_else(no_record)?;
+        let uploading = s3
+            .cluster
+            .coordinate(record.clone())
+            .await?
+            .record
+            .ok_or_else(no_record)?;
         record.version = uploading.version.clone();
         let version = record.version.clone().ok_or_else(no_record)?;
-        let mut uploader = BlockUploader::new(&s3.cluster, object_owner(&record.bucket_id, &key, &version));
-        uploader.push(first).await?;
-        while let Some(block) = cutter.next_block().await? {
-            uploader.push(block).await?;
-        }
-        record.body = Some(Body::Blocks(pb::BlockList { blocks: uploader.finish().await? }));
+        let owner = object_owner(&record.bucket_id, &key, &version);
+        let blocks = write_blocks(&s3.cluster, &mut cutter, &owner, Some(first)).await?;
+        record.body = Some(Body::Blocks(pb::BlockList { blocks }));
     }
     let size = cutter.total();
-    if declared.is_some_and(|d| d != size) {
-        return Err(S3Error::InvalidRequest("IncompleteBody: the body length does not match Content-Length".into()));
-    }
     let digests = cutter.digests();
     let trailer_headers = trailers.get();
-    let trailer_value = requested
-        .as_ref()
-        .and_then(|r| trailer_headers.as_ref()?.get(r.algorithm.header_name())?.to_str().ok().map(str::to_string));
-    checksum::verify(&digests, content_md5.as_deref(), requested.as_ref(), trailer_value.as_deref())?;
+    let trailer_value = requested.as_ref().and_then(|r| {
+        trailer_headers
+            .as_ref()?
+            .get(r.algorithm.header_name())?
+            .to_str()
+            .ok()
+            .map(str::to_string)
+    });
+    let checked = if declared.is_some_and(|d| d != size) {
+        Err(S3Error::InvalidRequest(
+            "IncompleteBody: the body length does not match Content-Length".into(),
+        ))
+    } else {
+        checksum::verify(
+            &digests,
+            content_md5.as_deref(),
+            requested.as_ref(),
+            trailer_value.as_deref(),
+        )
+    };
+    if let Err(e) = checked {
+        // The version never becomes visible: give its blocks back now.
+        if let (Some(Body::Blocks(list)), Some(version)) = (&record.body, &record.version) {
+            release(
+                &s3.cluster,
+                owned_refs(
+                    &object_owner(&record.bucket_id, &key, version),
+                    &list.blocks,
+                ),
+            );
+        }
+        return Err(e);
+    }
 
     record.state = RecordState::Complete as i32;
     record.size = size;
     record.etag = format!("\"{}\"", hex::encode(digests.md5));
     if let Some((algorithm, value)) = &digests.checksum {
-        record.checksums = vec![pb::Checksum { algorithm: algorithm.name().into(), value: value.clone(), kind: "FULL_OBJECT".into() }];
+        record.checksums = vec![pb::Checksum {
+            algorithm: algorithm.name().into(),
+            value: value.clone(),
+            kind: "FULL_OBJECT".into(),
+        }];
     }
-    let stored = s3.cluster.coordinate(record).await?.record.ok_or_else(no_record)?;
-    let mut resp = Response::builder().status(StatusCode::OK).header(header::ETAG, header_value(&stored.etag)?);
+    let stored = s3
+        .cluster
+        .coordinate(record)
+        .await?
+        .record
+        .ok_or_else(no_record)?;
+    let mut resp = Response::builder()
+        .status(StatusCode::OK)
+        .header(header::ETAG, header_value(&stored.etag)?);
     for c in &stored.checksums {
-        resp = resp.header(format!("x-amz-checksum-{}", c.algorithm.to_lowercase()), header_value(&c.value)?);
+        resp = resp.header(
+            format!("x-amz-checksum-{}", c.algorithm.to_lowercase()),
+            header_value(&c.value)?,
+        );
     }
-    resp.body(body::empty()).map_err(|e| S3Error::InternalError(e.to_string()))
+    resp.body(body::empty())
+        .map_err(|e| S3Error::InternalError(e.to_string()))
 }
 
 /// The coordinator answered without a record (a node bug).
@@ -154,12 +219,22 @@ fn http_date(ms: i64) -> String {
 /// Whether an If-Match / If-None-Match list names this ETag.
 fn etag_matches(list: &str, etag: &str) -> bool {
     let bare = etag.trim_matches('"');
-    list.split(',').map(|t| t.trim().trim_start_matches("W/").trim_matches('"')).any(|t| t == "*" || t == bare)
+    list.split(',')
+        .map(|t| t.trim().trim_start_matches("W/").trim_matches('"'))
+        .any(|t| t == "*" || t == bare)
 }
 
 /// Evaluates conditional request headers against the object (RFC 7232 order, as S3).
-pub fn check_conditions(headers: &HeaderMap, record: &pb::ObjectRecord, prefix: &str) -> S3Result<()> {
-    let get = |name: &str| headers.get(format!("{prefix}{name}")).and_then(|v| v.to_str().ok());
+pub fn check_conditions(
+    headers: &HeaderMap,
+    record: &pb::ObjectRecord,
+    prefix: &str,
+) -> S3Result<()> {
+    let get = |name: &str| {
+        headers
+            .get(format!("{prefix}{name}"))
+            .and_then(|v| v.to_str().ok())
+    };
     let modified = UNIX_EPOCH + Duration::from_secs((record.last_modified_ms.max(0) / 1000) as u64);
     let since = |v: &str| httpdate::parse_http_date(v).ok();
     let if_match = get("if-match");
@@ -168,29 +243,40 @@ pub fn check_conditions(headers: &HeaderMap, record: &pb::ObjectRecord, prefix: 
             return Err(S3Error::PreconditionFailed);
         }
     } else if let Some(t) = get("if-unmodified-since").and_then(since)
-        && modified > t {
-            return Err(S3Error::PreconditionFailed);
-        }
-    let not_modified = if prefix.is_empty() { S3Error::NotModified } else { S3Error::PreconditionFailed };
+        && modified > t
+    {
+        return Err(S3Error::PreconditionFailed);
+    }
+    let not_modified = if prefix.is_empty() {
+        S3Error::NotModified
+    } else {
+        S3Error::PreconditionFailed
+    };
     if let Some(list) = get("if-none-match") {
         if etag_matches(list, &record.etag) {
             return Err(not_modified);
         }
     } else if let Some(t) = get("if-modified-since").and_then(since)
-        && modified <= t && t <= SystemTime::now() {
-            return Err(not_modified);
-        }
+        && modified <= t
+        && t <= SystemTime::now()
+    {
+        return Err(not_modified);
+    }
     Ok(())
 }
 
 /// Parses a `Range: bytes=...` header against an object size. `Ok(None)` = whole object
 /// (no header, or one S3 ignores); unsatisfiable ranges are InvalidRange.
 pub fn parse_range(value: Option<&str>, size: u64) -> S3Result<Option<(u64, u64)>> {
-    let Some(spec) = value.and_then(|v| v.trim().strip_prefix("bytes=")) else { return Ok(None) };
+    let Some(spec) = value.and_then(|v| v.trim().strip_prefix("bytes=")) else {
+        return Ok(None);
+    };
     if spec.contains(',') {
         return Ok(None);
     }
-    let Some((a, b)) = spec.split_once('-') else { return Ok(None) };
+    let Some((a, b)) = spec.split_once('-') else {
+        return Ok(None);
+    };
     let (a, b) = (a.trim(), b.trim());
     let range = match (a.parse::<u64>().ok(), b.parse::<u64>().ok()) {
         (Some(_), None) if !b.is_empty() => return Ok(None),
@@ -213,19 +299,35 @@ pub fn parse_range(value: Option<&str>, size: u64) -> S3Result<Option<(u64, u64)
 }
 
 /// Adds the object's stored headers to a response.
-pub fn object_headers(mut resp: http::response::Builder, record: &pb::ObjectRecord, query: &super::router::Query) -> S3Result<http::response::Builder> {
+pub fn object_headers(
+    mut resp: http::response::Builder,
+    record: &pb::ObjectRecord,
+    query: &super::router::Query,
+) -> S3Result<http::response::Builder> {
     let overridden = |name: &str| query.get(&format!("response-{name}"));
     resp = resp
         .header(header::ETAG, header_value(&record.etag)?)
-        .header(header::LAST_MODIFIED, header_value(&http_date(record.last_modified_ms))?)
+        .header(
+            header::LAST_MODIFIED,
+            header_value(&http_date(record.last_modified_ms))?,
+        )
         .header(header::ACCEPT_RANGES, "bytes")
-        .header(header::CONTENT_TYPE, header_value(overridden("content-type").unwrap_or(&record.content_type))?);
+        .header(
+            header::CONTENT_TYPE,
+            header_value(overridden("content-type").unwrap_or(&record.content_type))?,
+        );
     for (name, value) in &record.headers {
         if overridden(name).is_none() {
             resp = resp.header(name.as_str(), header_value(value)?);
         }
     }
-    for name in ["content-language", "expires", "cache-control", "content-disposition", "content-encoding"] {
+    for name in [
+        "content-language",
+        "expires",
+        "cache-control",
+        "content-disposition",
+        "content-encoding",
+    ] {
         if let Some(v) = overridden(name) {
             resp = resp.header(name, header_value(v)?);
         }
@@ -236,25 +338,40 @@ pub fn object_headers(mut resp: http::response::Builder, record: &pb::ObjectReco
     Ok(resp)
 }
 
-pub async fn get_object(s3: &S3, req: S3Request, with_body: bool) -> S3Result<Response<ResponseBody>> {
+pub async fn get_object(
+    s3: &S3,
+    req: S3Request,
+    with_body: bool,
+) -> S3Result<Response<ResponseBody>> {
     let bucket = req.bucket()?;
     let record = visible_object(s3, bucket, req.key()?).await?;
     check_conditions(&req.headers, &record, "")?;
     let size = record.size;
     // `?partNumber=N` serves one part of a multipart object (part 1 = all of any other).
-    let part_number = req.query.get("partNumber").map(super::multipart::parse_part_number).transpose()?;
+    let part_number = req
+        .query
+        .get("partNumber")
+        .map(super::multipart::parse_part_number)
+        .transpose()?;
     let range = match part_number {
         Some(_) if req.header("range").is_some() => {
-            return Err(S3Error::InvalidRequest("Cannot specify both Range header and partNumber query parameter".into()));
+            return Err(S3Error::InvalidRequest(
+                "Cannot specify both Range header and partNumber query parameter".into(),
+            ));
         }
         Some(n) => super::multipart::part_range(&record, n)?,
         None => parse_range(req.header("range"), size)?,
     };
     let (start, end) = range.unwrap_or((0, size.saturating_sub(1)));
     let empty_part = part_number.is_some() && range.is_none();
-    let length = if size == 0 || empty_part { 0 } else { end - start + 1 };
+    let length = if size == 0 || empty_part {
+        0
+    } else {
+        end - start + 1
+    };
 
-    let mut resp = object_headers(Response::builder(), &record, &req.query)?.header(header::CONTENT_LENGTH, length);
+    let mut resp = object_headers(Response::builder(), &record, &req.query)?
+        .header(header::CONTENT_LENGTH, length);
     if part_number.is_some() {
         resp = resp.status(StatusCode::PARTIAL_CONTENT);
         if !record.parts.is_empty() {
@@ -262,20 +379,38 @@ pub async fn get_object(s3: &S3, req: S3Request, with_body: bool) -> S3Result<Re
         }
     }
     if range.is_some() {
-        resp = resp.status(StatusCode::PARTIAL_CONTENT).header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}"));
+        resp = resp
+            .status(StatusCode::PARTIAL_CONTENT)
+            .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}"));
     }
-    if req.header("x-amz-checksum-mode").is_some_and(|m| m.eq_ignore_ascii_case("enabled")) && range.is_none() {
+    if req
+        .header("x-amz-checksum-mode")
+        .is_some_and(|m| m.eq_ignore_ascii_case("enabled"))
+        && range.is_none()
+    {
         for c in &record.checksums {
-            resp = resp.header(format!("x-amz-checksum-{}", c.algorithm.to_lowercase()), header_value(&c.value)?);
+            resp = resp.header(
+                format!("x-amz-checksum-{}", c.algorithm.to_lowercase()),
+                header_value(&c.value)?,
+            );
         }
     }
     let body = match (&record.body, with_body && length > 0) {
         (_, false) => body::empty(),
-        (Some(Body::InlineData(data)), true) => body::full(data.slice(start as usize..=end as usize)),
-        (Some(Body::Blocks(list)), true) => body::streamed(s3.cluster.block_reader(list.blocks.clone(), start, end + 1)),
-        (None, true) => return Err(S3Error::InternalError("object record without a body".into())),
+        (Some(Body::InlineData(data)), true) => {
+            body::full(data.slice(start as usize..=end as usize))
+        }
+        (Some(Body::Blocks(list)), true) => {
+            body::streamed(s3.cluster.block_reader(list.blocks.clone(), start, end + 1))
+        }
+        (None, true) => {
+            return Err(S3Error::InternalError(
+                "object record without a body".into(),
+            ));
+        }
     };
-    resp.body(body).map_err(|e| S3Error::InternalError(e.to_string()))
+    resp.body(body)
+        .map_err(|e| S3Error::InternalError(e.to_string()))
 }
 
 /// A tombstone record for `key`.
@@ -289,7 +424,9 @@ pub fn tombstone(bucket: &Bucket, key: &str) -> pb::ObjectRecord {
 }
 
 pub async fn delete_object(s3: &S3, req: S3Request) -> S3Result<Response<ResponseBody>> {
-    s3.cluster.coordinate(tombstone(req.bucket()?, req.key()?)).await?;
+    s3.cluster
+        .coordinate(tombstone(req.bucket()?, req.key()?))
+        .await?;
     empty_response(StatusCode::NO_CONTENT)
 }
 
@@ -301,11 +438,20 @@ mod tests {
     fn ranges() {
         assert_eq!(parse_range(Some("bytes=0-9"), 100).unwrap(), Some((0, 9)));
         assert_eq!(parse_range(Some("bytes=90-"), 100).unwrap(), Some((90, 99)));
-        assert_eq!(parse_range(Some("bytes=90-500"), 100).unwrap(), Some((90, 99)));
+        assert_eq!(
+            parse_range(Some("bytes=90-500"), 100).unwrap(),
+            Some((90, 99))
+        );
         assert_eq!(parse_range(Some("bytes=-10"), 100).unwrap(), Some((90, 99)));
         assert_eq!(parse_range(Some("bytes=-500"), 100).unwrap(), Some((0, 99)));
-        assert!(matches!(parse_range(Some("bytes=100-"), 100), Err(S3Error::InvalidRange)));
-        assert!(matches!(parse_range(Some("bytes=-0"), 100), Err(S3Error::InvalidRange)));
+        assert!(matches!(
+            parse_range(Some("bytes=100-"), 100),
+            Err(S3Error::InvalidRange)
+        ));
+        assert!(matches!(
+            parse_range(Some("bytes=-0"), 100),
+            Err(S3Error::InvalidRange)
+        ));
         assert_eq!(parse_range(Some("bytes=5-2"), 100).unwrap(), None);
         assert_eq!(parse_range(Some("items=0-1"), 100).unwrap(), None);
         assert_eq!(parse_range(Some("bytes=0-1,5-6"), 100).unwrap(), None);

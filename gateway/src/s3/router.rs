@@ -51,9 +51,11 @@ impl Endpoint {
             HeadBucket | ListObjects | ListObjectsV2 | GetObject | HeadObject => Access::Read,
             ListMultipartUploads | ListParts => Access::Read,
             PutObject | CopyObject | DeleteObject | DeleteObjects => Access::Write,
-            CreateMultipartUpload | UploadPart | UploadPartCopy | CompleteMultipartUpload | AbortMultipartUpload => {
-                Access::Write
-            }
+            CreateMultipartUpload
+            | UploadPart
+            | UploadPartCopy
+            | CompleteMultipartUpload
+            | AbortMultipartUpload => Access::Write,
             DeleteBucket | GetBucketLocation | GetBucketAcl | GetBucketVersioning => Access::Owner,
         }
     }
@@ -94,12 +96,19 @@ pub struct Query(pub Vec<(String, String)>);
 
 impl Query {
     pub fn parse(raw: Option<&str>) -> Self {
-        Query(form_urlencoded::parse(raw.unwrap_or("").as_bytes()).into_owned().collect())
+        Query(
+            form_urlencoded::parse(raw.unwrap_or("").as_bytes())
+                .into_owned()
+                .collect(),
+        )
     }
 
     /// The value of a parameter (empty string for `?flag`).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn has(&self, name: &str) -> bool {
@@ -126,7 +135,10 @@ fn is_value_parameter(name: &str) -> bool {
         "part-number-marker",
         "max-parts",
     ];
-    VALUES.contains(&name) || name.starts_with("response-") || name.starts_with("X-Amz-") || name.starts_with("x-amz-")
+    VALUES.contains(&name)
+        || name.starts_with("response-")
+        || name.starts_with("X-Amz-")
+        || name.starts_with("x-amz-")
 }
 
 /// Sub-resources the gateway serves (with the method that serves them).
@@ -136,16 +148,27 @@ const SERVED_SUBRESOURCES: &[&str] = &["location", "acl", "versioning", "delete"
 const MULTIPART_PARAMETERS: &[&str] = &["uploads", "uploadId", "partNumber"];
 
 /// Routes a request. `bucket` and `key` come from the path (or the Host header).
-pub fn route(method: &Method, bucket: Option<&str>, key: Option<&str>, query: &Query) -> Result<Endpoint, S3Error> {
+pub fn route(
+    method: &Method,
+    bucket: Option<&str>,
+    key: Option<&str>,
+    query: &Query,
+) -> Result<Endpoint, S3Error> {
     use Endpoint::*;
     if let Some((name, _)) = query.0.iter().find(|(k, _)| {
-        !is_value_parameter(k) && !SERVED_SUBRESOURCES.contains(&k.as_str()) && !MULTIPART_PARAMETERS.contains(&k.as_str())
+        !is_value_parameter(k)
+            && !SERVED_SUBRESOURCES.contains(&k.as_str())
+            && !MULTIPART_PARAMETERS.contains(&k.as_str())
     }) {
         return Err(S3Error::NotImplemented(format!("the '{name}' parameter")));
     }
     let sub = |name: &str| query.has(name);
     let not_implemented = || {
-        let what = query.0.first().map(|(k, _)| k.clone()).unwrap_or_else(|| method.to_string());
+        let what = query
+            .0
+            .first()
+            .map(|(k, _)| k.clone())
+            .unwrap_or_else(|| method.to_string());
         S3Error::NotImplemented(format!("{method} with '{what}'"))
     };
     let endpoint = match (bucket, key) {
@@ -154,7 +177,9 @@ pub fn route(method: &Method, bucket: Option<&str>, key: Option<&str>, query: &Q
             _ => return Err(S3Error::MethodNotAllowed),
         },
         (Some(_), None) => match *method {
-            Method::GET if sub("uploads") && !sub("uploadId") && !sub("partNumber") => ListMultipartUploads,
+            Method::GET if sub("uploads") && !sub("uploadId") && !sub("partNumber") => {
+                ListMultipartUploads
+            }
             _ if MULTIPART_PARAMETERS.iter().any(|p| sub(p)) => return Err(not_implemented()),
             Method::GET if sub("location") => GetBucketLocation,
             Method::GET if sub("acl") => GetBucketAcl,
@@ -166,9 +191,16 @@ pub fn route(method: &Method, bucket: Option<&str>, key: Option<&str>, query: &Q
             }
             Method::GET => ListObjects,
             Method::HEAD => HeadBucket,
-            Method::PUT if sub("acl") || sub("versioning") || sub("location") => return Err(not_implemented()),
+            Method::PUT if sub("acl") || sub("versioning") || sub("location") => {
+                return Err(not_implemented());
+            }
             Method::PUT => CreateBucket,
-            Method::DELETE if query.0.iter().any(|(k, _)| SERVED_SUBRESOURCES.contains(&k.as_str())) => {
+            Method::DELETE
+                if query
+                    .0
+                    .iter()
+                    .any(|(k, _)| SERVED_SUBRESOURCES.contains(&k.as_str())) =>
+            {
                 return Err(not_implemented());
             }
             Method::DELETE => DeleteBucket,
@@ -177,7 +209,11 @@ pub fn route(method: &Method, bucket: Option<&str>, key: Option<&str>, query: &Q
             _ => return Err(S3Error::MethodNotAllowed),
         },
         (Some(_), Some(_)) => {
-            if query.0.iter().any(|(k, _)| SERVED_SUBRESOURCES.contains(&k.as_str())) {
+            if query
+                .0
+                .iter()
+                .any(|(k, _)| SERVED_SUBRESOURCES.contains(&k.as_str()))
+            {
                 return Err(not_implemented());
             }
             match *method {
@@ -185,7 +221,9 @@ pub fn route(method: &Method, bucket: Option<&str>, key: Option<&str>, query: &Q
                 Method::POST if sub("uploadId") && !sub("uploads") => CompleteMultipartUpload,
                 Method::PUT if sub("uploadId") && sub("partNumber") => UploadPart,
                 Method::PUT if sub("uploadId") || sub("partNumber") => {
-                    return Err(S3Error::InvalidArgument("UploadPart needs both partNumber and uploadId".into()));
+                    return Err(S3Error::InvalidArgument(
+                        "UploadPart needs both partNumber and uploadId".into(),
+                    ));
                 }
                 Method::GET if sub("uploadId") => ListParts,
                 Method::DELETE if sub("uploadId") => AbortMultipartUpload,
@@ -209,52 +247,162 @@ pub fn route(method: &Method, bucket: Option<&str>, key: Option<&str>, query: &Q
 mod tests {
     use super::*;
 
-    fn r(method: Method, bucket: Option<&str>, key: Option<&str>, q: &str) -> Result<Endpoint, S3Error> {
+    fn r(
+        method: Method,
+        bucket: Option<&str>,
+        key: Option<&str>,
+        q: &str,
+    ) -> Result<Endpoint, S3Error> {
         route(&method, bucket, key, &Query::parse(Some(q)))
     }
 
     #[test]
     fn routes_the_core_operations() {
-        assert_eq!(r(Method::GET, None, None, "").unwrap(), Endpoint::ListBuckets);
-        assert_eq!(r(Method::PUT, Some("b"), None, "").unwrap(), Endpoint::CreateBucket);
-        assert_eq!(r(Method::GET, Some("b"), None, "list-type=2&prefix=a").unwrap(), Endpoint::ListObjectsV2);
-        assert_eq!(r(Method::GET, Some("b"), None, "marker=x").unwrap(), Endpoint::ListObjects);
-        assert_eq!(r(Method::GET, Some("b"), None, "location").unwrap(), Endpoint::GetBucketLocation);
-        assert_eq!(r(Method::POST, Some("b"), None, "delete").unwrap(), Endpoint::DeleteObjects);
-        assert_eq!(r(Method::GET, Some("b"), Some("k"), "response-content-type=a").unwrap(), Endpoint::GetObject);
-        assert_eq!(r(Method::GET, Some("b"), Some("k"), "x-id=GetObject").unwrap(), Endpoint::GetObject);
-        assert_eq!(r(Method::DELETE, Some("b"), Some("k"), "").unwrap(), Endpoint::DeleteObject);
+        assert_eq!(
+            r(Method::GET, None, None, "").unwrap(),
+            Endpoint::ListBuckets
+        );
+        assert_eq!(
+            r(Method::PUT, Some("b"), None, "").unwrap(),
+            Endpoint::CreateBucket
+        );
+        assert_eq!(
+            r(Method::GET, Some("b"), None, "list-type=2&prefix=a").unwrap(),
+            Endpoint::ListObjectsV2
+        );
+        assert_eq!(
+            r(Method::GET, Some("b"), None, "marker=x").unwrap(),
+            Endpoint::ListObjects
+        );
+        assert_eq!(
+            r(Method::GET, Some("b"), None, "location").unwrap(),
+            Endpoint::GetBucketLocation
+        );
+        assert_eq!(
+            r(Method::POST, Some("b"), None, "delete").unwrap(),
+            Endpoint::DeleteObjects
+        );
+        assert_eq!(
+            r(Method::GET, Some("b"), Some("k"), "response-content-type=a").unwrap(),
+            Endpoint::GetObject
+        );
+        assert_eq!(
+            r(Method::GET, Some("b"), Some("k"), "x-id=GetObject").unwrap(),
+            Endpoint::GetObject
+        );
+        assert_eq!(
+            r(Method::DELETE, Some("b"), Some("k"), "").unwrap(),
+            Endpoint::DeleteObject
+        );
     }
 
     #[test]
     fn unknown_subresources_are_not_implemented() {
-        for q in ["torrent", "inventory", "tagging", "replication", "policy", "lifecycle=", "versionId=1"] {
-            assert!(matches!(r(Method::GET, Some("b"), None, q), Err(S3Error::NotImplemented(_))), "{q}");
+        for q in [
+            "torrent",
+            "inventory",
+            "tagging",
+            "replication",
+            "policy",
+            "lifecycle=",
+            "versionId=1",
+        ] {
+            assert!(
+                matches!(
+                    r(Method::GET, Some("b"), None, q),
+                    Err(S3Error::NotImplemented(_))
+                ),
+                "{q}"
+            );
         }
-        assert!(matches!(r(Method::GET, Some("b"), Some("k"), "acl"), Err(S3Error::NotImplemented(_))));
-        assert!(matches!(r(Method::PATCH, Some("b"), Some("k"), ""), Err(S3Error::MethodNotAllowed)));
+        assert!(matches!(
+            r(Method::GET, Some("b"), Some("k"), "acl"),
+            Err(S3Error::NotImplemented(_))
+        ));
+        assert!(matches!(
+            r(Method::PATCH, Some("b"), Some("k"), ""),
+            Err(S3Error::MethodNotAllowed)
+        ));
     }
 
     #[test]
     fn routes_multipart_operations() {
         let ok = |m: Method, key: Option<&str>, q: &str| r(m, Some("b"), key, q).unwrap();
-        assert_eq!(ok(Method::POST, Some("k"), "uploads"), Endpoint::CreateMultipartUpload);
-        assert_eq!(ok(Method::POST, Some("k"), "uploads="), Endpoint::CreateMultipartUpload);
-        assert_eq!(ok(Method::PUT, Some("k"), "partNumber=2&uploadId=x"), Endpoint::UploadPart);
-        assert_eq!(ok(Method::POST, Some("k"), "uploadId=x"), Endpoint::CompleteMultipartUpload);
-        assert_eq!(ok(Method::DELETE, Some("k"), "uploadId=x"), Endpoint::AbortMultipartUpload);
-        assert_eq!(ok(Method::GET, Some("k"), "uploadId=x&max-parts=2&part-number-marker=1"), Endpoint::ListParts);
-        assert_eq!(ok(Method::GET, None, "uploads&prefix=a&key-marker=k&upload-id-marker=u&max-uploads=3"), Endpoint::ListMultipartUploads);
-        assert_eq!(ok(Method::GET, Some("k"), "partNumber=1"), Endpoint::GetObject);
-        assert_eq!(ok(Method::HEAD, Some("k"), "partNumber=1"), Endpoint::HeadObject);
-        assert!(matches!(r(Method::PUT, Some("b"), Some("k"), "partNumber=1"), Err(S3Error::InvalidArgument(_))));
-        assert!(matches!(r(Method::PUT, Some("b"), Some("k"), "uploadId=x"), Err(S3Error::InvalidArgument(_))));
+        assert_eq!(
+            ok(Method::POST, Some("k"), "uploads"),
+            Endpoint::CreateMultipartUpload
+        );
+        assert_eq!(
+            ok(Method::POST, Some("k"), "uploads="),
+            Endpoint::CreateMultipartUpload
+        );
+        assert_eq!(
+            ok(Method::PUT, Some("k"), "partNumber=2&uploadId=x"),
+            Endpoint::UploadPart
+        );
+        assert_eq!(
+            ok(Method::POST, Some("k"), "uploadId=x"),
+            Endpoint::CompleteMultipartUpload
+        );
+        assert_eq!(
+            ok(Method::DELETE, Some("k"), "uploadId=x"),
+            Endpoint::AbortMultipartUpload
+        );
+        assert_eq!(
+            ok(
+                Method::GET,
+                Some("k"),
+                "uploadId=x&max-parts=2&part-number-marker=1"
+            ),
+            Endpoint::ListParts
+        );
+        assert_eq!(
+            ok(
+                Method::GET,
+                None,
+                "uploads&prefix=a&key-marker=k&upload-id-marker=u&max-uploads=3"
+            ),
+            Endpoint::ListMultipartUploads
+        );
+        assert_eq!(
+            ok(Method::GET, Some("k"), "partNumber=1"),
+            Endpoint::GetObject
+        );
+        assert_eq!(
+            ok(Method::HEAD, Some("k"), "partNumber=1"),
+            Endpoint::HeadObject
+        );
+        assert!(matches!(
+            r(Method::PUT, Some("b"), Some("k"), "partNumber=1"),
+            Err(S3Error::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            r(Method::PUT, Some("b"), Some("k"), "uploadId=x"),
+            Err(S3Error::InvalidArgument(_))
+        ));
         // Never a bucket operation in disguise.
-        for (m, q) in [(Method::DELETE, "uploadId=x"), (Method::PUT, "uploads"), (Method::POST, "uploads"), (Method::GET, "uploadId=x")] {
-            assert!(matches!(r(m.clone(), Some("b"), None, q), Err(S3Error::NotImplemented(_))), "{m} {q}");
+        for (m, q) in [
+            (Method::DELETE, "uploadId=x"),
+            (Method::PUT, "uploads"),
+            (Method::POST, "uploads"),
+            (Method::GET, "uploadId=x"),
+        ] {
+            assert!(
+                matches!(
+                    r(m.clone(), Some("b"), None, q),
+                    Err(S3Error::NotImplemented(_))
+                ),
+                "{m} {q}"
+            );
         }
-        assert!(matches!(r(Method::GET, Some("b"), Some("k"), "uploads"), Err(S3Error::NotImplemented(_))));
-        assert!(matches!(r(Method::DELETE, Some("b"), Some("k"), "partNumber=1"), Err(S3Error::NotImplemented(_))));
+        assert!(matches!(
+            r(Method::GET, Some("b"), Some("k"), "uploads"),
+            Err(S3Error::NotImplemented(_))
+        ));
+        assert!(matches!(
+            r(Method::DELETE, Some("b"), Some("k"), "partNumber=1"),
+            Err(S3Error::NotImplemented(_))
+        ));
         assert_eq!(Endpoint::ListParts.access(), Access::Read);
         assert_eq!(Endpoint::ListMultipartUploads.access(), Access::Read);
         assert_eq!(Endpoint::UploadPartCopy.access(), Access::Write);

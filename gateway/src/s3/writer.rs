@@ -29,7 +29,15 @@ pub struct BlockCutter {
 
 impl BlockCutter {
     pub fn new(body: BodyStream, block_size: usize, hasher: BodyHasher, max_size: u64) -> Self {
-        Self { body, buffer: BytesMut::new(), block_size, hasher, total: 0, max_size, ended: false }
+        Self {
+            body,
+            buffer: BytesMut::new(),
+            block_size,
+            hasher,
+            total: 0,
+            max_size,
+            ended: false,
+        }
     }
 
     /// The next block (the last one may be short, and empty for an empty body); `None` after the end.
@@ -86,7 +94,12 @@ pub struct BlockUploader<'a> {
 
 impl<'a> BlockUploader<'a> {
     pub fn new(cluster: &'a Cluster, owner: pb::BlockOwner) -> Self {
-        Self { cluster, owner, pending: FuturesUnordered::new(), blocks: Vec::new() }
+        Self {
+            cluster,
+            owner,
+            pending: FuturesUnordered::new(),
+            blocks: Vec::new(),
+        }
     }
 
     /// Starts writing a block; waits while too many are in flight.
@@ -97,15 +110,15 @@ impl<'a> BlockUploader<'a> {
             }
         }
         let id = BlockId::random();
-        self.blocks.push(pb::BlockPointer { id: id.0.to_vec(), size: data.len() as u64 });
+        self.blocks.push(pb::BlockPointer {
+            id: id.0.to_vec(),
+            size: data.len() as u64,
+        });
         let (cluster, owner) = (self.cluster, self.owner.clone());
-        self.pending.push(Box::pin(async move { cluster.put_block(&id.0, &owner, data).await }));
+        self.pending.push(Box::pin(async move {
+            cluster.put_block(&id.0, &owner, data).await
+        }));
         Ok(())
-    }
-
-    /// The blocks pushed so far (written or in flight), for releasing them after a failure.
-    pub fn pushed(&self) -> &[pb::BlockPointer] {
-        &self.blocks
     }
 
     /// Waits for every block; returns them in body order.
@@ -115,4 +128,54 @@ impl<'a> BlockUploader<'a> {
         }
         Ok(self.blocks)
     }
+}
+
+/// References `owner` holds on `blocks`.
+pub fn owned_refs(owner: &pb::BlockOwner, blocks: &[pb::BlockPointer]) -> Vec<pb::BlockRefEntry> {
+    blocks
+        .iter()
+        .map(|b| pb::BlockRefEntry {
+            block_id: b.id.clone(),
+            owner: Some(owner.clone()),
+        })
+        .collect()
+}
+
+/// Drops block references in the background (best effort: a failure leaves them to repair).
+pub fn release(cluster: &Cluster, refs: Vec<pb::BlockRefEntry>) {
+    if refs.is_empty() {
+        return;
+    }
+    let cluster = cluster.clone();
+    tokio::spawn(async move { cluster.drop_refs(&refs).await });
+}
+
+/// Writes `first` (if not empty) and the rest of the body as blocks owned by `owner`. On any
+/// failure the references taken so far are released, so a broken upload leaks nothing.
+pub async fn write_blocks(
+    cluster: &Cluster,
+    cutter: &mut BlockCutter,
+    owner: &pb::BlockOwner,
+    first: Option<Bytes>,
+) -> S3Result<Vec<pb::BlockPointer>> {
+    let mut uploader = BlockUploader::new(cluster, owner.clone());
+    let written = async {
+        let mut next = first;
+        loop {
+            if let Some(block) = next.take().filter(|b| !b.is_empty()) {
+                uploader.push(block).await?;
+            }
+            match cutter.next_block().await? {
+                Some(block) => next = Some(block),
+                None => return Ok::<_, S3Error>(()),
+            }
+        }
+    }
+    .await;
+    let pushed = uploader.blocks.clone();
+    match written {
+        Ok(()) => uploader.finish().await,
+        Err(e) => Err(e),
+    }
+    .inspect_err(|_| release(cluster, owned_refs(owner, &pushed)))
 }

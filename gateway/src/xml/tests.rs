@@ -654,7 +654,14 @@ fn delete_objects_interleaved_lists() {
     let body = "<Delete><Object><Key>a</Key></Object><Quiet>true</Quiet><Object><Key>b</Key></Object></Delete>";
     let parsed: Delete = from_xml(body.as_bytes()).unwrap();
     assert!(parsed.quiet);
-    assert_eq!(parsed.objects.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+    assert_eq!(
+        parsed
+            .objects
+            .iter()
+            .map(|o| o.key.as_str())
+            .collect::<Vec<_>>(),
+        ["a", "b"]
+    );
 }
 
 #[test]

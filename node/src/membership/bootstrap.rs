@@ -36,26 +36,44 @@ impl Membership {
         {
             self.remember([from.addr]);
         }
-        let mut peers: Vec<String> = self.discovered.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect();
+        let mut peers: Vec<String> = self
+            .discovered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect();
         peers.extend(self.config.join.iter().cloned());
         peers.extend(self.state.raft.members().nodes.into_values());
         peers.sort();
         peers.dedup();
         peers.retain(|a| *a != self.state.addr);
-        HelloResponse { node: Some(node_info(&self.me())), initialized: self.state.raft.is_member(), peers }
+        HelloResponse {
+            node: Some(node_info(&self.me())),
+            initialized: self.state.raft.is_member(),
+            peers,
+        }
     }
 
     /// Says `Hello` to every node known so far; returns the other nodes that answered and
     /// remembers whom they know.
     async fn probe(&self) -> Vec<Peer> {
         let mut targets: Vec<String> = self.config.join.clone();
-        targets.extend(self.discovered.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned());
+        targets.extend(
+            self.discovered
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .cloned(),
+        );
         targets.sort();
         targets.dedup();
         targets.retain(|a| *a != self.state.addr);
         let calls = targets.iter().map(|addr| async move {
             let mut client = self.state.peers.meta(addr).ok()?;
-            let mut req = tonic::Request::new(HelloRequest { from: Some(node_info(&self.me())) });
+            let mut req = tonic::Request::new(HelloRequest {
+                from: Some(node_info(&self.me())),
+            });
             req.set_timeout(HELLO_TIMEOUT);
             match client.hello(req).await {
                 Ok(resp) => Some(resp.into_inner()),
@@ -72,7 +90,10 @@ impl Membership {
                 && node.id != self.state.id
             {
                 self.remember([node.addr.clone()]);
-                peers.push(Peer { node, initialized: resp.initialized });
+                peers.push(Peer {
+                    node,
+                    initialized: resp.initialized,
+                });
             }
         }
         peers
@@ -81,22 +102,38 @@ impl Membership {
     /// One discovery round; `Ok(true)` once this node joined or initialized a cluster.
     pub(super) async fn bootstrap_round(&self, expect: usize) -> anyhow::Result<bool> {
         let peers = self.probe().await;
-        let initialized: Vec<String> = peers.iter().filter(|p| p.initialized).map(|p| p.node.addr.clone()).collect();
+        let initialized: Vec<String> = peers
+            .iter()
+            .filter(|p| p.initialized)
+            .map(|p| p.node.addr.clone())
+            .collect();
         if !initialized.is_empty() {
             let resp = self.join_via(&initialized).await?;
-            tracing::info!(voter = resp.voter, in_layout = resp.in_layout, "joined the existing cluster");
+            tracing::info!(
+                voter = resp.voter,
+                in_layout = resp.in_layout,
+                "joined the existing cluster"
+            );
             return Ok(true);
         }
-        let mut nodes: BTreeMap<Uuid, LayoutNode> = peers.into_iter().map(|p| (p.node.id, p.node)).collect();
+        let mut nodes: BTreeMap<Uuid, LayoutNode> =
+            peers.into_iter().map(|p| (p.node.id, p.node)).collect();
         nodes.insert(self.state.id, self.me());
         if self.found.swap(nodes.len(), Ordering::Relaxed) != nodes.len() {
-            tracing::info!(found = nodes.len(), expect, "looking for the nodes to bootstrap with");
+            tracing::info!(
+                found = nodes.len(),
+                expect,
+                "looking for the nodes to bootstrap with"
+            );
         }
         if nodes.len() < expect {
             return Ok(false);
         }
         if nodes.keys().next() != Some(&self.state.id) {
-            tracing::debug!(found = nodes.len(), "waiting for the node with the smallest id to bootstrap");
+            tracing::debug!(
+                found = nodes.len(),
+                "waiting for the node with the smallest id to bootstrap"
+            );
             return Ok(false);
         }
         self.initialize_with(nodes.into_values().collect()).await?;
@@ -108,12 +145,23 @@ impl Membership {
     async fn initialize_with(&self, nodes: Vec<LayoutNode>) -> anyhow::Result<()> {
         let zones = nodes.iter().map(|n| (n.id, n.zone.clone())).collect();
         let voter_ids = voters::initial_voters(&zones);
-        let voters = nodes.iter().filter(|n| voter_ids.contains(&n.id)).map(|n| (n.id, n.addr.clone())).collect();
+        let voters = nodes
+            .iter()
+            .filter(|n| voter_ids.contains(&n.id))
+            .map(|n| (n.id, n.addr.clone()))
+            .collect();
         tracing::info!(nodes = nodes.len(), voters = ?voter_ids, "bootstrapping the cluster");
         self.state.raft.initialize(voters).await?;
-        self.state.raft.wait_for_leader(Duration::from_secs(30)).await?;
+        self.state
+            .raft
+            .wait_for_leader(Duration::from_secs(30))
+            .await?;
         for node in &nodes {
-            self.state.raft.write(MetaCommand::RegisterNode { node: node.clone() }).await?.into_result()?;
+            self.state
+                .raft
+                .write(MetaCommand::RegisterNode { node: node.clone() })
+                .await?
+                .into_result()?;
         }
         self.first_layout(nodes).await?;
         self.ensure_initial_key().await

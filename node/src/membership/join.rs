@@ -10,7 +10,11 @@ use crate::raft::{LocalError, forward_error, forwarded};
 
 impl Membership {
     /// Serves a join on this node if it is the leader (`NotLeader` otherwise).
-    pub(super) async fn join_local(&self, node: &LayoutNode, auto_layout: bool) -> Result<JoinResponse, LocalError> {
+    pub(super) async fn join_local(
+        &self,
+        node: &LayoutNode,
+        auto_layout: bool,
+    ) -> Result<JoinResponse, LocalError> {
         let raft = &self.state.raft;
         if let Some(not_leader) = raft.not_leader() {
             return Err(not_leader);
@@ -29,7 +33,8 @@ impl Membership {
         }
         let (_, meta) = raft.current();
         if meta.nodes.get(&node.id) != Some(node) {
-            self.commit(MetaCommand::RegisterNode { node: node.clone() }).await?;
+            self.commit(MetaCommand::RegisterNode { node: node.clone() })
+                .await?;
         }
         if let Some(layout) = layout::with_address(&meta.layout, node) {
             tracing::info!(node = %node.id, addr = %node.addr, "updating the node's address in the layout");
@@ -42,7 +47,10 @@ impl Membership {
         let mut note = String::new();
         if auto_layout && meta.layout.node(&node.id).is_none() {
             match layout::auto_add(&self.state, node, self.config.replication).await {
-                Ok(next) => self.commit(MetaCommand::SetLayout { layout: next }).await.map(drop)?,
+                Ok(next) => self
+                    .commit(MetaCommand::SetLayout { layout: next })
+                    .await
+                    .map(drop)?,
                 Err(why) => {
                     tracing::info!(node = %node.id, %why, "not adding the node to the layout");
                     note = why;
@@ -59,13 +67,25 @@ impl Membership {
 
     /// Commits a command as the leader; a refusal is an error.
     async fn commit(&self, cmd: MetaCommand) -> Result<MetaResult, LocalError> {
-        self.state.raft.write_local(cmd).await?.into_result().map_err(LocalError::Meta)
+        self.state
+            .raft
+            .write_local(cmd)
+            .await?
+            .into_result()
+            .map_err(LocalError::Meta)
     }
 
     /// Sends a join to the leader at `addr`. `Ok(None)`: it is no longer the leader.
-    pub(super) async fn forward_join(&self, addr: String, req: JoinRequest) -> Result<Option<JoinResponse>, MetaError> {
-        let mut client =
-            self.state.peers.meta(&addr).map_err(|e| MetaError::Unavailable(format!("{addr}: {}", e.message())))?;
+    pub(super) async fn forward_join(
+        &self,
+        addr: String,
+        req: JoinRequest,
+    ) -> Result<Option<JoinResponse>, MetaError> {
+        let mut client = self
+            .state
+            .peers
+            .meta(&addr)
+            .map_err(|e| MetaError::Unavailable(format!("{addr}: {}", e.message())))?;
         let mut call = forwarded(req);
         call.set_timeout(JOIN_TIMEOUT);
         match client.join(call).await {

@@ -36,11 +36,19 @@ pub async fn check_no_data(state: &NodeState) -> Result<(), String> {
             state.index.record_count().map_err(|e| e.to_string())
         } else {
             let ask = async {
-                let mut client = state.peers.admin(&node.addr).map_err(|e| e.message().to_string())?;
-                let status = client.status(StatusRequest {}).await.map_err(|e| e.message().to_string())?;
+                let mut client = state
+                    .peers
+                    .admin(&node.addr)
+                    .map_err(|e| e.message().to_string())?;
+                let status = client
+                    .status(StatusRequest {})
+                    .await
+                    .map_err(|e| e.message().to_string())?;
                 Ok::<_, String>(status.into_inner().object_records)
             };
-            tokio::time::timeout(STATUS_TIMEOUT, ask).await.unwrap_or_else(|_| Err("no answer".into()))
+            tokio::time::timeout(STATUS_TIMEOUT, ask)
+                .await
+                .unwrap_or_else(|_| Err("no answer".into()))
         };
         (node, count)
     });
@@ -68,7 +76,11 @@ pub async fn check_no_data(state: &NodeState) -> Result<(), String> {
 
 /// The layout with `node` added (`--auto-layout`), if the cluster has a layout and holds no
 /// data. Replication grows with the node count up to `target`, never shrinks.
-pub(super) async fn auto_add(state: &NodeState, node: &LayoutNode, target: u32) -> Result<Layout, String> {
+pub(super) async fn auto_add(
+    state: &NodeState,
+    node: &LayoutNode,
+    target: u32,
+) -> Result<Layout, String> {
     let current = state.raft.current().1.layout.clone();
     if current.nodes.is_empty() {
         return Err("the cluster has no layout yet".into());
@@ -85,11 +97,27 @@ pub(super) async fn auto_add(state: &NodeState, node: &LayoutNode, target: u32) 
 /// `layout apply`: commits the staged changes (and replication factor) as the next version,
 /// unless the cluster holds data.
 pub async fn apply(state: &NodeState, replication: Option<u32>) -> Result<Layout, Status> {
-    let (_, meta) = state.raft.read_linearizable().await.map_err(crate::raft::meta_status)?;
-    let next = meta.next_layout(replication).map_err(|e| Status::invalid_argument(e.to_string()))?;
-    check_no_data(state).await.map_err(Status::failed_precondition)?;
-    let cmd = MetaCommand::ApplyLayout { version: next.version, replication };
-    match state.raft.write(cmd).await.map_err(crate::raft::meta_status)? {
+    let (_, meta) = state
+        .raft
+        .read_linearizable()
+        .await
+        .map_err(crate::raft::meta_status)?;
+    let next = meta
+        .next_layout(replication)
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    check_no_data(state)
+        .await
+        .map_err(Status::failed_precondition)?;
+    let cmd = MetaCommand::ApplyLayout {
+        version: next.version,
+        replication,
+    };
+    match state
+        .raft
+        .write(cmd)
+        .await
+        .map_err(crate::raft::meta_status)?
+    {
         MetaResult::Layout(layout) => Ok(layout),
         MetaResult::Err(e) => Err(Status::invalid_argument(e.to_string())),
         other => Err(Status::internal(format!("unexpected answer {other:?}"))),
@@ -104,14 +132,29 @@ mod tests {
 
     #[test]
     fn address_updates_bump_the_version_only_when_needed() {
-        let node = LayoutNode { id: Uuid::from_u128(1), addr: "a:1".into(), zone: "z".into(), weight: 1 };
-        let layout = Layout { version: 4, replication: 1, nodes: vec![node.clone()] };
+        let node = LayoutNode {
+            id: Uuid::from_u128(1),
+            addr: "a:1".into(),
+            zone: "z".into(),
+            weight: 1,
+        };
+        let layout = Layout {
+            version: 4,
+            replication: 1,
+            nodes: vec![node.clone()],
+        };
         assert_eq!(with_address(&layout, &node), None);
-        let moved = LayoutNode { addr: "b:2".into(), ..node.clone() };
+        let moved = LayoutNode {
+            addr: "b:2".into(),
+            ..node.clone()
+        };
         let next = with_address(&layout, &moved).expect("changed");
         assert_eq!((next.version, next.nodes[0].addr.as_str()), (5, "b:2"));
         assert!(!next.ring_differs(&layout));
-        let stranger = LayoutNode { id: Uuid::from_u128(2), ..moved };
+        let stranger = LayoutNode {
+            id: Uuid::from_u128(2),
+            ..moved
+        };
         assert_eq!(with_address(&layout, &stranger), None);
     }
 }

@@ -95,9 +95,15 @@ impl Membership {
         let raft = &self.state.raft;
         let alone = raft.members().nodes.keys().eq([&self.state.id]);
         let fresh = !raft.is_member();
-        if alone || (fresh && self.config.join.is_empty() && self.config.bootstrap_expect.unwrap_or(1) <= 1) {
+        if alone
+            || (fresh
+                && self.config.join.is_empty()
+                && self.config.bootstrap_expect.unwrap_or(1) <= 1)
+        {
             raft.bootstrap_single().await?;
-            self.join_local(&self.me(), false).await.map_err(|e| anyhow::anyhow!("{}", local_error(e)))?;
+            self.join_local(&self.me(), false)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", local_error(e)))?;
             if fresh {
                 self.first_layout(vec![self.me()]).await?;
                 self.ensure_initial_key().await?;
@@ -162,7 +168,10 @@ impl Membership {
     async fn join_via(&self, addrs: &[String]) -> anyhow::Result<JoinResponse> {
         let mut last = anyhow::anyhow!("no node to join (--join is empty)");
         for addr in addrs {
-            let req = JoinRequest { node: Some(node_info(&self.me())), auto_layout: self.config.auto_layout };
+            let req = JoinRequest {
+                node: Some(node_info(&self.me())),
+                auto_layout: self.config.auto_layout,
+            };
             let mut call = tonic::Request::new(req);
             call.set_timeout(JOIN_TIMEOUT);
             let result = match self.state.peers.meta(addr) {
@@ -171,7 +180,9 @@ impl Membership {
             };
             match result {
                 Ok(resp) => return Ok(resp.into_inner()),
-                Err(e) => last = anyhow::anyhow!("join via {addr}: {:?}: {}", e.code(), e.message()),
+                Err(e) => {
+                    last = anyhow::anyhow!("join via {addr}: {:?}: {}", e.code(), e.message())
+                }
             }
         }
         Err(last)
@@ -189,8 +200,16 @@ impl Membership {
             replication: self.config.replication.clamp(1, nodes.len() as u32),
             nodes,
         };
-        tracing::info!(nodes = layout.nodes.len(), replication = layout.replication, "writing the first layout");
-        self.state.raft.write(MetaCommand::SetLayout { layout }).await?.into_result()?;
+        tracing::info!(
+            nodes = layout.nodes.len(),
+            replication = layout.replication,
+            "writing the first layout"
+        );
+        self.state
+            .raft
+            .write(MetaCommand::SetLayout { layout })
+            .await?
+            .into_result()?;
         Ok(())
     }
 
@@ -211,31 +230,48 @@ impl Membership {
             allow_create_bucket: true,
             buckets: Default::default(),
         };
-        match self.state.raft.write(MetaCommand::CreateKey { key }).await?.into_result() {
+        match self
+            .state
+            .raft
+            .write(MetaCommand::CreateKey { key })
+            .await?
+            .into_result()
+        {
             Ok(_) | Err(MetaError::KeyExists(_)) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }
 
     fn remember(&self, addrs: impl IntoIterator<Item = String>) {
-        let mut known = self.discovered.lock().unwrap_or_else(PoisonError::into_inner);
-        known.extend(addrs.into_iter().filter(|a| !a.is_empty() && *a != self.state.addr));
+        let mut known = self
+            .discovered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        known.extend(
+            addrs
+                .into_iter()
+                .filter(|a| !a.is_empty() && *a != self.state.addr),
+        );
     }
 }
 
 #[tonic::async_trait]
 impl MembershipHandler for Membership {
     async fn join(&self, req: JoinRequest, forwarded: bool) -> Result<JoinResponse, Status> {
-        let node = req
-            .node
-            .as_ref()
-            .and_then(layout_node)
-            .ok_or_else(|| Status::invalid_argument("Join needs the node's id, address and weight"))?;
+        let node = req.node.as_ref().and_then(layout_node).ok_or_else(|| {
+            Status::invalid_argument("Join needs the node's id, address and weight")
+        })?;
         if !self.state.raft.is_member() {
-            return Err(Status::unavailable(format!("node {} is not a cluster member (yet)", self.state.id)));
+            return Err(Status::unavailable(format!(
+                "node {} is not a cluster member (yet)",
+                self.state.id
+            )));
         }
         if forwarded {
-            return self.join_local(&node, req.auto_layout).await.map_err(crate::raft::local_status);
+            return self
+                .join_local(&node, req.auto_layout)
+                .await
+                .map_err(crate::raft::local_status);
         }
         let raft = &self.state.raft;
         raft.via_leader(
@@ -258,11 +294,21 @@ fn local_error(e: crate::raft::LocalError) -> String {
 
 /// The wire form of a node.
 fn node_info(n: &LayoutNode) -> NodeInfo {
-    NodeInfo { node_id: n.id.to_string(), addr: n.addr.clone(), zone: n.zone.clone(), weight: n.weight }
+    NodeInfo {
+        node_id: n.id.to_string(),
+        addr: n.addr.clone(),
+        zone: n.zone.clone(),
+        weight: n.weight,
+    }
 }
 
 /// A node from its wire form, if complete.
 fn layout_node(n: &NodeInfo) -> Option<LayoutNode> {
     let id = Uuid::parse_str(&n.node_id).ok()?;
-    (!n.addr.is_empty()).then(|| LayoutNode { id, addr: n.addr.clone(), zone: n.zone.clone(), weight: n.weight.max(1) })
+    (!n.addr.is_empty()).then(|| LayoutNode {
+        id,
+        addr: n.addr.clone(),
+        zone: n.zone.clone(),
+        weight: n.weight.max(1),
+    })
 }

@@ -27,13 +27,20 @@ pub(super) struct Tracker {
 
 impl Tracker {
     pub(super) fn new(timeout: Duration) -> Self {
-        Self { timeout, down_since: Mutex::default() }
+        Self {
+            timeout,
+            down_since: Mutex::default(),
+        }
     }
 
-    /// For each member: healthy now, else how long it has been down.
+    /// For each member: healthy now (`None`), else how long it has been down: since its last
+    /// acknowledgement, or since this leader first saw it unhealthy if that is longer known.
     fn observe(&self, acks: &BTreeMap<Uuid, Option<Duration>>) -> BTreeMap<Uuid, Option<Duration>> {
         let now = Instant::now();
-        let mut down = self.down_since.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut down = self
+            .down_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         down.retain(|id, _| acks.contains_key(id));
         acks.iter()
             .map(|(id, ack)| {
@@ -41,8 +48,8 @@ impl Tracker {
                     down.remove(id);
                     (*id, None)
                 } else {
-                    let since = *down.entry(*id).or_insert(now);
-                    (*id, Some(now - since))
+                    let tracked = now - *down.entry(*id).or_insert(now);
+                    (*id, Some(ack.map_or(tracked, |last| last.max(tracked))))
                 }
             })
             .collect()
@@ -59,11 +66,18 @@ pub fn plan(
     timeout: Duration,
 ) -> Option<BTreeSet<Uuid>> {
     let healthy = |id: &Uuid| down.get(id).is_none_or(|d| d.is_none());
-    let dead = |id: &Uuid| down.get(id).is_some_and(|d| d.is_some_and(|d| d >= timeout));
+    let dead = |id: &Uuid| {
+        down.get(id)
+            .is_some_and(|d| d.is_some_and(|d| d >= timeout))
+    };
     let want = VOTERS.min(members.nodes.len());
     let mut next = members.voters.clone();
-    let mut candidates: Vec<Uuid> =
-        members.nodes.keys().filter(|id| !next.contains(id) && healthy(id)).copied().collect();
+    let mut candidates: Vec<Uuid> = members
+        .nodes
+        .keys()
+        .filter(|id| !next.contains(id) && healthy(id))
+        .copied()
+        .collect();
     for gone in members.voters.iter().filter(|id| dead(id)) {
         next.remove(gone);
         match pick(&mut candidates, &next, zones) {
@@ -76,17 +90,26 @@ pub fn plan(
         }
     }
     while next.len() < want {
-        let Some(extra) = pick(&mut candidates, &next, zones) else { break };
+        let Some(extra) = pick(&mut candidates, &next, zones) else {
+            break;
+        };
         next.insert(extra);
     }
     (next != members.voters).then_some(next)
 }
 
 /// Takes the best candidate: one in a zone none of `voters` covers, else the first.
-fn pick(candidates: &mut Vec<Uuid>, voters: &BTreeSet<Uuid>, zones: &BTreeMap<Uuid, String>) -> Option<Uuid> {
+fn pick(
+    candidates: &mut Vec<Uuid>,
+    voters: &BTreeSet<Uuid>,
+    zones: &BTreeMap<Uuid, String>,
+) -> Option<Uuid> {
     let zone = |id: &Uuid| zones.get(id).map(String::as_str).unwrap_or("");
     let covered: BTreeSet<&str> = voters.iter().map(zone).collect();
-    let at = candidates.iter().position(|c| !covered.contains(zone(c))).or((!candidates.is_empty()).then_some(0))?;
+    let at = candidates
+        .iter()
+        .position(|c| !covered.contains(zone(c)))
+        .or((!candidates.is_empty()).then_some(0))?;
     Some(candidates.remove(at))
 }
 
@@ -95,7 +118,9 @@ pub fn initial_voters(zones: &BTreeMap<Uuid, String>) -> BTreeSet<Uuid> {
     let mut candidates: Vec<Uuid> = zones.keys().copied().collect();
     let mut voters = BTreeSet::new();
     while voters.len() < VOTERS {
-        let Some(id) = pick(&mut candidates, &voters, zones) else { break };
+        let Some(id) = pick(&mut candidates, &voters, zones) else {
+            break;
+        };
         voters.insert(id);
     }
     voters
@@ -129,7 +154,8 @@ impl Membership {
         if !meta.layout.nodes.is_empty() || meta.nodes.len() < expect as usize {
             return Ok(());
         }
-        self.first_layout(meta.nodes.values().cloned().collect()).await
+        self.first_layout(meta.nodes.values().cloned().collect())
+            .await
     }
 
     /// One maintenance step; the caller holds `changes`.
@@ -138,7 +164,11 @@ impl Membership {
         let members = raft.members();
         let down = self.voters.observe(&raft.last_acks());
         let (_, meta) = raft.current();
-        let zones = meta.nodes.iter().map(|(id, n)| (*id, n.zone.clone())).collect();
+        let zones = meta
+            .nodes
+            .iter()
+            .map(|(id, n)| (*id, n.zone.clone()))
+            .collect();
         let Some(next) = plan(&members, &down, &zones, self.voters.timeout) else {
             return Ok(());
         };
@@ -158,7 +188,11 @@ mod tests {
     fn members(voters: &[u128], learners: &[u128]) -> Members {
         Members {
             voters: voters.iter().map(|i| id(*i)).collect(),
-            nodes: voters.iter().chain(learners).map(|i| (id(*i), format!("n{i}:1"))).collect(),
+            nodes: voters
+                .iter()
+                .chain(learners)
+                .map(|i| (id(*i), format!("n{i}:1")))
+                .collect(),
         }
     }
 
@@ -183,9 +217,18 @@ mod tests {
     fn a_voter_down_past_the_timeout_is_replaced_preferring_a_new_zone() {
         let m = members(&[1, 2, 3], &[4, 5]);
         let z = zones(&[(1, "a"), (2, "b"), (3, "c"), (4, "b"), (5, "c")]);
-        let mut down = BTreeMap::from([(id(2), None), (id(3), Some(T)), (id(4), None), (id(5), None)]);
+        let mut down = BTreeMap::from([
+            (id(2), None),
+            (id(3), Some(T)),
+            (id(4), None),
+            (id(5), None),
+        ]);
         let next = plan(&m, &down, &z, T).expect("replace");
-        assert_eq!(next, BTreeSet::from([id(1), id(2), id(5)]), "zone c is uncovered after 3 left");
+        assert_eq!(
+            next,
+            BTreeSet::from([id(1), id(2), id(5)]),
+            "zone c is uncovered after 3 left"
+        );
         down.insert(id(3), Some(T / 2));
         assert_eq!(plan(&m, &down, &z, T), None, "not down long enough");
     }

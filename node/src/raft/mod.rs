@@ -327,7 +327,11 @@ impl MetaRaft {
     pub fn is_member(&self) -> bool {
         let metrics = self.raft.metrics();
         let m = metrics.borrow_watched();
-        m.membership_config.membership().voter_ids().next().is_some()
+        m.membership_config
+            .membership()
+            .voter_ids()
+            .next()
+            .is_some()
     }
 
     /// `None` on the leader; otherwise `NotLeader` with the leader's address if known.
@@ -337,10 +341,12 @@ impl MetaRaft {
         if m.state == ServerState::Leader {
             return None;
         }
-        let addr = m
-            .current_leader
-            .filter(|l| *l != self.id)
-            .and_then(|l| m.membership_config.membership().get_node(&l).map(|n| n.addr.clone()));
+        let addr = m.current_leader.filter(|l| *l != self.id).and_then(|l| {
+            m.membership_config
+                .membership()
+                .get_node(&l)
+                .map(|n| n.addr.clone())
+        });
         Some(LocalError::NotLeader(addr))
     }
 
@@ -509,7 +515,10 @@ impl MetaRaft {
 
 /// Keeps `addresses` equal to the members' addresses in the latest membership.
 async fn follow_addresses(
-    mut metrics: openraft::alias::WatchReceiverOf<TypeConfig, openraft::metrics::RaftServerMetrics<TypeConfig>>,
+    mut metrics: openraft::alias::WatchReceiverOf<
+        TypeConfig,
+        openraft::metrics::RaftServerMetrics<TypeConfig>,
+    >,
     addresses: Addresses,
 ) {
     loop {

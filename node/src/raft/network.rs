@@ -126,7 +126,11 @@ pub(crate) struct Addresses(Arc<RwLock<BTreeMap<Uuid, String>>>);
 
 impl Addresses {
     fn get(&self, id: &Uuid) -> Option<String> {
-        self.0.read().unwrap_or_else(PoisonError::into_inner).get(id).cloned()
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .cloned()
     }
 
     /// Replaces the known addresses (no-op if unchanged).

@@ -203,14 +203,18 @@ impl MetaService for MetaServiceImpl {
     async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
         let forwarded = request.metadata().contains_key(FORWARDED);
         let handler = self.membership()?;
-        Ok(Response::new(handler.join(request.into_inner(), forwarded).await?))
+        Ok(Response::new(
+            handler.join(request.into_inner(), forwarded).await?,
+        ))
     }
 
     async fn hello(
         &self,
         request: Request<HelloRequest>,
     ) -> Result<Response<HelloResponse>, Status> {
-        Ok(Response::new(self.membership()?.hello(request.into_inner())))
+        Ok(Response::new(
+            self.membership()?.hello(request.into_inner()),
+        ))
     }
 }
 

@@ -16,7 +16,10 @@ pub struct AdminRpc(pub Arc<NodeState>);
 
 #[tonic::async_trait]
 impl AdminService for AdminRpc {
-    async fn status(&self, _req: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+    async fn status(
+        &self,
+        _req: Request<StatusRequest>,
+    ) -> Result<Response<StatusResponse>, Status> {
         let raft = self.0.raft.status();
         let (applied_index, meta) = self.0.raft.current();
         let members = self.0.raft.members();
@@ -49,6 +52,8 @@ impl AdminService for AdminRpc {
     ) -> Result<Response<ApplyLayoutResponse>, Status> {
         let replication = Some(req.get_ref().replication).filter(|r| *r > 0);
         let layout = layout::apply(&self.0, replication).await?;
-        Ok(Response::new(ApplyLayoutResponse { version: layout.version }))
+        Ok(Response::new(ApplyLayoutResponse {
+            version: layout.version,
+        }))
     }
 }

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use cairn_proto::BlockId;
 use cairn_proto::pb::block_service_server::BlockService;
-use cairn_proto::pb::{put_block_chunk, BlockData, GetBlockRequest, PutBlockChunk, PutBlockResponse, RefsRequest, RefsResponse};
+use cairn_proto::pb::{
+    BlockData, GetBlockRequest, PutBlockChunk, PutBlockResponse, RefsRequest, RefsResponse,
+    put_block_chunk,
+};
 use futures::Stream;
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
@@ -30,15 +33,24 @@ type BlockStream = Pin<Box<dyn Stream<Item = Result<BlockData, Status>> + Send>>
 
 #[tonic::async_trait]
 impl BlockService for BlockRpc {
-    async fn put_block(&self, req: Request<Streaming<PutBlockChunk>>) -> Result<Response<PutBlockResponse>, Status> {
+    async fn put_block(
+        &self,
+        req: Request<Streaming<PutBlockChunk>>,
+    ) -> Result<Response<PutBlockResponse>, Status> {
         let mut stream = req.into_inner();
         let header = match stream.message().await?.and_then(|c| c.part) {
             Some(put_block_chunk::Part::Header(h)) => h,
-            _ => return Err(Status::invalid_argument("first message must be the block header")),
+            _ => {
+                return Err(Status::invalid_argument(
+                    "first message must be the block header",
+                ));
+            }
         };
         self.0.check_layout(header.layout_version)?;
         let id = block_id(&header.id)?;
-        let owner = header.owner.ok_or_else(|| Status::invalid_argument("block owner missing"))?;
+        let owner = header
+            .owner
+            .ok_or_else(|| Status::invalid_argument("block owner missing"))?;
         if header.size > MAX_BLOCK {
             return Err(Status::invalid_argument("block too large"));
         }
@@ -54,7 +66,10 @@ impl BlockService for BlockRpc {
             }
         }
         if received != header.size {
-            return Err(Status::invalid_argument(format!("block size {received} != announced {}", header.size)));
+            return Err(Status::invalid_argument(format!(
+                "block size {received} != announced {}",
+                header.size
+            )));
         }
         let blocks = self.0.blocks.clone();
         tokio::task::spawn_blocking(move || blocks.put(&id, &chunks))
@@ -63,7 +78,10 @@ impl BlockService for BlockRpc {
             .map_err(|e| Status::internal(format!("writing block: {e}")))?;
         self.0
             .index
-            .apply(vec![Op::AddRef { block: id, owner: owner.encode_to_vec() }])
+            .apply(vec![Op::AddRef {
+                block: id,
+                owner: owner.encode_to_vec(),
+            }])
             .await
             .map_err(index_status)?;
         Ok(Response::new(PutBlockResponse {}))
@@ -71,7 +89,10 @@ impl BlockService for BlockRpc {
 
     type GetBlockStream = BlockStream;
 
-    async fn get_block(&self, req: Request<GetBlockRequest>) -> Result<Response<BlockStream>, Status> {
+    async fn get_block(
+        &self,
+        req: Request<GetBlockRequest>,
+    ) -> Result<Response<BlockStream>, Status> {
         let req = req.into_inner();
         self.0.check_layout(req.layout_version)?;
         let id = block_id(&req.id)?;
@@ -87,7 +108,11 @@ impl BlockService for BlockRpc {
             })?;
         let chunks: Vec<Result<BlockData, Status>> = (0..data.len())
             .step_by(READ_CHUNK)
-            .map(|at| Ok(BlockData { data: data.slice(at..(at + READ_CHUNK).min(data.len())) }))
+            .map(|at| {
+                Ok(BlockData {
+                    data: data.slice(at..(at + READ_CHUNK).min(data.len())),
+                })
+            })
             .collect();
         Ok(Response::new(Box::pin(futures::stream::iter(chunks))))
     }
@@ -99,9 +124,14 @@ impl BlockService for BlockRpc {
         let mut missing = Vec::new();
         for entry in req.refs {
             let id = block_id(&entry.block_id)?;
-            let owner = entry.owner.ok_or_else(|| Status::invalid_argument("owner missing"))?;
+            let owner = entry
+                .owner
+                .ok_or_else(|| Status::invalid_argument("owner missing"))?;
             if self.0.blocks.contains(&id) {
-                ops.push(Op::AddRef { block: id, owner: owner.encode_to_vec() });
+                ops.push(Op::AddRef {
+                    block: id,
+                    owner: owner.encode_to_vec(),
+                });
             } else {
                 missing.push(entry.block_id);
             }

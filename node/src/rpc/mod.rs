@@ -46,7 +46,11 @@ pub async fn serve(
         .add_service(InterceptedService::new(blocks, guard.clone()))
         .add_service(InterceptedService::new(objects, guard.clone()))
         .add_service(InterceptedService::new(admin, guard))
-        .add_service(meta_service_with(state.raft.clone(), Some(membership), secret))
+        .add_service(meta_service_with(
+            state.raft.clone(),
+            Some(membership),
+            secret,
+        ))
         .serve_with_incoming(TcpListenerStream::new(listener))
         .await?;
     Ok(())
@@ -54,7 +58,9 @@ pub async fn serve(
 
 /// Binds a listener, printing `listening NAME=ADDR` (port 0 picks a free port).
 pub async fn bind(name: &str, addr: &str) -> anyhow::Result<(TcpListener, SocketAddr)> {
-    let listener = TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr} ({name}): {e}"))?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr} ({name}): {e}"))?;
     let local = listener.local_addr()?;
     println!("listening {name}={local}");
     Ok((listener, local))

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use cairn_proto::pb::object_service_server::ObjectService;
 use cairn_proto::pb::{
-    CoordinateRequest, CoordinateResponse, GetRecordRequest, GetRecordResponse, ListRequest, ListResponse,
-    StoreRequest, StoreResponse,
+    CoordinateRequest, CoordinateResponse, GetRecordRequest, GetRecordResponse, ListRequest,
+    ListResponse, StoreRequest, StoreResponse,
 };
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -25,29 +25,45 @@ fn bucket_id(raw: &[u8]) -> Result<Uuid, Status> {
 
 #[tonic::async_trait]
 impl ObjectService for ObjectRpc {
-    async fn coordinate(&self, req: Request<CoordinateRequest>) -> Result<Response<CoordinateResponse>, Status> {
+    async fn coordinate(
+        &self,
+        req: Request<CoordinateRequest>,
+    ) -> Result<Response<CoordinateResponse>, Status> {
         let req = req.into_inner();
         self.0.check_layout(req.layout_version)?;
-        let record = req.record.ok_or_else(|| Status::invalid_argument("record missing"))?;
+        let record = req
+            .record
+            .ok_or_else(|| Status::invalid_argument("record missing"))?;
         Ok(Response::new(coordinate(&self.0, record).await?))
     }
 
     async fn store(&self, req: Request<StoreRequest>) -> Result<Response<StoreResponse>, Status> {
         let req = req.into_inner();
         self.0.check_layout(req.layout_version)?;
-        let record = req.record.ok_or_else(|| Status::invalid_argument("record missing"))?;
+        let record = req
+            .record
+            .ok_or_else(|| Status::invalid_argument("record missing"))?;
         if record.version.is_none() {
-            return Err(Status::invalid_argument("replicas only store stamped records"));
+            return Err(Status::invalid_argument(
+                "replicas only store stamped records",
+            ));
         }
         store_local(&self.0, record).await?;
         Ok(Response::new(StoreResponse {}))
     }
 
-    async fn get(&self, req: Request<GetRecordRequest>) -> Result<Response<GetRecordResponse>, Status> {
+    async fn get(
+        &self,
+        req: Request<GetRecordRequest>,
+    ) -> Result<Response<GetRecordResponse>, Status> {
         let req = req.into_inner();
         self.0.check_layout(req.layout_version)?;
         let bucket = bucket_id(&req.bucket_id)?;
-        let record = self.0.index.newest_visible(&bucket, &req.key).map_err(index_status)?;
+        let record = self
+            .0
+            .index
+            .newest_visible(&bucket, &req.key)
+            .map_err(index_status)?;
         Ok(Response::new(GetRecordResponse { record }))
     }
 

@@ -40,7 +40,10 @@ impl BlockStore {
             fs::remove_dir_all(&tmp)?;
         }
         fs::create_dir_all(&tmp)?;
-        Ok(Self { root: root.to_path_buf(), tmp })
+        Ok(Self {
+            root: root.to_path_buf(),
+            tmp,
+        })
     }
 
     fn path(&self, id: &BlockId) -> PathBuf {
@@ -51,14 +54,21 @@ impl BlockStore {
     /// Writes a block durably from its chunks. Blocking: call from `spawn_blocking`.
     pub fn put(&self, id: &BlockId, chunks: &[Bytes]) -> io::Result<()> {
         let len: usize = chunks.iter().map(|c| c.len()).sum();
-        let crc = chunks.iter().fold(0u32, |crc, c| crc32c::crc32c_append(crc, c));
+        let crc = chunks
+            .iter()
+            .fold(0u32, |crc, c| crc32c::crc32c_append(crc, c));
         let mut header = [0u8; HEADER_LEN];
         header[..8].copy_from_slice(MAGIC);
         header[8..16].copy_from_slice(&(len as u64).to_be_bytes());
         header[16..].copy_from_slice(&crc.to_be_bytes());
 
-        let tmp_path = self.tmp.join(format!("{}.{}", id.to_hex(), rand::random::<u32>()));
-        let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp_path)?;
+        let tmp_path = self
+            .tmp
+            .join(format!("{}.{}", id.to_hex(), rand::random::<u32>()));
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp_path)?;
         let mut bufs: Vec<io::IoSlice> = Vec::with_capacity(chunks.len() + 1);
         bufs.push(io::IoSlice::new(&header));
         bufs.extend(chunks.iter().map(|c| io::IoSlice::new(c)));
@@ -92,7 +102,10 @@ impl BlockStore {
         let crc = u32::from_be_bytes(header[16..].try_into().expect("4 bytes"));
         let file_len = file.metadata()?.len();
         if file_len != len + HEADER_LEN as u64 {
-            return Err(BlockError::Corrupt(format!("length {file_len} != {}", len + 20)));
+            return Err(BlockError::Corrupt(format!(
+                "length {file_len} != {}",
+                len + 20
+            )));
         }
         let mut data = vec![0u8; len as usize];
         file.seek(SeekFrom::Start(HEADER_LEN as u64))?;
@@ -100,7 +113,11 @@ impl BlockStore {
         if crc32c::crc32c(&data) != crc {
             return Err(BlockError::Corrupt("checksum mismatch".into()));
         }
-        let end = if length == 0 { len } else { offset.checked_add(length).ok_or(BlockError::OutOfRange)? };
+        let end = if length == 0 {
+            len
+        } else {
+            offset.checked_add(length).ok_or(BlockError::OutOfRange)?
+        };
         if offset > len || end > len {
             return Err(BlockError::OutOfRange);
         }
@@ -141,11 +158,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = BlockStore::open(dir.path()).unwrap();
         let id = BlockId::random();
-        store.put(&id, &[Bytes::from_static(b"hello "), Bytes::from_static(b"world")]).unwrap();
+        store
+            .put(
+                &id,
+                &[Bytes::from_static(b"hello "), Bytes::from_static(b"world")],
+            )
+            .unwrap();
         assert_eq!(&store.get(&id, 0, 0).unwrap()[..], b"hello world");
         assert_eq!(&store.get(&id, 6, 5).unwrap()[..], b"world");
         assert!(matches!(store.get(&id, 6, 6), Err(BlockError::OutOfRange)));
-        assert!(matches!(store.get(&BlockId::random(), 0, 0), Err(BlockError::NotFound)));
+        assert!(matches!(
+            store.get(&BlockId::random(), 0, 0),
+            Err(BlockError::NotFound)
+        ));
 
         // Flip one data byte: the checksum must catch it.
         let path = store.path(&id);

@@ -67,7 +67,11 @@ pub enum Op {
     /// Stores a record version, applying the supersede rules of [`StoreOutcome`].
     StoreRecord(pb::ObjectRecord),
     /// Removes one record version.
-    DeleteRecord { bucket: Uuid, key: String, version: VersionKey },
+    DeleteRecord {
+        bucket: Uuid,
+        key: String,
+        version: VersionKey,
+    },
     /// Takes a reference on a block.
     AddRef { block: BlockId, owner: Vec<u8> },
     /// Drops a reference; a block left without any becomes an orphan.
@@ -115,7 +119,10 @@ pub fn is_visible(r: &pb::ObjectRecord) -> bool {
 
 /// The version of a record (records in the index always carry one).
 pub fn version_of(r: &pb::ObjectRecord) -> VersionKey {
-    r.version.as_ref().and_then(VersionKey::from_pb).unwrap_or_default()
+    r.version
+        .as_ref()
+        .and_then(VersionKey::from_pb)
+        .unwrap_or_default()
 }
 
 /// The bucket uuid of a record.
@@ -150,8 +157,12 @@ impl Index {
     /// Applies ops atomically and durably (shared fsync with concurrent callers).
     pub async fn apply(&self, ops: Vec<Op>) -> Result<Vec<OpResult>, IndexError> {
         let (reply, rx) = oneshot::channel();
-        self.writer.send(Batch { ops, reply }).map_err(|_| IndexError::Closed)?;
-        rx.await.map_err(|_| IndexError::Closed)?.map_err(IndexError::Corrupt)
+        self.writer
+            .send(Batch { ops, reply })
+            .map_err(|_| IndexError::Closed)?;
+        rx.await
+            .map_err(|_| IndexError::Closed)?
+            .map_err(IndexError::Corrupt)
     }
 
     /// Stores one record; see [`StoreOutcome`].
@@ -176,12 +187,24 @@ impl Index {
     }
 
     /// The newest visible (complete or tombstone) record of a key.
-    pub fn newest_visible(&self, bucket: &Uuid, key: &str) -> Result<Option<pb::ObjectRecord>, IndexError> {
-        Ok(self.versions(bucket, key)?.into_iter().rev().find(is_visible))
+    pub fn newest_visible(
+        &self,
+        bucket: &Uuid,
+        key: &str,
+    ) -> Result<Option<pb::ObjectRecord>, IndexError> {
+        Ok(self
+            .versions(bucket, key)?
+            .into_iter()
+            .rev()
+            .find(is_visible))
     }
 
     /// The newest stamped version of a key in any state (for the coordinator's clock).
-    pub fn newest_version(&self, bucket: &Uuid, key: &str) -> Result<Option<VersionKey>, IndexError> {
+    pub fn newest_version(
+        &self,
+        bucket: &Uuid,
+        key: &str,
+    ) -> Result<Option<VersionKey>, IndexError> {
         Ok(self.versions(bucket, key)?.last().map(version_of))
     }
 
@@ -245,7 +268,12 @@ impl Index {
     }
 
     /// The common prefix to skip past after returning `record` for `key`, if any.
-    fn delimiter_skip(&self, req: &ListQuery, key: &str, record: &pb::ObjectRecord) -> Option<String> {
+    fn delimiter_skip(
+        &self,
+        req: &ListQuery,
+        key: &str,
+        record: &pb::ObjectRecord,
+    ) -> Option<String> {
         if req.delimiter.is_empty() || record.state() != RecordState::Complete {
             return None;
         }
@@ -283,7 +311,12 @@ impl Index {
     }
 
     /// Records in `state` stamped before `cutoff_ms` (abandoned writes, old tombstones).
-    pub fn older_than(&self, state: RecordState, cutoff_ms: i64, limit: usize) -> Result<Vec<pb::ObjectRecord>, IndexError> {
+    pub fn older_than(
+        &self,
+        state: RecordState,
+        cutoff_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<pb::ObjectRecord>, IndexError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(OBJECTS)?;
         let mut out = Vec::new();
@@ -362,8 +395,14 @@ fn commit_batches(db: &Database, batches: &[Batch]) -> Result<Vec<Vec<OpResult>>
             let mut out = Vec::with_capacity(batch.ops.len());
             for op in &batch.ops {
                 out.push(match op {
-                    Op::StoreRecord(record) => OpResult::Stored(store_record(&mut objects, record)?),
-                    Op::DeleteRecord { bucket, key, version } => {
+                    Op::StoreRecord(record) => {
+                        OpResult::Stored(store_record(&mut objects, record)?)
+                    }
+                    Op::DeleteRecord {
+                        bucket,
+                        key,
+                        version,
+                    } => {
                         objects.remove(keys::record_key(bucket, key, version).as_slice())?;
                         OpResult::Done
                     }
@@ -411,20 +450,29 @@ fn store_record(
     let version = version_of(record);
     let mut existing = Vec::new();
     let prefix = keys::key_prefix(&bucket, &record.key);
-    for entry in objects.range(prefix.as_slice()..keys::after_key(&bucket, &record.key).as_slice())? {
+    for entry in
+        objects.range(prefix.as_slice()..keys::after_key(&bucket, &record.key).as_slice())?
+    {
         let (_, v) = entry?;
         existing.push(decode(v.value())?);
     }
     let same = existing.iter().find(|r| version_of(r) == version);
     if same.is_some_and(is_visible) && !is_visible(record) {
-        return Ok(StoreOutcome { stored: false, ..Default::default() });
+        return Ok(StoreOutcome {
+            stored: false,
+            ..Default::default()
+        });
     }
     let previous = existing
         .iter()
         .filter(|r| is_visible(r) && version_of(r) != version)
         .max_by_key(|r| version_of(r))
         .cloned();
-    let mut outcome = StoreOutcome { stored: true, previous: previous.clone(), garbage: Vec::new() };
+    let mut outcome = StoreOutcome {
+        stored: true,
+        previous: previous.clone(),
+        garbage: Vec::new(),
+    };
     let own_key = keys::record_key(&bucket, &record.key, &version);
     if is_visible(record) {
         if previous.as_ref().is_some_and(|p| version_of(p) > version) {
@@ -434,7 +482,10 @@ fn store_record(
             outcome.garbage.push(record.clone());
             return Ok(outcome);
         }
-        for old in existing.iter().filter(|r| is_visible(r) && version_of(r) < version) {
+        for old in existing
+            .iter()
+            .filter(|r| is_visible(r) && version_of(r) < version)
+        {
             objects.remove(keys::record_key(&bucket, &old.key, &version_of(old)).as_slice())?;
             outcome.garbage.push(old.clone());
         }
@@ -451,7 +502,13 @@ mod tests {
         pb::ObjectRecord {
             bucket_id: bucket.as_bytes().to_vec(),
             key: key.into(),
-            version: Some(VersionKey { hlc, ..Default::default() }.to_pb()),
+            version: Some(
+                VersionKey {
+                    hlc,
+                    ..Default::default()
+                }
+                .to_pb(),
+            ),
             state: state as i32,
             ..Default::default()
         }
@@ -462,19 +519,40 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let index = Index::open(&dir.path().join("i.redb")).unwrap();
         let b = Uuid::new_v4();
-        index.store(rec(b, "k", 10, RecordState::Uploading)).await.unwrap();
+        index
+            .store(rec(b, "k", 10, RecordState::Uploading))
+            .await
+            .unwrap();
         assert!(index.newest_visible(&b, "k").unwrap().is_none());
-        let out = index.store(rec(b, "k", 10, RecordState::Complete)).await.unwrap();
+        let out = index
+            .store(rec(b, "k", 10, RecordState::Complete))
+            .await
+            .unwrap();
         assert!(out.stored && out.previous.is_none() && out.garbage.is_empty());
         // Stale uploading re-store of a complete version is ignored.
-        assert!(!index.store(rec(b, "k", 10, RecordState::Uploading)).await.unwrap().stored);
-        let out = index.store(rec(b, "k", 20, RecordState::Complete)).await.unwrap();
+        assert!(
+            !index
+                .store(rec(b, "k", 10, RecordState::Uploading))
+                .await
+                .unwrap()
+                .stored
+        );
+        let out = index
+            .store(rec(b, "k", 20, RecordState::Complete))
+            .await
+            .unwrap();
         assert_eq!(out.garbage.len(), 1);
         assert_eq!(version_of(&out.previous.unwrap()).hlc, 10);
         // An older write arriving late is garbage on arrival.
-        let out = index.store(rec(b, "k", 15, RecordState::Complete)).await.unwrap();
+        let out = index
+            .store(rec(b, "k", 15, RecordState::Complete))
+            .await
+            .unwrap();
         assert!(!out.stored && out.garbage.len() == 1);
-        index.store(rec(b, "k", 30, RecordState::Tombstone)).await.unwrap();
+        index
+            .store(rec(b, "k", 30, RecordState::Tombstone))
+            .await
+            .unwrap();
         let newest = index.newest_visible(&b, "k").unwrap().unwrap();
         assert_eq!(newest.state(), RecordState::Tombstone);
         assert_eq!(index.versions(&b, "k").unwrap().len(), 1);
@@ -486,21 +564,48 @@ mod tests {
         let index = Index::open(&dir.path().join("i.redb")).unwrap();
         let b = Uuid::new_v4();
         for (i, k) in ["a/1", "a/2", "a/3", "b", "c/x", "d"].iter().enumerate() {
-            index.store(rec(b, k, i as u64 + 1, RecordState::Complete)).await.unwrap();
+            index
+                .store(rec(b, k, i as u64 + 1, RecordState::Complete))
+                .await
+                .unwrap();
         }
-        index.store(rec(b, "b", 100, RecordState::Tombstone)).await.unwrap();
-        index.store(rec(b, "e", 100, RecordState::Uploading)).await.unwrap();
+        index
+            .store(rec(b, "b", 100, RecordState::Tombstone))
+            .await
+            .unwrap();
+        index
+            .store(rec(b, "e", 100, RecordState::Uploading))
+            .await
+            .unwrap();
         let names = |q: ListQuery| {
             let (r, t) = index.list(&q).unwrap();
             (r.iter().map(|r| r.key.clone()).collect::<Vec<_>>(), t)
         };
-        let all = ListQuery { bucket: b, limit: 100, ..Default::default() };
+        let all = ListQuery {
+            bucket: b,
+            limit: 100,
+            ..Default::default()
+        };
         assert_eq!(names(all.clone()).0, ["a/1", "a/2", "a/3", "b", "c/x", "d"]);
-        let delim = ListQuery { delimiter: "/".into(), ..all.clone() };
+        let delim = ListQuery {
+            delimiter: "/".into(),
+            ..all.clone()
+        };
         assert_eq!(names(delim).0, ["a/1", "b", "c/x", "d"]);
-        let page = ListQuery { limit: 2, start_after: "a/1".into(), ..all.clone() };
-        assert_eq!(names(page), (vec!["a/2".to_string(), "a/3".to_string()], true));
-        let prefix = ListQuery { prefix: "a/".into(), start_after: "a/2".into(), ..all };
+        let page = ListQuery {
+            limit: 2,
+            start_after: "a/1".into(),
+            ..all.clone()
+        };
+        assert_eq!(
+            names(page),
+            (vec!["a/2".to_string(), "a/3".to_string()], true)
+        );
+        let prefix = ListQuery {
+            prefix: "a/".into(),
+            start_after: "a/2".into(),
+            ..all
+        };
         assert_eq!(names(prefix), (vec!["a/3".to_string()], false));
     }
 
@@ -509,11 +614,35 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let index = Index::open(&dir.path().join("i.redb")).unwrap();
         let block = BlockId::random();
-        index.apply(vec![Op::AddRef { block, owner: b"x".to_vec() }, Op::AddRef { block, owner: b"y".to_vec() }]).await.unwrap();
+        index
+            .apply(vec![
+                Op::AddRef {
+                    block,
+                    owner: b"x".to_vec(),
+                },
+                Op::AddRef {
+                    block,
+                    owner: b"y".to_vec(),
+                },
+            ])
+            .await
+            .unwrap();
         assert_eq!(index.ref_count(&block).unwrap(), 2);
-        index.apply(vec![Op::DropRef { block, owner: b"x".to_vec() }]).await.unwrap();
+        index
+            .apply(vec![Op::DropRef {
+                block,
+                owner: b"x".to_vec(),
+            }])
+            .await
+            .unwrap();
         assert!(index.orphans_before(i64::MAX, 10).unwrap().is_empty());
-        index.apply(vec![Op::DropRef { block, owner: b"y".to_vec() }]).await.unwrap();
+        index
+            .apply(vec![Op::DropRef {
+                block,
+                owner: b"y".to_vec(),
+            }])
+            .await
+            .unwrap();
         assert_eq!(index.orphans_before(i64::MAX, 10).unwrap(), vec![block]);
     }
 }

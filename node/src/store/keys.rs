@@ -75,7 +75,10 @@ pub fn split_record_key(raw: &[u8]) -> Option<(String, VersionKey)> {
             i += 1;
         }
     }
-    Some((String::from_utf8(key).ok()?, VersionKey::from_bytes(version)?))
+    Some((
+        String::from_utf8(key).ok()?,
+        VersionKey::from_bytes(version)?,
+    ))
 }
 
 #[cfg(test)]
@@ -85,8 +88,14 @@ mod tests {
     #[test]
     fn keys_sort_like_strings_then_versions() {
         let b = Uuid::from_u128(1);
-        let v1 = VersionKey { hlc: 1, ..Default::default() };
-        let v2 = VersionKey { hlc: 2, ..Default::default() };
+        let v1 = VersionKey {
+            hlc: 1,
+            ..Default::default()
+        };
+        let v2 = VersionKey {
+            hlc: 2,
+            ..Default::default()
+        };
         let mut keys = [
             record_key(&b, "ab", &v1),
             record_key(&b, "a\0", &v1),

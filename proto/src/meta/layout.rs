@@ -55,7 +55,11 @@ impl Layout {
     /// (addresses and the version do not matter).
     pub fn ring_differs(&self, other: &Layout) -> bool {
         let key = |l: &Layout| {
-            let mut nodes: Vec<_> = l.nodes.iter().map(|n| (n.id, n.zone.clone(), n.weight)).collect();
+            let mut nodes: Vec<_> = l
+                .nodes
+                .iter()
+                .map(|n| (n.id, n.zone.clone(), n.weight))
+                .collect();
             nodes.sort();
             (l.replication, nodes)
         };
@@ -66,12 +70,18 @@ impl Layout {
 impl Metadata {
     /// Stages one change; a change that would leave the node as it is in the current layout
     /// cancels what was staged for it.
-    pub(super) fn stage_layout(&mut self, id: Uuid, change: &StagedNode) -> Result<MetaResult, MetaError> {
+    pub(super) fn stage_layout(
+        &mut self,
+        id: Uuid,
+        change: &StagedNode,
+    ) -> Result<MetaResult, MetaError> {
         let current = self.layout.node(&id);
         match change {
             StagedNode::Set(node) => {
                 if node.id != id || node.weight == 0 || node.addr.is_empty() {
-                    return Err(MetaError::Invalid("a layout node needs its id, an address and a weight ≥ 1".into()));
+                    return Err(MetaError::Invalid(
+                        "a layout node needs its id, an address and a weight ≥ 1".into(),
+                    ));
                 }
                 if current.is_some_and(|c| c.zone == node.zone && c.weight == node.weight) {
                     self.staged.changes.remove(&id);
@@ -83,7 +93,9 @@ impl Metadata {
                 if current.is_some() {
                     self.staged.changes.insert(id, StagedNode::Remove);
                 } else if self.staged.changes.remove(&id).is_none() {
-                    return Err(MetaError::Invalid(format!("node {id} is not in the layout")));
+                    return Err(MetaError::Invalid(format!(
+                        "node {id} is not in the layout"
+                    )));
                 }
             }
         }
@@ -114,7 +126,9 @@ impl Metadata {
             return Err(MetaError::Invalid("no layout changes staged".into()));
         }
         if next.nodes.is_empty() {
-            return Err(MetaError::Invalid("a layout needs at least one node".into()));
+            return Err(MetaError::Invalid(
+                "a layout needs at least one node".into(),
+            ));
         }
         next.check_replication()?;
         Ok(next)
@@ -127,18 +141,33 @@ mod tests {
     use crate::meta::MetaCommand;
 
     fn node(i: u128, zone: &str) -> LayoutNode {
-        LayoutNode { id: Uuid::from_u128(i), addr: format!("n{i}:1"), zone: zone.into(), weight: 1 }
+        LayoutNode {
+            id: Uuid::from_u128(i),
+            addr: format!("n{i}:1"),
+            zone: zone.into(),
+            weight: 1,
+        }
     }
 
     fn with_layout(nodes: Vec<LayoutNode>, replication: u32) -> Metadata {
         let mut m = Metadata::default();
-        let layout = Layout { version: 1, replication, nodes };
-        assert!(matches!(m.apply(&MetaCommand::SetLayout { layout }), MetaResult::Layout(_)));
+        let layout = Layout {
+            version: 1,
+            replication,
+            nodes,
+        };
+        assert!(matches!(
+            m.apply(&MetaCommand::SetLayout { layout }),
+            MetaResult::Layout(_)
+        ));
         m
     }
 
     fn stage(m: &mut Metadata, id: u128, change: StagedNode) -> MetaResult {
-        m.apply(&MetaCommand::StageLayout { id: Uuid::from_u128(id), change })
+        m.apply(&MetaCommand::StageLayout {
+            id: Uuid::from_u128(id),
+            change,
+        })
     }
 
     #[test]
@@ -146,8 +175,13 @@ mod tests {
         let mut m = with_layout(vec![node(1, "a")], 1);
         stage(&mut m, 2, StagedNode::Set(node(2, "b")));
         stage(&mut m, 3, StagedNode::Set(node(3, "c")));
-        let apply = MetaCommand::ApplyLayout { version: 2, replication: Some(3) };
-        let MetaResult::Layout(l) = m.apply(&apply) else { panic!() };
+        let apply = MetaCommand::ApplyLayout {
+            version: 2,
+            replication: Some(3),
+        };
+        let MetaResult::Layout(l) = m.apply(&apply) else {
+            panic!()
+        };
         assert_eq!((l.version, l.replication, l.nodes.len()), (2, 3, 3));
         assert!(m.staged.is_empty());
         assert_eq!(m.layout, l);
@@ -156,8 +190,14 @@ mod tests {
     #[test]
     fn apply_refuses_more_replicas_than_nodes_stale_versions_and_no_change() {
         let mut m = with_layout(vec![node(1, "a"), node(2, "b")], 2);
-        let apply = |v, r| MetaCommand::ApplyLayout { version: v, replication: r };
-        assert!(matches!(m.apply(&apply(2, None)), MetaResult::Err(MetaError::Invalid(_))));
+        let apply = |v, r| MetaCommand::ApplyLayout {
+            version: v,
+            replication: r,
+        };
+        assert!(matches!(
+            m.apply(&apply(2, None)),
+            MetaResult::Err(MetaError::Invalid(_))
+        ));
         assert!(matches!(m.apply(&apply(2, Some(3))), MetaResult::Err(_)));
         stage(&mut m, 3, StagedNode::Set(node(3, "c")));
         assert!(matches!(m.apply(&apply(5, Some(3))), MetaResult::Err(_)));
@@ -167,13 +207,26 @@ mod tests {
     #[test]
     fn removals_and_cancellations() {
         let mut m = with_layout(vec![node(1, "a"), node(2, "b")], 1);
-        assert!(matches!(stage(&mut m, 9, StagedNode::Remove), MetaResult::Err(_)));
+        assert!(matches!(
+            stage(&mut m, 9, StagedNode::Remove),
+            MetaResult::Err(_)
+        ));
         stage(&mut m, 3, StagedNode::Set(node(3, "c")));
         stage(&mut m, 3, StagedNode::Remove);
         assert!(m.staged.is_empty(), "removing a staged addition cancels it");
-        stage(&mut m, 2, StagedNode::Set(LayoutNode { weight: 2, ..node(2, "b") }));
+        stage(
+            &mut m,
+            2,
+            StagedNode::Set(LayoutNode {
+                weight: 2,
+                ..node(2, "b")
+            }),
+        );
         stage(&mut m, 2, StagedNode::Set(node(2, "b")));
-        assert!(m.staged.is_empty(), "setting a node back to its current state cancels");
+        assert!(
+            m.staged.is_empty(),
+            "setting a node back to its current state cancels"
+        );
         stage(&mut m, 2, StagedNode::Remove);
         let next = m.next_layout(None).unwrap();
         assert_eq!(next.nodes, vec![node(1, "a")]);
@@ -183,7 +236,11 @@ mod tests {
 
     #[test]
     fn addresses_do_not_change_the_ring() {
-        let a = Layout { version: 1, replication: 1, nodes: vec![node(1, "a")] };
+        let a = Layout {
+            version: 1,
+            replication: 1,
+            nodes: vec![node(1, "a")],
+        };
         let mut b = a.clone();
         b.version = 2;
         b.nodes[0].addr = "elsewhere:1".into();
