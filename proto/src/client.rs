@@ -51,7 +51,6 @@ impl Peers {
                     })?
                     .connect_timeout(Duration::from_secs(3))
                     .tcp_nodelay(true)
-                    .http2_adaptive_window(true)
                     .initial_stream_window_size(4 << 20)
                     .initial_connection_window_size(16 << 20)
                     .connect_lazy();

@@ -48,7 +48,8 @@ impl Endpoint {
         use Endpoint::*;
         match self {
             ListBuckets | CreateBucket => Access::Service,
-            HeadBucket | ListObjects | ListObjectsV2 | GetObject | HeadObject => Access::Read,
+            HeadBucket | GetBucketLocation | ListObjects | ListObjectsV2 | GetObject
+            | HeadObject => Access::Read,
             ListMultipartUploads | ListParts => Access::Read,
             PutObject | CopyObject | DeleteObject | DeleteObjects => Access::Write,
             CreateMultipartUpload
@@ -56,7 +57,7 @@ impl Endpoint {
             | UploadPartCopy
             | CompleteMultipartUpload
             | AbortMultipartUpload => Access::Write,
-            DeleteBucket | GetBucketLocation | GetBucketAcl | GetBucketVersioning => Access::Owner,
+            DeleteBucket | GetBucketAcl | GetBucketVersioning => Access::Owner,
         }
     }
 
