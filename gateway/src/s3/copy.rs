@@ -5,7 +5,9 @@ use cairn_proto::ids::object_owner;
 use cairn_proto::pb::{self, RecordState, object_record::Body};
 use http::{Response, StatusCode};
 
-use super::object::{check_conditions, no_record, record_from_headers, visible_object};
+use super::object::{
+    announce_uploading, check_conditions, no_record, record_from_headers, visible_object,
+};
 use super::router::Access;
 use super::{S3, S3Request, check_rights, header_value, xml_response};
 use crate::body::ResponseBody;
@@ -74,15 +76,10 @@ pub async fn copy_object(s3: &S3, req: S3Request) -> S3Result<Response<ResponseB
     record.parts = source.parts.clone();
     if let Some(Body::Blocks(list)) = &source.body {
         // Take references on the source blocks under the new version before it is visible.
-        record.state = RecordState::Uploading as i32;
-        let uploading = s3
-            .cluster
-            .coordinate(record.clone())
-            .await?
-            .record
-            .ok_or_else(no_record)?;
-        record.version = uploading.version.clone();
-        let version = record.version.clone().ok_or_else(no_record)?;
+        // The uploading record carries the blocks, so its expiry releases these references
+        // if the copy dies before the flip.
+        record.body = source.body.clone();
+        let version = announce_uploading(s3, &mut record).await?;
         let owner = object_owner(&record.bucket_id, &key, &version);
         let refs: Vec<pb::BlockRefEntry> = list
             .blocks

@@ -29,7 +29,10 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use uuid::Uuid;
 
 use super::copy::parse_copy_source;
-use super::object::{check_conditions, no_record, record_from_headers, visible_object};
+use super::object::{
+    announce_uploading, check_conditions, declared_length, no_record, record_from_headers,
+    visible_object,
+};
 use super::router::{Access, Query};
 use super::writer::{BlockCutter, owned_refs, release, write_blocks};
 use super::{S3, S3Request, check_rights, empty_response, header_value, owner_of, xml_response};
@@ -424,21 +427,7 @@ pub async fn upload_part(s3: &S3, req: S3Request) -> S3Result<Response<ResponseB
     let key = req.key()?.to_string();
     let number = parse_part_number(req.query.get("partNumber").unwrap_or(""))?;
     let upload_id = upload_id_param(&req.query)?.to_string();
-    let declared = req
-        .header("x-amz-decoded-content-length")
-        .or_else(|| req.header("content-length"))
-        .map(|v| {
-            v.parse::<u64>()
-                .map_err(|_| S3Error::InvalidArgument("bad Content-Length".into()))
-        })
-        .transpose()?;
-    match declared {
-        None if req.header("transfer-encoding").is_none() => {
-            return Err(S3Error::MissingContentLength);
-        }
-        Some(n) if n > MAX_PART_SIZE => return Err(S3Error::EntityTooLarge),
-        _ => {}
-    }
+    let declared = declared_length(&req, MAX_PART_SIZE)?;
     let upload = find_upload(s3, &bucket, &key, &upload_id, false).await?;
     let checks = PartChecks {
         content_md5: req.header("content-md5").map(str::to_string),
@@ -758,17 +747,9 @@ pub async fn complete_upload(s3: &S3, req: S3Request) -> S3Result<Response<Respo
         // The uploading record carries the blocks, so that if this Complete dies before the
         // flip, the record's expiry releases the references taken below.
         body: Some(Body::Blocks(pb::BlockList { blocks })),
-        state: RecordState::Uploading as i32,
         ..Default::default()
     };
-    let uploading = s3
-        .cluster
-        .coordinate(record.clone())
-        .await?
-        .record
-        .ok_or_else(no_record)?;
-    record.version = uploading.version.clone();
-    let version = record.version.clone().ok_or_else(no_record)?;
+    let version = announce_uploading(s3, &mut record).await?;
     let owner = object_owner(&record.bucket_id, &key, &version);
     let refs: Vec<pb::BlockRefEntry> = cairn_proto::ids::record_blocks(&record)
         .iter()

@@ -88,9 +88,9 @@ pub fn record_from_headers(
     })
 }
 
-pub async fn put_object(s3: &S3, req: S3Request) -> S3Result<Response<ResponseBody>> {
-    let bucket = req.bucket()?.clone();
-    let key = req.key()?.to_string();
+/// The body length the client declared (decoded length for aws-chunked bodies), checked
+/// against `max`; a body without any length is refused.
+pub fn declared_length(req: &S3Request, max: u64) -> S3Result<Option<u64>> {
     let declared = req
         .header("x-amz-decoded-content-length")
         .or_else(|| req.header("content-length"))
@@ -100,12 +100,30 @@ pub async fn put_object(s3: &S3, req: S3Request) -> S3Result<Response<ResponseBo
         })
         .transpose()?;
     match declared {
-        None if req.header("transfer-encoding").is_none() => {
-            return Err(S3Error::MissingContentLength);
-        }
-        Some(n) if n > MAX_PUT_SIZE => return Err(S3Error::EntityTooLarge),
-        _ => {}
+        None if req.header("transfer-encoding").is_none() => Err(S3Error::MissingContentLength),
+        Some(n) if n > max => Err(S3Error::EntityTooLarge),
+        _ => Ok(declared),
     }
+}
+
+/// Writes `record` as `uploading` at its key's coordinator and takes the stamped version:
+/// blocks can then be referenced by that version before anything becomes visible.
+pub async fn announce_uploading(s3: &S3, record: &mut pb::ObjectRecord) -> S3Result<pb::Version> {
+    record.state = RecordState::Uploading as i32;
+    let uploading = s3
+        .cluster
+        .coordinate(record.clone())
+        .await?
+        .record
+        .ok_or_else(no_record)?;
+    record.version = uploading.version.clone();
+    record.version.clone().ok_or_else(no_record)
+}
+
+pub async fn put_object(s3: &S3, req: S3Request) -> S3Result<Response<ResponseBody>> {
+    let bucket = req.bucket()?.clone();
+    let key = req.key()?.to_string();
+    let declared = declared_length(&req, MAX_PUT_SIZE)?;
     let mut record = record_from_headers(&bucket, &key, &req.headers)?;
     let requested = checksum::requested_checksum(&req.headers)?;
     let content_md5 = req.header("content-md5").map(str::to_string);
@@ -120,15 +138,7 @@ pub async fn put_object(s3: &S3, req: S3Request) -> S3Result<Response<ResponseBo
     } else {
         // Announce the write first: blocks reference this version, and nothing becomes
         // visible before the record flips to complete.
-        record.state = RecordState::Uploading as i32;
-        let uploading = s3
-            .cluster
-            .coordinate(record.clone())
-            .await?
-            .record
-            .ok_or_else(no_record)?;
-        record.version = uploading.version.clone();
-        let version = record.version.clone().ok_or_else(no_record)?;
+        let version = announce_uploading(s3, &mut record).await?;
         let owner = object_owner(&record.bucket_id, &key, &version);
         let blocks = write_blocks(&s3.cluster, &mut cutter, &owner, Some(first)).await?;
         record.body = Some(Body::Blocks(pb::BlockList { blocks }));
