@@ -99,6 +99,15 @@ pub struct GatewayListenArgs {
     /// Region the S3 endpoint reports and signs for.
     #[arg(long, env = "CAIRN_REGION", default_value = "us-east-1")]
     pub region: String,
+    /// Objects up to this many bytes live inline in their record (no block files).
+    #[arg(
+        long,
+        env = "CAIRN_INLINE_MAX",
+        default_value_t = cairn_gateway::s3::DEFAULT_INLINE_MAX as u32,
+        value_name = "BYTES",
+        value_parser = clap::value_parser!(u32).range(0..=1 << 20)
+    )]
+    pub inline_max: u32,
 }
 
 impl GatewayListenArgs {

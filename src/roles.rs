@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use cairn_gateway::cluster::LocalNode;
 use cairn_gateway::{GatewayConfig, RunningGateway};
 use cairn_node::{MembershipConfig, NodeConfig, RunningNode};
 
@@ -21,18 +22,33 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Environment variable: seconds a Raft voter may stay unreachable before the leader
 /// replaces it with a healthy learner (default 30).
 const VOTER_TIMEOUT_ENV: &str = "CAIRN_VOTER_TIMEOUT_SECS";
+/// Environment variable: seconds between anti-entropy passes (default 60).
+const ANTI_ENTROPY_ENV: &str = "CAIRN_ANTI_ENTROPY_SECS";
 
-fn voter_timeout() -> anyhow::Result<Duration> {
-    match std::env::var(VOTER_TIMEOUT_ENV) {
+/// A duration in whole seconds (at least 1) from the environment variable `name`.
+fn env_secs(name: &str, default: Duration) -> anyhow::Result<Duration> {
+    match std::env::var(name) {
         Ok(v) if !v.trim().is_empty() => {
             let secs: u64 = v
                 .trim()
                 .parse()
-                .with_context(|| format!("{VOTER_TIMEOUT_ENV}={v:?} is not a number of seconds"))?;
+                .with_context(|| format!("{name}={v:?} is not a number of seconds"))?;
             Ok(Duration::from_secs(secs.max(1)))
         }
-        _ => Ok(Duration::from_secs(30)),
+        _ => Ok(default),
     }
+}
+
+fn voter_timeout() -> anyhow::Result<Duration> {
+    env_secs(VOTER_TIMEOUT_ENV, Duration::from_secs(30))
+}
+
+fn anti_entropy() -> anyhow::Result<cairn_node::repair::AntiEntropyConfig> {
+    let defaults = cairn_node::repair::AntiEntropyConfig::default();
+    Ok(cairn_node::repair::AntiEntropyConfig {
+        interval: env_secs(ANTI_ENTROPY_ENV, defaults.interval)?,
+        ..defaults
+    })
 }
 
 /// Whether the data dir has never held a node (its identity file is created on first start).
@@ -91,6 +107,8 @@ fn gateway_config(g: &GatewayListenArgs, nodes: Vec<String>, secret: String) -> 
         web_root_domain: g.web_root_domain.clone().filter(|d| !d.is_empty()),
         region: g.region.clone(),
         cluster_secret: secret,
+        inline_max: g.inline_max as usize,
+        local_node: None,
     }
 }
 
@@ -241,6 +259,7 @@ pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
         },
         cluster_secret: secret.clone(),
         gc: Default::default(),
+        anti_entropy: anti_entropy()?,
     })
     .await?;
     let node = Arc::new(node);
@@ -248,7 +267,12 @@ pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
         check_env_key(&node);
     }
 
-    let config = gateway_config(&args.gateway, vec![node.state.addr.clone()], secret);
+    let mut config = gateway_config(&args.gateway, vec![node.state.addr.clone()], secret);
+    config.local_node = Some(LocalNode {
+        addr: node.state.addr.clone(),
+        objects: cairn_node::rpc::object_service(node.state.clone()),
+        blocks: cairn_node::local::block_node(node.state.clone()),
+    });
     let gateway = match cairn_gateway::start(config).await {
         Ok(g) => Arc::new(g),
         Err(e) => {
@@ -330,6 +354,7 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
         },
         cluster_secret: secret,
         gc: Default::default(),
+        anti_entropy: anti_entropy()?,
     })
     .await?;
     let node = Arc::new(node);

@@ -308,30 +308,7 @@ impl Cluster {
             }
         }
         let rpcs: Vec<String> = nodes.iter().map(|n| n.addr("rpc").to_string()).collect();
-        let args = [
-            "gateway",
-            "--nodes",
-            &rpcs.join(","),
-            "--s3-listen",
-            "{s3}",
-            "--web-listen",
-            "off",
-            "--http-listen",
-            "{http}",
-        ];
-        let env = vec![("CAIRN_CLUSTER_SECRET".to_string(), secret.clone())];
-        let mut gateway = Proc::spawn(
-            "gateway",
-            &bin,
-            args.iter().map(|s| s.to_string()).collect(),
-            env,
-            root.path().join("gateway.log"),
-            &["s3", "http"],
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        gateway
-            .wait_ready()
-            .unwrap_or_else(|e| panic!("{e}\n{}", gateway.log_tail()));
+        let gateway = spawn_gateway(&bin, root.path(), "gateway", &rpcs, &secret);
         Cluster {
             bin,
             root: Some(root),
@@ -355,6 +332,30 @@ impl Cluster {
     pub fn client(&self) -> aws_sdk_s3::Client {
         crate::s3::s3_client(
             &format!("http://{}", self.gateway.addr("s3")),
+            &self.key.id,
+            &self.key.secret,
+        )
+    }
+
+    /// Starts another gateway against the running nodes (for tests through two gateways);
+    /// ready when returned, SIGKILLed when dropped.
+    pub fn spawn_gateway(&mut self) -> Proc {
+        let rpcs: Vec<String> = self
+            .nodes
+            .iter_mut()
+            .filter_map(|n| n.is_running().then(|| n.addr("rpc").to_string()))
+            .collect();
+        let root = self.root.as_ref().expect("root").path();
+        let n = (1..)
+            .find(|n| !root.join(format!("gateway{n}.log")).exists())
+            .expect("a free log name");
+        spawn_gateway(&self.bin, root, &format!("gateway{n}"), &rpcs, &self.secret)
+    }
+
+    /// aws-sdk-s3 client through `gateway` with the root key.
+    pub fn client_via(&self, gateway: &Proc) -> aws_sdk_s3::Client {
+        crate::s3::s3_client(
+            &format!("http://{}", gateway.addr("s3")),
             &self.key.id,
             &self.key.secret,
         )
@@ -491,6 +492,35 @@ fn status_field(status: &str, name: &str) -> String {
         .find_map(|l| l.strip_prefix(name))
         .map(|v| v.trim().to_string())
         .unwrap_or_else(|| panic!("no `{name}` in status:\n{status}"))
+}
+
+/// Spawns `cairn gateway --nodes RPCS` (log `LABEL.log`) and waits until it is ready.
+fn spawn_gateway(bin: &Path, root: &Path, label: &str, rpcs: &[String], secret: &str) -> Proc {
+    let args = [
+        "gateway",
+        "--nodes",
+        &rpcs.join(","),
+        "--s3-listen",
+        "{s3}",
+        "--web-listen",
+        "off",
+        "--http-listen",
+        "{http}",
+    ];
+    let env = vec![("CAIRN_CLUSTER_SECRET".to_string(), secret.to_string())];
+    let mut gateway = Proc::spawn(
+        label,
+        bin,
+        args.iter().map(|s| s.to_string()).collect(),
+        env,
+        root.join(format!("{label}.log")),
+        &["s3", "http"],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    gateway
+        .wait_ready()
+        .unwrap_or_else(|e| panic!("{e}\n{}", gateway.log_tail()));
+    gateway
 }
 
 /// Spawns `cairn node` number `i` (zone `z{i}`) and waits for its listening lines.

@@ -8,6 +8,7 @@
 //! - [`s3_client`] builds an aws-sdk-s3 client for a server (path style, `us-east-1`).
 //! - [`raw_request`] / [`signed_request`] send hand-made requests (anonymous, malformed,
 //!   unknown sub-resources) and return status, headers and body.
+//! - [`Weed`] starts SeaweedFS (`weed mini`) for comparison benchmarks.
 //! - [`data`] makes test bodies: random bytes and a deterministic streamed body of any size.
 //!
 //! The binary is built once per test process with the same cargo (`cargo build -p cairn`),
@@ -19,6 +20,7 @@ pub mod data;
 pub mod proc;
 pub mod s3;
 pub mod server;
+pub mod weed;
 
 pub use binary::{Profile, cairn_bin, workspace_root};
 pub use cluster::{Cluster, ClusterOptions, Proc};
@@ -26,7 +28,8 @@ pub use data::{md5_hex, quoted_md5, random_bytes};
 pub use proc::{CmdOutput, run_with_timeout};
 pub use s3::{
     RawResponse, S3Failure, expect_s3_error, http_client, raw_request, s3_client,
-    s3_client_with_timeout, s3_failure, sign_headers, signed_request, unique_bucket,
-    url_encode_key,
+    s3_client_with_timeout, s3_failure, sign_headers, sign_headers_for_payload, signed_request,
+    unique_bucket, url_encode_key,
 };
 pub use server::{KeyPair, Server, ServerOptions};
+pub use weed::{Weed, weed_available};

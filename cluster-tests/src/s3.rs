@@ -266,6 +266,21 @@ pub fn sign_headers(
     key: &KeyPair,
     time: SystemTime,
 ) -> Vec<(String, String)> {
+    let hash = hex::encode(sha2::Sha256::digest(body));
+    sign_headers_for_payload(method, url, headers, &hash, key, time).0
+}
+
+/// Like [`sign_headers`], with `x-amz-content-sha256` = `payload` (a hex hash or a marker
+/// such as `STREAMING-AWS4-HMAC-SHA256-PAYLOAD`); also returns the request signature, the
+/// seed of aws-chunked chunk signatures.
+pub fn sign_headers_for_payload(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    payload: &str,
+    key: &KeyPair,
+    time: SystemTime,
+) -> (Vec<(String, String)>, String) {
     let identity = Credentials::new(&key.id, &key.secret, None, None, "cluster-tests").into();
     let mut settings = SigningSettings::default();
     settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
@@ -280,17 +295,17 @@ pub fn sign_headers(
         .build()
         .expect("signing params")
         .into();
-    let hash = hex::encode(sha2::Sha256::digest(body));
     let request = SignableRequest::new(
         method,
         url,
         headers.iter().copied(),
-        SignableBody::Precomputed(hash),
+        SignableBody::Precomputed(payload.to_string()),
     )
     .expect("signable request");
-    let (instructions, _signature) = sign(request, &params).expect("sign request").into_parts();
-    instructions
+    let (instructions, signature) = sign(request, &params).expect("sign request").into_parts();
+    let headers = instructions
         .headers()
         .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+        .collect();
+    (headers, signature)
 }

@@ -747,3 +747,231 @@ async fn signature_covers_time_and_payload() {
         .await
         .expect("GET signed now", 200, None);
 }
+
+// ---------------------------------------------------------------------------------------------
+// aws-chunked bodies built by hand: a bad chunk signature, a wrong trailing checksum
+// ---------------------------------------------------------------------------------------------
+
+const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
+    use hmac::{KeyInit, Mac};
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key length");
+    mac.update(data);
+    mac.finalize().into_bytes().to_vec()
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+/// Three chunks across the 1 MiB block size (so blocks are written before a late failure).
+fn chunk_bodies() -> Vec<Vec<u8>> {
+    vec![
+        cluster_tests::random_bytes(512 * 1024),
+        cluster_tests::random_bytes(512 * 1024),
+        cluster_tests::random_bytes(512 * 1024 + 100),
+    ]
+}
+
+/// PUTs `chunks` as a `STREAMING-AWS4-HMAC-SHA256-PAYLOAD` body. The signature of chunk
+/// `tamper` (the final empty chunk is `chunks.len()`) is made with a wrong key.
+async fn put_signed_chunks(
+    server: &Server,
+    bucket: &str,
+    key: &str,
+    chunks: &[Vec<u8>],
+    tamper: Option<usize>,
+) -> RawResponse {
+    let url = format!("{}/{bucket}/{key}", server.s3_url());
+    let decoded = chunks.iter().map(Vec::len).sum::<usize>().to_string();
+    let headers = [
+        ("content-encoding", "aws-chunked"),
+        ("x-amz-decoded-content-length", decoded.as_str()),
+    ];
+    let keys = server.root_key();
+    let (signed, seed) = cluster_tests::sign_headers_for_payload(
+        "PUT",
+        &url,
+        &headers,
+        "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+        keys,
+        SystemTime::now(),
+    );
+    let amz_date = signed
+        .iter()
+        .find(|(k, _)| k == "x-amz-date")
+        .map(|(_, v)| v.clone())
+        .expect("x-amz-date");
+    let day = &amz_date[..8];
+    let scope = format!("{day}/us-east-1/s3/aws4_request");
+    let signing_key = |secret: &str| {
+        let k = hmac_sha256(format!("AWS4{secret}").as_bytes(), day.as_bytes());
+        let k = hmac_sha256(&k, b"us-east-1");
+        let k = hmac_sha256(&k, b"s3");
+        hmac_sha256(&k, b"aws4_request")
+    };
+    let (good, bad) = (signing_key(&keys.secret), signing_key("not-the-secret"));
+    let mut previous = seed;
+    let mut body = Vec::new();
+    let empty = Vec::new();
+    for (i, data) in chunks.iter().chain([&empty]).enumerate() {
+        let sts = format!(
+            "AWS4-HMAC-SHA256-PAYLOAD\n{amz_date}\n{scope}\n{previous}\n{EMPTY_SHA256}\n{}",
+            sha256_hex(data)
+        );
+        let with = if tamper == Some(i) { &bad } else { &good };
+        previous = hex::encode(hmac_sha256(with, sts.as_bytes()));
+        body.extend_from_slice(
+            format!("{:x};chunk-signature={previous}\r\n", data.len()).as_bytes(),
+        );
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    }
+    let mut all: Vec<(&str, &str)> = headers.to_vec();
+    all.extend(signed.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    raw_request("PUT", &url, &all, body).await
+}
+
+/// PUTs `data` as a `STREAMING-UNSIGNED-PAYLOAD-TRAILER` body (as botocore sends it) whose
+/// trailer is `x-amz-checksum-crc32: crc32`.
+async fn put_with_crc32_trailer(
+    server: &Server,
+    bucket: &str,
+    key: &str,
+    data: &[u8],
+    crc32: &str,
+) -> RawResponse {
+    let url = format!("{}/{bucket}/{key}", server.s3_url());
+    let decoded = data.len().to_string();
+    let headers = [
+        ("content-encoding", "aws-chunked"),
+        ("x-amz-decoded-content-length", decoded.as_str()),
+        ("x-amz-trailer", "x-amz-checksum-crc32"),
+    ];
+    let (signed, _) = cluster_tests::sign_headers_for_payload(
+        "PUT",
+        &url,
+        &headers,
+        "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+        server.root_key(),
+        SystemTime::now(),
+    );
+    let mut body = Vec::new();
+    for chunk in data.chunks(64 * 1024) {
+        body.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        body.extend_from_slice(chunk);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("0\r\nx-amz-checksum-crc32:{crc32}\r\n\r\n").as_bytes());
+    let mut all: Vec<(&str, &str)> = headers.to_vec();
+    all.extend(signed.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    raw_request("PUT", &url, &all, body).await
+}
+
+fn crc32_base64(data: &[u8]) -> String {
+    aws_smithy_types::base64::encode(crc32fast::hash(data).to_be_bytes())
+}
+
+#[tokio::test]
+async fn bad_chunk_signature_leaves_nothing_visible() {
+    let server = server();
+    let s3 = server.client();
+    let bucket = bucket_with_object(&s3, "unrelated", b"x").await;
+    let chunks = chunk_bodies();
+
+    // A bad signature on a middle chunk, or on the final empty chunk once every byte has
+    // arrived: 403 and no object.
+    for tamper in [1, chunks.len()] {
+        let key = format!("chunked-bad-{tamper}");
+        put_signed_chunks(server, &bucket, &key, &chunks, Some(tamper))
+            .await
+            .expect(
+                "aws-chunked PUT with a bad chunk signature",
+                403,
+                Some("SignatureDoesNotMatch"),
+            );
+        expect_s3_error(
+            "HEAD after a refused chunked PUT",
+            s3.head_object().bucket(&bucket).key(&key).send().await,
+            404,
+            None,
+        );
+    }
+
+    // Correctly signed: stored byte for byte.
+    let key = "chunked-good";
+    put_signed_chunks(server, &bucket, key, &chunks, None)
+        .await
+        .expect("aws-chunked PUT, every chunk signed", 200, None);
+    let whole = chunks.concat();
+    let got = s3
+        .get_object()
+        .bucket(&bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    let got = got.body.collect().await.unwrap().into_bytes();
+    assert!(got == whole, "the chunked body round-trips");
+
+    // A bad overwrite leaves the previous version in place.
+    let other = vec![chunks[1].clone(), chunks[0].clone(), chunks[2].clone()];
+    put_signed_chunks(server, &bucket, key, &other, Some(2))
+        .await
+        .expect("bad chunked overwrite", 403, Some("SignatureDoesNotMatch"));
+    let got = s3
+        .get_object()
+        .bucket(&bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    let got = got.body.collect().await.unwrap().into_bytes();
+    assert!(got == whole, "the refused overwrite changed nothing");
+}
+
+#[tokio::test]
+async fn wrong_trailing_checksum_is_bad_digest() {
+    let server = server();
+    let s3 = server.client();
+    let bucket = bucket_with_object(&s3, "unrelated", b"x").await;
+    let data = cluster_tests::random_bytes(1536 * 1024 + 7);
+    let other = cluster_tests::random_bytes(data.len());
+
+    put_with_crc32_trailer(server, &bucket, "fresh", &data, &crc32_base64(&other))
+        .await
+        .expect("wrong x-amz-checksum-crc32 trailer", 400, Some("BadDigest"));
+    expect_s3_error(
+        "HEAD after a BadDigest PUT",
+        s3.head_object().bucket(&bucket).key("fresh").send().await,
+        404,
+        None,
+    );
+
+    let crc = crc32_base64(&data);
+    put_with_crc32_trailer(server, &bucket, "fresh", &data, &crc)
+        .await
+        .expect("right x-amz-checksum-crc32 trailer", 200, None);
+    let got = server
+        .signed(
+            "GET",
+            &format!("/{bucket}/fresh"),
+            &[("x-amz-checksum-mode", "ENABLED")],
+            Vec::new(),
+        )
+        .await;
+    got.expect("GET with checksum mode", 200, None);
+    assert!(got.body == data, "the trailer-checked body round-trips");
+    assert_eq!(got.header("x-amz-checksum-crc32"), Some(crc.clone()));
+
+    // A wrong trailer on an overwrite leaves the object as it was.
+    put_with_crc32_trailer(server, &bucket, "fresh", &other, &crc)
+        .await
+        .expect("wrong trailer on an overwrite", 400, Some("BadDigest"));
+    let got = server
+        .signed("GET", &format!("/{bucket}/fresh"), &[], Vec::new())
+        .await;
+    assert!(got.body == data, "the refused overwrite changed nothing");
+}

@@ -1,9 +1,14 @@
-//! A 1 GiB object goes through the server in bounded memory, both ways.
+//! A 1 GiB object goes through the server in bounded memory, both ways; so do four
+//! concurrent 1 GiB multipart uploads. (Plus an ignored release-build measurement of
+//! multipart vs single-PUT throughput.)
 
 use std::time::{Duration, Instant};
 
-use cluster_tests::data::{Pattern, stream_md5};
-use cluster_tests::{Server, s3_client_with_timeout};
+use aws_sdk_s3::Client;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use cluster_tests::data::{Pattern, shared_byte_stream, stream_md5};
+use cluster_tests::{Profile, Server, ServerOptions, s3_client_with_timeout};
+use md5::{Digest, Md5};
 
 const GIB: u64 = 1024 * 1024 * 1024;
 const RSS_LIMIT: u64 = 200 * 1024 * 1024;
@@ -79,4 +84,269 @@ async fn one_gib_object_in_bounded_memory() {
         .send()
         .await
         .unwrap();
+}
+
+const MIB: u64 = 1024 * 1024;
+
+fn mib(b: u64) -> f64 {
+    b as f64 / MIB as f64
+}
+
+/// Uploads `size` bytes as a multipart upload of `body.len()` sized parts, `parallel` parts
+/// at a time, every part streamed from the same `body` (shared, not copied). Checks each
+/// part ETag and the final multipart ETag.
+async fn multipart_upload(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+    body: &bytes::Bytes,
+    size: u64,
+    parallel: usize,
+) {
+    use futures::StreamExt;
+    let upload_id = s3
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap()
+        .upload_id()
+        .unwrap()
+        .to_string();
+    let part = body.len() as u64;
+    let count = size.div_ceil(part);
+    let len = |n: u64| part.min(size - (n - 1) * part);
+    let md5_of = |n: u64| hex::encode(Md5::digest(&body[..len(n) as usize]));
+    let (full_md5, last_md5) = (md5_of(1), md5_of(count));
+    let etags: Vec<(i32, String)> = futures::stream::iter(1..=count)
+        .map(|n| {
+            let upload_id = upload_id.clone();
+            async move {
+                let out = s3
+                    .upload_part()
+                    .bucket(bucket)
+                    .key(key)
+                    .upload_id(upload_id)
+                    .part_number(n as i32)
+                    .content_length(len(n) as i64)
+                    .body(shared_byte_stream(body.slice(..len(n) as usize)))
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| panic!("UploadPart {n} of {key}: {e:?}"));
+                (n as i32, out.e_tag().unwrap().to_string())
+            }
+        })
+        .buffer_unordered(parallel)
+        .collect()
+        .await;
+    let mut etags = etags;
+    etags.sort();
+    let mut md5 = Md5::new();
+    for (n, etag) in &etags {
+        let want = if *n as u64 == count {
+            &last_md5
+        } else {
+            &full_md5
+        };
+        assert_eq!(etag, &format!("\"{want}\""), "ETag of part {n} of {key}");
+        md5.update(hex::decode(want).unwrap());
+    }
+    let parts = etags
+        .iter()
+        .map(|(n, e)| CompletedPart::builder().part_number(*n).e_tag(e).build())
+        .collect();
+    let done = s3
+        .complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(&upload_id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("Complete {key}: {e:?}"));
+    let expected = format!("\"{}-{count}\"", hex::encode(md5.finalize()));
+    assert_eq!(done.e_tag(), Some(expected.as_str()), "ETag of {key}");
+}
+
+/// Four concurrent 1 GiB multipart uploads (16 MiB parts, two in flight per upload, streamed
+/// from one shared 16 MiB buffer per upload) keep the server's peak RSS under 300 MiB.
+#[tokio::test]
+async fn four_concurrent_multipart_uploads_in_bounded_memory() {
+    const LIMIT: u64 = 300 * MIB;
+    let server = Server::start();
+    let key = server.root_key();
+    let s3 = s3_client_with_timeout(
+        &server.s3_url(),
+        &key.id,
+        &key.secret,
+        Duration::from_secs(1200),
+    );
+    s3.create_bucket()
+        .bucket("mpu-memory")
+        .send()
+        .await
+        .unwrap();
+    let before = server.peak_rss_bytes();
+    let bodies: Vec<bytes::Bytes> = (0..4)
+        .map(|_| cluster_tests::random_bytes(16 * MIB as usize).into())
+        .collect();
+    let t = Instant::now();
+    let uploads = bodies.iter().cloned().enumerate().map(|(i, body)| {
+        let s3 = s3.clone();
+        tokio::spawn(async move {
+            let key = format!("big-{i}");
+            multipart_upload(&s3, "mpu-memory", &key, &body, GIB, 2).await;
+            let head = s3
+                .head_object()
+                .bucket("mpu-memory")
+                .key(&key)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(head.content_length(), Some(GIB as i64));
+        })
+    });
+    for upload in futures::future::join_all(uploads).await {
+        upload.unwrap();
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let peak = server.peak_rss_bytes();
+    println!(
+        "server peak RSS (VmHWM): at start {:.1} MiB, after 4 concurrent 1 GiB multipart \
+         uploads {:.1} MiB (limit {:.0} MiB); {:.0} MiB/s aggregate",
+        mib(before),
+        mib(peak),
+        mib(LIMIT),
+        4.0 * 1024.0 / secs
+    );
+    assert!(
+        peak < LIMIT,
+        "server peak RSS {:.1} MiB after 4 concurrent 1 GiB multipart uploads",
+        mib(peak)
+    );
+    // A stretch across a part boundary reads back as the pattern.
+    let out = s3
+        .get_object()
+        .bucket("mpu-memory")
+        .key("big-2")
+        .range(format!("bytes={}-{}", 16 * MIB - 10, 16 * MIB + 9))
+        .send()
+        .await
+        .unwrap();
+    let got = out.body.collect().await.unwrap().into_bytes();
+    assert_eq!(&got[..10], &bodies[2][bodies[2].len() - 10..]);
+    assert_eq!(&got[10..], &bodies[2][..10]);
+}
+
+/// Uploads `data` as a multipart upload of `part` sized parts, `parallel` at a time.
+async fn multipart_from_bytes(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+    data: &bytes::Bytes,
+    part: usize,
+    parallel: usize,
+) {
+    use futures::StreamExt;
+    let upload_id = s3
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap()
+        .upload_id()
+        .unwrap()
+        .to_string();
+    let chunks: Vec<bytes::Bytes> = (0..data.len())
+        .step_by(part)
+        .map(|at| data.slice(at..(at + part).min(data.len())))
+        .collect();
+    let mut parts: Vec<CompletedPart> = futures::stream::iter(chunks.into_iter().enumerate())
+        .map(|(i, chunk)| {
+            let upload_id = upload_id.clone();
+            async move {
+                let out = s3
+                    .upload_part()
+                    .bucket(bucket)
+                    .key(key)
+                    .upload_id(upload_id)
+                    .part_number(i as i32 + 1)
+                    .content_length(chunk.len() as i64)
+                    .body(shared_byte_stream(chunk))
+                    .send()
+                    .await
+                    .unwrap();
+                CompletedPart::builder()
+                    .part_number(i as i32 + 1)
+                    .e_tag(out.e_tag().unwrap())
+                    .build()
+            }
+        })
+        .buffer_unordered(parallel)
+        .collect()
+        .await;
+    parts.sort_by_key(|p| p.part_number());
+    s3.complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(&upload_id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Release build: multipart upload MiB/s (8 MiB parts, one and four at a time) vs a single
+/// PUT of the same 256 MiB (bodies from memory, so the client costs little). Run with
+/// `cargo test -p cluster-tests --test memory -- --ignored --nocapture multipart_vs`.
+#[tokio::test]
+#[ignore = "measurement on the release build; prints numbers"]
+async fn multipart_vs_single_put_throughput() {
+    const SIZE: usize = 256 * 1024 * 1024;
+    let server = Server::start_with(ServerOptions {
+        profile: Profile::Release,
+        ..Default::default()
+    });
+    let key = server.root_key();
+    let s3 = s3_client_with_timeout(
+        &server.s3_url(),
+        &key.id,
+        &key.secret,
+        Duration::from_secs(600),
+    );
+    s3.create_bucket().bucket("speed").send().await.unwrap();
+    let data = bytes::Bytes::from(cluster_tests::random_bytes(SIZE));
+    let rate = |t: Instant| SIZE as f64 / MIB as f64 / t.elapsed().as_secs_f64();
+    for round in 0..3 {
+        let t = Instant::now();
+        s3.put_object()
+            .bucket("speed")
+            .key(format!("single-{round}"))
+            .content_length(SIZE as i64)
+            .body(cluster_tests::data::shared_byte_stream(data.clone()))
+            .send()
+            .await
+            .unwrap();
+        let single = rate(t);
+        let t = Instant::now();
+        multipart_from_bytes(&s3, "speed", &format!("mpu1-{round}"), &data, 8 << 20, 1).await;
+        let sequential = rate(t);
+        let t = Instant::now();
+        multipart_from_bytes(&s3, "speed", &format!("mpu4-{round}"), &data, 8 << 20, 4).await;
+        let parallel = rate(t);
+        println!(
+            "256 MiB: single PUT {single:.0} MiB/s; multipart, 8 MiB parts one at a time \
+             {sequential:.0} MiB/s, four at a time {parallel:.0} MiB/s"
+        );
+    }
 }

@@ -927,3 +927,170 @@ async fn checksummed_uploads_full_object_and_composite() {
         assert_eq!(md5_hex(&body), md5_hex(&parts.concat()));
     }
 }
+
+/// CompleteMultipartUpload with `If-None-Match: *` / `If-Match`: a refused Complete leaves
+/// the upload in place, so it can be completed once the condition holds.
+#[tokio::test]
+async fn conditional_complete() {
+    let s3 = server().client();
+    let bucket = new_bucket(&s3, "mpu-cond").await;
+    let key = "cond.bin";
+    let old = random_bytes(1000);
+    s3.put_object()
+        .bucket(&bucket)
+        .key(key)
+        .body(ByteStream::from(old.clone()))
+        .send()
+        .await
+        .unwrap();
+    let data = random_bytes(2 * MIB + 3);
+    let upload_id = create(&s3, &bucket, key).await;
+    let etag = upload_part(&s3, &bucket, key, &upload_id, 1, &data).await;
+    let complete_if = |none_match: Option<&str>, if_match: Option<String>| {
+        s3.complete_multipart_upload()
+            .bucket(&bucket)
+            .key(key)
+            .upload_id(&upload_id)
+            .multipart_upload(completed(&[(1, &etag)]))
+            .set_if_none_match(none_match.map(str::to_string))
+            .set_if_match(if_match)
+            .send()
+    };
+    expect_s3_error(
+        "Complete with If-None-Match: * onto an existing key",
+        complete_if(Some("*"), None).await,
+        412,
+        Some("PreconditionFailed"),
+    );
+    expect_s3_error(
+        "Complete with a stale If-Match",
+        complete_if(None, Some(quoted_md5(b"something else"))).await,
+        412,
+        Some("PreconditionFailed"),
+    );
+    assert!(
+        get_bytes(&s3, &bucket, key).await == old,
+        "object unchanged"
+    );
+    let parts = s3
+        .list_parts()
+        .bucket(&bucket)
+        .key(key)
+        .upload_id(&upload_id)
+        .send()
+        .await
+        .expect("the upload survives refused Completes");
+    assert_eq!(parts.parts().len(), 1);
+    let done = complete_if(None, Some(quoted_md5(&old))).await.unwrap();
+    assert_eq!(done.e_tag(), Some(multipart_etag(&[&data]).as_str()));
+    assert!(
+        get_bytes(&s3, &bucket, key).await == data,
+        "completed under If-Match"
+    );
+
+    // Create-only Complete on a fresh key.
+    let fresh = "fresh.bin";
+    let upload_id = create(&s3, &bucket, fresh).await;
+    let etag = upload_part(&s3, &bucket, fresh, &upload_id, 1, &data).await;
+    s3.complete_multipart_upload()
+        .bucket(&bucket)
+        .key(fresh)
+        .upload_id(&upload_id)
+        .multipart_upload(completed(&[(1, &etag)]))
+        .if_none_match("*")
+        .send()
+        .await
+        .unwrap();
+    assert!(get_bytes(&s3, &bucket, fresh).await == data);
+}
+
+/// The server is killed (SIGKILL) and restarted between UploadPart and Complete: the upload
+/// and its acknowledged parts survive, and Complete assembles them byte for byte.
+#[tokio::test]
+async fn upload_survives_a_restart_before_complete() {
+    let mut server = Server::start();
+    let s3 = server.client();
+    let bucket = new_bucket(&s3, "mpu-restart").await;
+    let key = "restart.bin";
+    let parts = [random_bytes(5 * MIB), random_bytes(3 * MIB + 17)];
+    let upload_id = create(&s3, &bucket, key).await;
+    let mut etags = Vec::new();
+    for (i, data) in parts.iter().enumerate() {
+        etags.push(upload_part(&s3, &bucket, key, &upload_id, i as i32 + 1, data).await);
+    }
+    server.kill_9();
+    server.restart();
+    let s3 = server.client();
+    let listed = s3
+        .list_multipart_uploads()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.uploads().len(), 1, "upload listed after restart");
+    let named: Vec<(i32, &str)> = etags
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (i as i32 + 1, e.as_str()))
+        .collect();
+    let done = complete(&s3, &bucket, key, &upload_id, &named)
+        .await
+        .unwrap_or_else(|e| panic!("Complete after restart: {e:?}\n{}", server.log_tail()));
+    assert_eq!(
+        done.e_tag(),
+        Some(multipart_etag(&[&parts[0], &parts[1]]).as_str())
+    );
+    let got = get_bytes(&s3, &bucket, key).await;
+    assert_eq!(got.len(), parts[0].len() + parts[1].len());
+    assert_eq!(md5_hex(&got), md5_hex(&parts.concat()), "assembled content");
+}
+
+/// Two clients upload the same part number at once with different bodies (several blocks
+/// each): the part Complete names is exactly one of them, never a mix, and the other ETag
+/// is no longer a valid part.
+#[tokio::test]
+async fn concurrent_uploads_of_one_part_number() {
+    let s3 = server().client();
+    let other = server().client();
+    let bucket = new_bucket(&s3, "mpu-race").await;
+    for round in 0..4 {
+        let key = format!("race-{round}.bin");
+        let upload_id = create(&s3, &bucket, &key).await;
+        let a = random_bytes(3 * MIB + 1);
+        let b = random_bytes(3 * MIB + 1);
+        let (ea, eb) = tokio::join!(
+            upload_part(&s3, &bucket, &key, &upload_id, 1, &a),
+            upload_part(&other, &bucket, &key, &upload_id, 1, &b)
+        );
+        let listed = s3
+            .list_parts()
+            .bucket(&bucket)
+            .key(&key)
+            .upload_id(&upload_id)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(listed.parts().len(), 1, "one part 1");
+        let named = listed.parts()[0].e_tag().unwrap().to_string();
+        let (winner, loser) = if named == ea { (&a, &eb) } else { (&b, &ea) };
+        assert!(
+            named == ea || named == eb,
+            "listed ETag {named} is one of the bodies"
+        );
+        expect_s3_error(
+            "Complete naming the replaced part",
+            complete(&s3, &bucket, &key, &upload_id, &[(1, loser)]).await,
+            400,
+            Some("InvalidPart"),
+        );
+        complete(&s3, &bucket, &key, &upload_id, &[(1, &named)])
+            .await
+            .unwrap();
+        let got = get_bytes(&s3, &bucket, &key).await;
+        assert_eq!(
+            md5_hex(&got),
+            md5_hex(winner),
+            "round {round}: exactly one body"
+        );
+    }
+}

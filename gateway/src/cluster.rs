@@ -6,21 +6,28 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cairn_proto::client::{Peers, refs_by_replica};
+use cairn_proto::block_node::{BlockNode, GrpcBlockNode};
+use cairn_proto::client::{AuthChannel, Peers, refs_by_replica};
 use cairn_proto::meta::{MetaCommand, MetaError, MetaResult, Metadata};
+use cairn_proto::pb::object_service_client::ObjectServiceClient;
+use cairn_proto::pb::object_service_server::ObjectService;
 use cairn_proto::pb::{
-    self, CoordinateRequest, CoordinateResponse, GetBlockRequest, GetRecordRequest, ListRequest,
-    MetaReadRequest, MetaWriteRequest, PutBlockChunk, PutBlockHeader, RefsRequest, StoreRequest,
-    put_block_chunk,
+    self, CoordinateRequest, CoordinateResponse, GetBlockRequest, GetRecordRequest,
+    GetRecordResponse, ListRequest, ListResponse, MetaReadRequest, MetaWriteRequest,
+    PutBlockHeader, RefsRequest, StoreRequest, StoreResponse,
 };
 use cairn_proto::ring::{block_hash, object_hash};
 use cairn_proto::{Ring, VersionKey};
 use futures::stream::FuturesUnordered;
 use futures::{Stream, StreamExt};
 use tokio::sync::watch;
+use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::error::S3Error;
+
+/// Blocks an object read fetches ahead of the one being sent.
+const READ_AHEAD: usize = 4;
 
 /// A consistent snapshot of the metadata and the ring built from it.
 #[derive(Clone)]
@@ -41,10 +48,70 @@ impl MetaView {
     }
 }
 
+/// The ObjectService of a node running in the same process as the gateway (`cairn server`).
+#[derive(Clone)]
+pub struct LocalNode {
+    /// The node's RPC address, as the layout names it.
+    pub addr: String,
+    pub objects: Arc<dyn ObjectService>,
+    /// Its blocks (PutBlock / GetBlock).
+    pub blocks: Arc<dyn BlockNode>,
+}
+
+impl std::fmt::Debug for LocalNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalNode")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+/// One node's ObjectService: over gRPC, or called directly when the node runs in this
+/// process (no protobuf encoding, no loopback connection; the same service code answers).
+enum ObjectClient {
+    Remote(ObjectServiceClient<AuthChannel>),
+    Local(Arc<dyn ObjectService>),
+}
+
+impl ObjectClient {
+    async fn coordinate(&mut self, req: CoordinateRequest) -> Result<CoordinateResponse, Status> {
+        let resp = match self {
+            Self::Remote(client) => client.coordinate(req).await,
+            Self::Local(service) => service.coordinate(Request::new(req)).await,
+        };
+        resp.map(Response::into_inner)
+    }
+
+    async fn get(&mut self, req: GetRecordRequest) -> Result<GetRecordResponse, Status> {
+        let resp = match self {
+            Self::Remote(client) => client.get(req).await,
+            Self::Local(service) => service.get(Request::new(req)).await,
+        };
+        resp.map(Response::into_inner)
+    }
+
+    async fn store(&mut self, req: StoreRequest) -> Result<StoreResponse, Status> {
+        let resp = match self {
+            Self::Remote(client) => client.store(req).await,
+            Self::Local(service) => service.store(Request::new(req)).await,
+        };
+        resp.map(Response::into_inner)
+    }
+
+    async fn list(&mut self, req: ListRequest) -> Result<ListResponse, Status> {
+        let resp = match self {
+            Self::Remote(client) => client.list(req).await,
+            Self::Local(service) => service.list(Request::new(req)).await,
+        };
+        resp.map(Response::into_inner)
+    }
+}
+
 /// Connections and cached metadata shared by all requests of a gateway.
 #[derive(Clone)]
 pub struct Cluster {
     peers: Peers,
+    local: Option<LocalNode>,
     seeds: Arc<Vec<String>>,
     view: watch::Sender<MetaView>,
     last_contact: Arc<Mutex<Option<Instant>>>,
@@ -61,8 +128,13 @@ fn decode_state(state: &pb::MetaState) -> Result<MetaView, S3Error> {
 }
 
 impl Cluster {
-    /// Connects to the given node addresses and starts following the metadata.
-    pub fn start(seeds: Vec<String>, cluster_secret: &str) -> anyhow::Result<Self> {
+    /// Connects to the given node addresses and starts following the metadata. Object calls
+    /// to `local` (a node in this process) skip the network.
+    pub fn start(
+        seeds: Vec<String>,
+        cluster_secret: &str,
+        local: Option<LocalNode>,
+    ) -> anyhow::Result<Self> {
         anyhow::ensure!(
             !seeds.is_empty(),
             "a gateway needs at least one node address"
@@ -71,12 +143,29 @@ impl Cluster {
         let (view, _) = watch::channel(MetaView::new(0, Metadata::default()));
         let cluster = Self {
             peers,
+            local,
             seeds: Arc::new(seeds),
             view,
             last_contact: Default::default(),
         };
         tokio::spawn(cluster.clone().follow_metadata());
         Ok(cluster)
+    }
+
+    /// The ObjectService of the node at `addr`.
+    fn objects(&self, addr: &str) -> Result<ObjectClient, Status> {
+        match &self.local {
+            Some(local) if local.addr == addr => Ok(ObjectClient::Local(local.objects.clone())),
+            _ => self.peers.objects(addr).map(ObjectClient::Remote),
+        }
+    }
+
+    /// The BlockService of the node at `addr` (called in-process for the local node).
+    fn block_node(&self, addr: &str) -> Result<Arc<dyn BlockNode>, Status> {
+        match &self.local {
+            Some(local) if local.addr == addr => Ok(local.blocks.clone()),
+            _ => Ok(Arc::new(GrpcBlockNode(self.peers.blocks(addr)?))),
+        }
     }
 
     /// The current cached metadata.
@@ -194,6 +283,16 @@ impl Cluster {
         &self,
         record: pb::ObjectRecord,
     ) -> Result<CoordinateResponse, S3Error> {
+        self.coordinate_if(record, None).await
+    }
+
+    /// [`Self::coordinate`] for a conditional write (If-None-Match / If-Match), checked
+    /// atomically at the coordinator.
+    pub async fn coordinate_if(
+        &self,
+        record: pb::ObjectRecord,
+        condition: Option<pb::WriteCondition>,
+    ) -> Result<CoordinateResponse, S3Error> {
         let view = self.view();
         let bucket = Uuid::from_slice(&record.bucket_id)
             .map_err(|e| S3Error::InternalError(e.to_string()))?;
@@ -202,9 +301,10 @@ impl Cluster {
             let req = CoordinateRequest {
                 record: Some(record.clone()),
                 layout_version: view.ring.version(),
+                condition: condition.clone(),
             };
-            match self.peers.objects(&node.addr)?.coordinate(req).await {
-                Ok(resp) => return Ok(resp.into_inner()),
+            match self.objects(&node.addr)?.coordinate(req).await {
+                Ok(resp) => return Ok(resp),
                 Err(e) if e.code() == tonic::Code::Unavailable => last = Some(e),
                 Err(e) => return Err(e.into()),
             }
@@ -233,12 +333,12 @@ impl Cluster {
                     key: key.to_string(),
                     layout_version: view.ring.version(),
                 };
-                let client = self.peers.objects(&node.addr);
+                let client = self.objects(&node.addr);
                 let addr = node.addr.clone();
                 async move {
                     (
                         addr,
-                        async { client?.get(req).await.map(|r| r.into_inner().record) }.await,
+                        async { client?.get(req).await.map(|r| r.record) }.await,
                     )
                 }
             })
@@ -295,7 +395,7 @@ impl Cluster {
                 record: Some(newest.clone()),
                 layout_version: self.view().ring.version(),
             };
-            match self.peers.objects(&addr) {
+            match self.objects(&addr) {
                 Ok(mut client) => match client.store(req).await {
                     Ok(_) => {
                         tracing::info!(node = %addr, key = %newest.key, "read repair stored a newer version")
@@ -319,8 +419,8 @@ impl Cluster {
                 layout_version: view.ring.version(),
                 ..req.clone()
             };
-            let client = self.peers.objects(&node.addr);
-            async move { client?.list(req).await.map(|r| r.into_inner()) }
+            let client = self.objects(&node.addr);
+            async move { client?.list(req).await }
         });
         let pages = futures::future::join_all(calls).await;
         let answered: HashSet<Uuid> = nodes
@@ -362,35 +462,30 @@ impl Cluster {
         })
     }
 
-    /// Writes a block to its replicas; returns once a write quorum holds it.
+    /// Writes a block (the concatenation of `data`) to its replicas; returns once a write
+    /// quorum holds it.
     pub async fn put_block(
         &self,
         id: &[u8],
         owner: &pb::BlockOwner,
-        data: Bytes,
+        data: Vec<Bytes>,
     ) -> Result<(), S3Error> {
         let view = self.view();
         let replicas = view.ring.replicas(block_hash(id));
         let quorum = replicas.len() / 2 + 1;
+        let size: u64 = data.iter().map(|c| c.len() as u64).sum();
         let mut writes: FuturesUnordered<_> = replicas
             .iter()
             .map(|node| {
                 let header = PutBlockHeader {
                     id: id.to_vec(),
                     owner: Some(owner.clone()),
-                    size: data.len() as u64,
+                    size,
                     layout_version: view.ring.version(),
                 };
-                let messages = vec![
-                    PutBlockChunk {
-                        part: Some(put_block_chunk::Part::Header(header)),
-                    },
-                    PutBlockChunk {
-                        part: Some(put_block_chunk::Part::Data(data.clone())),
-                    },
-                ];
-                let client = self.peers.blocks(&node.addr);
-                async move { client?.put_block(futures::stream::iter(messages)).await }
+                let target = self.block_node(&node.addr);
+                let data = data.clone();
+                async move { target?.put_block(header, data).await }
             })
             .collect();
         let (mut acks, mut last) = (0, None);
@@ -426,20 +521,7 @@ impl Cluster {
                 length,
                 layout_version: view.ring.version(),
             };
-            let result = async {
-                let mut stream = self
-                    .peers
-                    .blocks(&node.addr)?
-                    .get_block(req)
-                    .await?
-                    .into_inner();
-                let mut out = Vec::new();
-                while let Some(chunk) = stream.message().await? {
-                    out.push(chunk.data);
-                }
-                Ok::<_, tonic::Status>(out)
-            }
-            .await;
+            let result = async { self.block_node(&node.addr)?.get_block(req).await }.await;
             match result {
                 Ok(data) => return Ok(data),
                 Err(e) => {
@@ -539,13 +621,13 @@ impl Cluster {
             let to = end_exclusive.min(b_end) - b_start;
             ranges.push((b.id, from, to - from));
         }
-        // Fetch up to two blocks ahead while the client drains the current one.
+        // Fetch a few blocks ahead while the client drains the current one.
         futures::stream::iter(ranges)
             .map(move |(id, from, len)| {
                 let cluster = cluster.clone();
                 async move { cluster.get_block(&id, from, len).await }
             })
-            .buffered(2)
+            .buffered(READ_AHEAD)
             .map(|r| {
                 r.map(|chunks| futures::stream::iter(chunks.into_iter().map(Ok)))
                     .map_err(std::io::Error::other)

@@ -64,10 +64,17 @@ pub enum S3Error {
     MethodNotAllowed,
     #[error("The requested range is not satisfiable")]
     InvalidRange,
+    /// InvalidRange of a GET: the answer names the object size (`Content-Range: bytes */N`).
+    #[error("The requested range is not satisfiable")]
+    RangeNotSatisfiable { size: u64 },
     #[error("At least one of the pre-conditions you specified did not hold")]
     PreconditionFailed,
     #[error("Not Modified")]
     NotModified,
+    #[error(
+        "A conflicting operation occurred. If using PutObject you can retry the request. If using multipart upload you should initiate another CreateMultipartUpload request and re-upload each part."
+    )]
+    ConditionalRequestConflict,
     #[error("Your proposed upload exceeds the maximum allowed object size.")]
     EntityTooLarge,
     #[error("You must provide the Content-Length HTTP header.")]
@@ -116,9 +123,10 @@ impl S3Error {
             S3Error::InvalidArgument(_) => "InvalidArgument",
             S3Error::MalformedXML => "MalformedXML",
             S3Error::MethodNotAllowed => "MethodNotAllowed",
-            S3Error::InvalidRange => "InvalidRange",
+            S3Error::InvalidRange | S3Error::RangeNotSatisfiable { .. } => "InvalidRange",
             S3Error::PreconditionFailed => "PreconditionFailed",
             S3Error::NotModified => "NotModified",
+            S3Error::ConditionalRequestConflict => "ConditionalRequestConflict",
             S3Error::EntityTooLarge => "EntityTooLarge",
             S3Error::MissingContentLength => "MissingContentLength",
             S3Error::InvalidRequest(_) => "InvalidRequest",
@@ -144,9 +152,12 @@ impl S3Error {
             }
             S3Error::BucketNotEmpty
             | S3Error::BucketAlreadyExists
-            | S3Error::BucketAlreadyOwnedByYou => StatusCode::CONFLICT,
+            | S3Error::BucketAlreadyOwnedByYou
+            | S3Error::ConditionalRequestConflict => StatusCode::CONFLICT,
             S3Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            S3Error::InvalidRange | S3Error::InvalidPartNumber => StatusCode::RANGE_NOT_SATISFIABLE,
+            S3Error::InvalidRange
+            | S3Error::RangeNotSatisfiable { .. }
+            | S3Error::InvalidPartNumber => StatusCode::RANGE_NOT_SATISFIABLE,
             S3Error::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             S3Error::NotModified => StatusCode::NOT_MODIFIED,
             S3Error::MissingContentLength => StatusCode::LENGTH_REQUIRED,
@@ -154,6 +165,16 @@ impl S3Error {
             S3Error::SlowDown | S3Error::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             S3Error::InternalError(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// Headers the error response carries besides the XML body.
+    pub fn headers(&self) -> Vec<(http::HeaderName, String)> {
+        match self {
+            S3Error::RangeNotSatisfiable { size } => {
+                vec![(http::header::CONTENT_RANGE, format!("bytes */{size}"))]
+            }
+            _ => Vec::new(),
         }
     }
 
@@ -173,6 +194,14 @@ impl From<tonic::Status> for S3Error {
                 S3Error::ServiceUnavailable(format!("storage full: {}", s.message()))
             }
             tonic::Code::NotFound => S3Error::NoSuchKey,
+            tonic::Code::FailedPrecondition
+                if s.message().starts_with(cairn_proto::CONDITION_FAILED) =>
+            {
+                S3Error::PreconditionFailed
+            }
+            tonic::Code::Aborted if s.message().starts_with(cairn_proto::CONDITION_CONFLICT) => {
+                S3Error::ConditionalRequestConflict
+            }
             _ => S3Error::InternalError(s.to_string()),
         }
     }

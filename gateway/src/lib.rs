@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, LocalNode};
 use crate::s3::{S3, S3Config};
 
 /// How to run a gateway.
@@ -30,6 +30,10 @@ pub struct GatewayConfig {
     pub web_root_domain: Option<String>,
     pub region: String,
     pub cluster_secret: String,
+    /// Bodies up to this many bytes are stored inline in the object record (no block I/O).
+    pub inline_max: usize,
+    /// A node running in this process (`cairn server`), reached without the network.
+    pub local_node: Option<LocalNode>,
 }
 
 /// A started gateway.
@@ -58,12 +62,17 @@ async fn bind(name: &str, addr: &str) -> anyhow::Result<(TcpListener, SocketAddr
 
 /// Starts the S3 (and website) listeners.
 pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
-    let cluster = Cluster::start(config.nodes.clone(), &config.cluster_secret)?;
+    let cluster = Cluster::start(
+        config.nodes.clone(),
+        &config.cluster_secret,
+        config.local_node.clone(),
+    )?;
     let s3 = S3::new(
         cluster.clone(),
         S3Config {
             region: config.region.clone(),
             root_domain: config.root_domain.clone(),
+            inline_max: config.inline_max,
             ..Default::default()
         },
     );

@@ -90,6 +90,9 @@ pub fn error_response(
 ) -> Response<ResponseBody> {
     let status = e.status();
     let mut builder = Response::builder().status(status);
+    for (name, value) in e.headers() {
+        builder = builder.header(name, value);
+    }
     if status == StatusCode::NOT_MODIFIED || *method == Method::HEAD {
         return builder
             .body(body::empty())

@@ -3,12 +3,14 @@
 //! and replicates to a write quorum. Replicas drop the block references of the versions a
 //! write superseded.
 
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use cairn_proto::ids::{record_blocks, record_owner};
-use cairn_proto::pb::{self, CoordinateResponse, StoreRequest};
+use cairn_proto::pb::{self, CoordinateResponse, GetRecordRequest, RecordState, StoreRequest};
 use cairn_proto::ring::object_hash;
-use cairn_proto::{BlockId, VersionKey};
+use cairn_proto::{BlockId, CONDITION_CONFLICT, CONDITION_FAILED, VersionKey};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use prost::Message;
@@ -26,10 +28,34 @@ pub fn index_status(e: IndexError) -> Status {
 /// Stamps (if needed), stores and replicates a record; answers once W replicas hold it.
 pub async fn coordinate(
     state: &Arc<NodeState>,
+    record: pb::ObjectRecord,
+) -> Result<CoordinateResponse, Status> {
+    coordinate_if(state, record, None).await
+}
+
+/// [`coordinate`] for a write that may carry a condition: the key's lock is then held from
+/// the quorum read that checks the condition until the write holds at quorum, so two
+/// conditional writes of one key through this coordinator cannot both pass.
+pub async fn coordinate_if(
+    state: &Arc<NodeState>,
     mut record: pb::ObjectRecord,
+    condition: Option<pb::WriteCondition>,
 ) -> Result<CoordinateResponse, Status> {
     let bucket = Uuid::from_slice(&record.bucket_id)
         .map_err(|_| Status::invalid_argument("bad bucket id"))?;
+    let _lock = match condition.and_then(|c| c.test) {
+        Some(test) => {
+            let lock = state.key_locks.lock(bucket, &record.key).await;
+            let current = quorum_newest_visible(state, &bucket, &record.key).await?;
+            check_condition(&test, current.as_ref(), record.version.as_ref())?;
+            // A version stamped below must sort after what the check saw.
+            if let Some(v) = current.as_ref().and_then(|c| c.version.as_ref()) {
+                state.hlc.observe(v.hlc);
+            }
+            Some(lock)
+        }
+        None => None,
+    };
     let version = match record.version.as_ref().and_then(VersionKey::from_pb) {
         Some(v) => {
             state.hlc.observe(v.hlc);
@@ -109,6 +135,198 @@ pub async fn coordinate(
     })
 }
 
+/// Checks a write condition against the key's newest visible record. `stamped` is the
+/// version the write already carries (flipping an `uploading` record), if any.
+fn check_condition(
+    test: &pb::write_condition::Test,
+    current: Option<&pb::ObjectRecord>,
+    stamped: Option<&pb::Version>,
+) -> Result<(), Status> {
+    use pb::write_condition::Test;
+    let live = current.filter(|r| r.state() == RecordState::Complete);
+    match test {
+        Test::IfNoneMatchAny(_) => {
+            if live.is_some() {
+                return Err(Status::failed_precondition(format!(
+                    "{CONDITION_FAILED}: the key exists"
+                )));
+            }
+        }
+        Test::IfMatchEtag(etag) => {
+            let Some(live) = live else {
+                return Err(Status::not_found("no such key"));
+            };
+            let wanted = etag.trim().trim_matches('"');
+            if wanted != "*" && wanted != live.etag.trim_matches('"') {
+                return Err(Status::failed_precondition(format!(
+                    "{CONDITION_FAILED}: the ETag differs"
+                )));
+            }
+        }
+    }
+    // A record stamped before a version that is now visible would stay hidden behind it:
+    // acknowledging it would lose the write.
+    let newer = |v: &pb::Version| {
+        let theirs = VersionKey::from_pb(v);
+        stamped
+            .and_then(VersionKey::from_pb)
+            .is_some_and(|ours| theirs > Some(ours))
+    };
+    if current.and_then(|c| c.version.as_ref()).is_some_and(newer) {
+        return Err(Status::aborted(format!(
+            "{CONDITION_CONFLICT}: a newer version was written meanwhile"
+        )));
+    }
+    Ok(())
+}
+
+/// The newest visible record (complete or tombstone) of a key among a read quorum of its
+/// replicas, this node included when it is one.
+async fn quorum_newest_visible(
+    state: &Arc<NodeState>,
+    bucket: &Uuid,
+    key: &str,
+) -> Result<Option<pb::ObjectRecord>, Status> {
+    let ring = state.ring();
+    let replicas = ring.replicas(object_hash(bucket, key));
+    if replicas.is_empty() {
+        return Err(Status::unavailable("no layout yet"));
+    }
+    let quorum = replicas.len() / 2 + 1;
+    let mut reads: FuturesUnordered<_> = replicas
+        .iter()
+        .map(|node| {
+            let local = state.is_self(node);
+            let client = state.peers.objects(&node.addr);
+            let req = GetRecordRequest {
+                bucket_id: bucket.as_bytes().to_vec(),
+                key: key.to_string(),
+                layout_version: ring.version(),
+            };
+            async move {
+                if local {
+                    state
+                        .index
+                        .newest_visible(bucket, key)
+                        .map_err(index_status)
+                } else {
+                    Ok(client?.get(req).await?.into_inner().record)
+                }
+            }
+        })
+        .collect();
+    let (mut answers, mut newest, mut last_error) = (0, None::<pb::ObjectRecord>, None);
+    while let Some(result) = reads.next().await {
+        match result {
+            Ok(record) => {
+                answers += 1;
+                let version =
+                    |r: &pb::ObjectRecord| r.version.as_ref().and_then(VersionKey::from_pb);
+                if let Some(r) = record
+                    && newest.as_ref().is_none_or(|n| version(n) < version(&r))
+                {
+                    newest = Some(r);
+                }
+                if answers >= quorum {
+                    return Ok(newest);
+                }
+            }
+            Err(e) => last_error = Some(e),
+        }
+    }
+    let why = last_error.map(|e| e.to_string()).unwrap_or_default();
+    Err(Status::unavailable(format!(
+        "read quorum not reached ({answers}/{quorum}): {why}"
+    )))
+}
+
+/// Per-key async locks for conditional writes, in a sharded map whose entries live only
+/// while someone holds or awaits them.
+pub struct KeyLocks {
+    shards: Vec<std::sync::Mutex<HashMap<(Uuid, String), LockSlot>>>,
+}
+
+struct LockSlot {
+    mutex: Arc<tokio::sync::Mutex<()>>,
+    /// Holders and waiters; the slot goes when the last one leaves.
+    users: usize,
+}
+
+/// A held key lock (released on drop).
+pub struct KeyGuard<'a> {
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+    _user: LockUser<'a>,
+}
+
+/// Membership in a slot's `users`, also while still waiting (a cancelled wait leaves too).
+struct LockUser<'a> {
+    locks: &'a KeyLocks,
+    key: (Uuid, String),
+}
+
+impl Drop for LockUser<'_> {
+    fn drop(&mut self) {
+        let mut shard = self.locks.shard(&self.key);
+        if let Some(slot) = shard.get_mut(&self.key) {
+            slot.users -= 1;
+            if slot.users == 0 {
+                shard.remove(&self.key);
+            }
+        }
+    }
+}
+
+impl Default for KeyLocks {
+    fn default() -> Self {
+        Self {
+            shards: (0..64).map(|_| Default::default()).collect(),
+        }
+    }
+}
+
+impl KeyLocks {
+    fn shard(
+        &self,
+        key: &(Uuid, String),
+    ) -> std::sync::MutexGuard<'_, HashMap<(Uuid, String), LockSlot>> {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut hasher);
+        let shard = &self.shards[hasher.finish() as usize % self.shards.len()];
+        shard.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits for and takes the lock of (bucket, key).
+    pub async fn lock(&self, bucket: Uuid, key: &str) -> KeyGuard<'_> {
+        let key = (bucket, key.to_string());
+        let mutex = {
+            let mut shard = self.shard(&key);
+            let slot = shard.entry(key.clone()).or_insert_with(|| LockSlot {
+                mutex: Default::default(),
+                users: 0,
+            });
+            slot.users += 1;
+            slot.mutex.clone()
+        };
+        let user = LockUser { locks: self, key };
+        KeyGuard {
+            _guard: mutex.lock_owned().await,
+            _user: user,
+        }
+    }
+
+    /// Keys with a holder or waiter (for tests).
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Stores a stamped record in the local index and releases what it superseded.
 pub async fn store_local(
     state: &Arc<NodeState>,
@@ -166,4 +384,104 @@ pub async fn drop_refs_local(state: &NodeState, refs: &[pb::BlockRefEntry]) -> R
         .collect();
     state.index.apply(ops).await.map_err(index_status)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pb::write_condition::Test;
+
+    fn record(state: RecordState, etag: &str, hlc: u64) -> pb::ObjectRecord {
+        pb::ObjectRecord {
+            state: state as i32,
+            etag: etag.into(),
+            version: Some(
+                VersionKey {
+                    hlc,
+                    node_id: [1; 16],
+                    uuid: [2; 16],
+                }
+                .to_pb(),
+            ),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn conditions() {
+        let none = Test::IfNoneMatchAny(true);
+        let live = record(RecordState::Complete, "\"abc\"", 10);
+        let gone = record(RecordState::Tombstone, "", 10);
+        assert!(check_condition(&none, None, None).is_ok());
+        assert!(check_condition(&none, Some(&gone), None).is_ok());
+        let e = check_condition(&none, Some(&live), None).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+        assert!(e.message().starts_with(CONDITION_FAILED));
+
+        for etag in ["abc", "\"abc\"", "*"] {
+            let m = Test::IfMatchEtag(etag.into());
+            assert!(check_condition(&m, Some(&live), None).is_ok(), "{etag}");
+        }
+        let wrong = Test::IfMatchEtag("\"abd\"".into());
+        let e = check_condition(&wrong, Some(&live), None).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+        let any = Test::IfMatchEtag("*".into());
+        assert_eq!(
+            check_condition(&any, None, None).unwrap_err().code(),
+            tonic::Code::NotFound
+        );
+        assert_eq!(
+            check_condition(&any, Some(&gone), None).unwrap_err().code(),
+            tonic::Code::NotFound
+        );
+
+        // A record stamped before the visible version would hide behind it.
+        let older = record(RecordState::Uploading, "", 5).version;
+        let newer = record(RecordState::Uploading, "", 50).version;
+        let e = check_condition(&any, Some(&live), older.as_ref()).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Aborted);
+        assert!(e.message().starts_with(CONDITION_CONFLICT));
+        assert!(check_condition(&any, Some(&live), newer.as_ref()).is_ok());
+        assert_eq!(
+            check_condition(&none, Some(&gone), older.as_ref())
+                .unwrap_err()
+                .code(),
+            tonic::Code::Aborted
+        );
+    }
+
+    #[tokio::test]
+    async fn key_locks_serialize_and_clean_up() {
+        let locks = Arc::new(KeyLocks::default());
+        let bucket = Uuid::new_v4();
+        let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let (locks, counter) = (locks.clone(), counter.clone());
+            tasks.push(tokio::spawn(async move {
+                let _g = locks.lock(bucket, "k").await;
+                let seen = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::task::yield_now().await;
+                // Nobody else got in while we held the lock.
+                assert_eq!(counter.load(std::sync::atomic::Ordering::SeqCst), seen + 1);
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert!(locks.is_empty());
+
+        // A cancelled wait leaves no entry behind either.
+        let held = locks.lock(bucket, "k").await;
+        let waiting = tokio::time::timeout(
+            std::time::Duration::from_millis(20),
+            locks.lock(bucket, "k"),
+        )
+        .await;
+        assert!(waiting.is_err());
+        drop(held);
+        assert!(locks.is_empty());
+        let _other = locks.lock(bucket, "other").await;
+        assert_eq!(locks.len(), 1);
+    }
 }

@@ -2,8 +2,10 @@
 
 pub mod coordinator;
 pub mod gc;
+pub mod local;
 pub mod membership;
 pub mod raft;
+pub mod repair;
 pub mod rpc;
 pub mod state;
 pub mod store;
@@ -32,6 +34,7 @@ pub struct NodeConfig {
     pub membership: MembershipConfig,
     pub cluster_secret: String,
     pub gc: gc::GcConfig,
+    pub anti_entropy: repair::AntiEntropyConfig,
 }
 
 /// A started node.
@@ -105,6 +108,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
 
     membership.start().await?;
     tokio::spawn(gc::run(state.clone(), config.gc));
+    tokio::spawn(repair::run(state.clone(), config.anti_entropy));
     tracing::info!(node = %id, rpc = %advertise, "node started");
     Ok(RunningNode { state, rpc_addr })
 }

@@ -10,7 +10,9 @@ use tokio::sync::watch;
 use tonic::Status;
 use uuid::Uuid;
 
+use crate::coordinator::KeyLocks;
 use crate::raft::MetaRaft;
+use crate::repair::RepairState;
 use crate::store::{BlockStore, Index};
 
 /// Shared state of a running node, handed to every RPC service and background task.
@@ -23,6 +25,10 @@ pub struct NodeState {
     pub raft: Arc<MetaRaft>,
     pub hlc: Hlc,
     pub peers: Peers,
+    /// Per-key locks the coordinator holds across a conditional write.
+    pub key_locks: KeyLocks,
+    /// Anti-entropy counters (for `cairn status`) and its limit on index scans.
+    pub repair: RepairState,
     ring: watch::Receiver<Arc<Ring>>,
 }
 
@@ -44,6 +50,8 @@ impl NodeState {
             raft,
             hlc: Hlc::new(),
             peers,
+            key_locks: KeyLocks::default(),
+            repair: RepairState::default(),
             ring,
         })
     }
@@ -51,6 +59,11 @@ impl NodeState {
     /// The current ring (from the applied layout).
     pub fn ring(&self) -> Arc<Ring> {
         self.ring.borrow().clone()
+    }
+
+    /// Notified whenever the applied layout (and so the ring) changes.
+    pub fn ring_changes(&self) -> watch::Receiver<Arc<Ring>> {
+        self.ring.clone()
     }
 
     /// Refuses a request sent with an older layout than ours (0 = sender does not care).

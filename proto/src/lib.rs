@@ -2,6 +2,7 @@
 //! replicated metadata model, ring placement, identifiers and versions, and the cluster
 //! secret that authenticates every internal call.
 
+pub mod block_node;
 pub mod client;
 pub mod ids;
 pub mod meta;
@@ -13,6 +14,13 @@ pub mod secret;
 pub mod pb {
     tonic::include_proto!("cairn.v1");
 }
+
+/// Start of the message of a `FailedPrecondition` status for a write whose condition
+/// (If-None-Match / If-Match) does not hold.
+pub const CONDITION_FAILED: &str = "write condition failed";
+/// Start of the message of an `Aborted` status for a conditional write that lost a race to a
+/// newer version.
+pub const CONDITION_CONFLICT: &str = "write condition conflict";
 
 pub use ids::{BlockId, Hlc, VersionKey};
 pub use meta::{MetaCommand, MetaError, MetaResult, Metadata};

@@ -125,10 +125,58 @@ impl Ring {
     /// Whether every partition (ring segment) has a replica among `answered`: then a fan-out
     /// to the nodes saw every key, e.g. for a listing.
     pub fn covered_by(&self, answered: impl Fn(&Uuid) -> bool) -> bool {
-        self.points
+        self.partitions()
             .iter()
-            .all(|(p, _)| self.replicas(*p).iter().any(|n| answered(&n.id)))
+            .all(|p| self.replicas(p.end).iter().any(|n| answered(&n.id)))
     }
+
+    /// The ring partitions in ring order: one segment ending at each distinct ring point, all
+    /// hashes of a segment sharing the replica set `replicas(end)`. The first one wraps past
+    /// the top of the hash space. Empty for an empty ring.
+    pub fn partitions(&self) -> Vec<Partition> {
+        let mut ends: Vec<u64> = self.points.iter().map(|(p, _)| *p).collect();
+        ends.dedup();
+        let Some(&last) = ends.last() else {
+            return Vec::new();
+        };
+        let mut start = last;
+        ends.into_iter()
+            .map(|end| {
+                let p = Partition { start, end };
+                start = end;
+                p
+            })
+            .collect()
+    }
+}
+
+/// A range of ring positions `(start, end]`; it wraps past `u64::MAX` when `start >= end`
+/// (a ring with a single point has one partition holding every hash).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Partition {
+    pub start: u64,
+    pub end: u64,
+}
+
+impl Partition {
+    pub fn contains(&self, hash: u64) -> bool {
+        if self.start < self.end {
+            self.start < hash && hash <= self.end
+        } else {
+            hash > self.start || hash <= self.end
+        }
+    }
+}
+
+/// Index of the partition holding `hash` in `parts`: disjoint partitions sorted by `end` (as
+/// [`Ring::partitions`] returns them, or any subset of those). `None` if none holds it.
+pub fn find_partition(parts: &[Partition], hash: u64) -> Option<usize> {
+    if parts.is_empty() {
+        return None;
+    }
+    // The first partition ending at or after the hash, else the one wrapping past the top.
+    let i = parts.partition_point(|p| p.end < hash) % parts.len();
+    parts[i].contains(hash).then_some(i)
 }
 
 #[cfg(test)]
@@ -226,6 +274,30 @@ mod tests {
         assert!(!ring.covered_by(|id| *id == ids[0]));
         let single = Ring::new(&layout(&[("a", 1), ("b", 1)], 1));
         assert!(!single.covered_by(|id| *id != single.nodes()[0].id));
+    }
+
+    #[test]
+    fn partitions_tile_the_ring_and_share_a_replica_set() {
+        let ring = Ring::new(&layout(&[("a", 1), ("b", 1), ("c", 1), ("d", 2)], 3));
+        let parts = ring.partitions();
+        assert_eq!(parts.len(), 5 * VNODES_PER_WEIGHT as usize);
+        assert!(parts.windows(2).all(|w| w[0].end == w[1].start));
+        assert_eq!(parts[0].start, parts.last().unwrap().end);
+        let subset: Vec<Partition> = parts.iter().copied().step_by(3).collect();
+        for k in 0..5000u32 {
+            let h = hash64(&[&k.to_be_bytes()]);
+            let i = find_partition(&parts, h).expect("every hash is in a partition");
+            assert_eq!(parts.iter().filter(|p| p.contains(h)).count(), 1);
+            assert_eq!(ring.replicas(h), ring.replicas(parts[i].end));
+            let in_subset = subset.iter().position(|p| p.contains(h));
+            assert_eq!(find_partition(&subset, h), in_subset);
+        }
+        for edge in [0, u64::MAX, parts[0].end, parts[0].end + 1] {
+            assert!(find_partition(&parts, edge).is_some());
+        }
+        let whole = Partition { start: 7, end: 7 };
+        assert!([0, 7, 8, u64::MAX].iter().all(|h| whole.contains(*h)));
+        assert!(Ring::new(&layout(&[], 1)).partitions().is_empty());
     }
 
     #[test]

@@ -122,6 +122,38 @@ fn resolve_id<'a>(given: &str, ids: impl Iterator<Item = &'a Uuid>) -> anyhow::R
     }
 }
 
+/// When a node's last anti-entropy pass ended, e.g. `anti-entropy 4s ago`.
+fn anti_entropy_age(s: &StatusResponse) -> String {
+    match s.anti_entropy.as_ref().filter(|a| a.last_pass_ms > 0) {
+        Some(a) => {
+            let ago = (cairn_proto::ids::now_ms() - a.last_pass_ms).max(0) / 1000;
+            format!("anti-entropy {ago}s ago")
+        }
+        None => "no anti-entropy pass yet".into(),
+    }
+}
+
+/// The local node's anti-entropy line of `cairn status`.
+fn anti_entropy_summary(s: &StatusResponse) -> String {
+    let Some(a) = s.anti_entropy.as_ref().filter(|a| a.last_pass_ms > 0) else {
+        return "no pass yet".into();
+    };
+    let mut line = format!(
+        "last pass {} (took {} ms); since start: {} pass(es), {} record(s) pulled, {} block(s) \
+         copied, {} reference(s) added",
+        anti_entropy_age(s).trim_start_matches("anti-entropy "),
+        a.last_pass_duration_ms,
+        a.passes,
+        a.records_pulled,
+        a.blocks_copied,
+        a.refs_added
+    );
+    if !a.last_error.is_empty() {
+        line.push_str(&format!("; last pass incomplete: {}", a.last_error));
+    }
+    line
+}
+
 pub async fn print_status(admin: &Admin) -> anyhow::Result<()> {
     let local = admin.status_of(&admin.node).await?;
     let leader = if local.raft_leader.is_empty() {
@@ -138,6 +170,7 @@ pub async fn print_status(admin: &Admin) -> anyhow::Result<()> {
     );
     out!("applied index: {}", local.applied_index);
     out!("records:       {}", local.object_records);
+    out!("anti-entropy:  {}", anti_entropy_summary(&local));
     let meta = match admin.read().await {
         Ok((_, meta)) => meta,
         Err(e) => {
@@ -194,7 +227,7 @@ pub async fn print_status(admin: &Admin) -> anyhow::Result<()> {
                     s.object_records, s.rpc_address
                 )
             }
-            Ok(s) => format!("up, {} records", s.object_records),
+            Ok(s) => format!("up, {} records, {}", s.object_records, anti_entropy_age(&s)),
             Err(e) => format!("down ({e:#})"),
         };
         let (zone, weight) = row.placement();

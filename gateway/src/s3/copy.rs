@@ -6,7 +6,8 @@ use cairn_proto::pb::{self, RecordState, object_record::Body};
 use http::{Response, StatusCode};
 
 use super::object::{
-    announce_uploading, check_conditions, no_record, record_from_headers, visible_object,
+    announce_uploading, check_conditions, publish, record_from_headers, visible_object,
+    write_condition,
 };
 use super::router::Access;
 use super::{S3, S3Request, check_rights, header_value, xml_response};
@@ -35,6 +36,7 @@ pub fn parse_copy_source(value: &str) -> S3Result<(String, String)> {
 pub async fn copy_object(s3: &S3, req: S3Request) -> S3Result<Response<ResponseBody>> {
     let bucket = req.bucket()?.clone();
     let key = req.key()?.to_string();
+    let condition = write_condition(&req.headers)?;
     let (source_bucket, source_key) =
         parse_copy_source(req.header("x-amz-copy-source").unwrap_or(""))?;
     let source_bucket = s3.find_bucket(&source_bucket).await?;
@@ -79,7 +81,7 @@ pub async fn copy_object(s3: &S3, req: S3Request) -> S3Result<Response<ResponseB
         // The uploading record carries the blocks, so its expiry releases these references
         // if the copy dies before the flip.
         record.body = source.body.clone();
-        let version = announce_uploading(s3, &mut record).await?;
+        let version = announce_uploading(s3, &mut record, &condition).await?;
         let owner = object_owner(&record.bucket_id, &key, &version);
         let refs: Vec<pb::BlockRefEntry> = list
             .blocks
@@ -93,12 +95,7 @@ pub async fn copy_object(s3: &S3, req: S3Request) -> S3Result<Response<ResponseB
     }
     record.body = source.body.clone();
     record.state = RecordState::Complete as i32;
-    let stored = s3
-        .cluster
-        .coordinate(record)
-        .await?
-        .record
-        .ok_or_else(no_record)?;
+    let stored = publish(s3, record, condition).await?;
     let result = CopyObjectResult {
         xmlns: Xmlns,
         last_modified: xml::s3_timestamp(stored.last_modified_ms),

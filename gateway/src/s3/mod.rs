@@ -19,6 +19,12 @@ use crate::cluster::Cluster;
 use crate::error::{S3Error, S3Result};
 use router::{Access, Endpoint, Query};
 
+/// Default of [`S3Config::inline_max`]. A body in blocks costs a block file per replica
+/// (create, fsync, rename, directory fsync), a block reference and an extra `uploading`
+/// record commit before the write can complete: several times the work of carrying up to a
+/// few pages of bytes inside the record, which is written durably anyway.
+pub const DEFAULT_INLINE_MAX: usize = 16 * 1024;
+
 /// Settings of the S3 endpoint.
 #[derive(Debug, Clone)]
 pub struct S3Config {
@@ -37,7 +43,7 @@ impl Default for S3Config {
             region: "us-east-1".into(),
             root_domain: None,
             block_size: 1 << 20,
-            inline_max: 3 * 1024,
+            inline_max: DEFAULT_INLINE_MAX,
         }
     }
 }

@@ -30,8 +30,8 @@ use uuid::Uuid;
 
 use super::copy::parse_copy_source;
 use super::object::{
-    announce_uploading, check_conditions, declared_length, no_record, record_from_headers,
-    visible_object,
+    announce_uploading, check_conditions, declared_length, publish, record_from_headers,
+    visible_object, write_condition,
 };
 use super::router::{Access, Query};
 use super::writer::{BlockCutter, owned_refs, release, write_blocks};
@@ -711,6 +711,7 @@ pub async fn complete_upload(s3: &S3, req: S3Request) -> S3Result<Response<Respo
     let bucket = req.bucket()?.clone();
     let key = req.key()?.to_string();
     let upload_id = upload_id_param(&req.query)?.to_string();
+    let condition = write_condition(&req.headers)?;
     let host = req.header("host").unwrap_or("localhost").to_string();
     let doc = body::collect_limited(req.body, MAX_COMPLETE_BODY).await?;
     let request: xml::CompleteMultipartUpload = xml::from_xml(&doc)?;
@@ -749,7 +750,7 @@ pub async fn complete_upload(s3: &S3, req: S3Request) -> S3Result<Response<Respo
         body: Some(Body::Blocks(pb::BlockList { blocks })),
         ..Default::default()
     };
-    let version = announce_uploading(s3, &mut record).await?;
+    let version = announce_uploading(s3, &mut record, &condition).await?;
     let owner = object_owner(&record.bucket_id, &key, &version);
     let refs: Vec<pb::BlockRefEntry> = cairn_proto::ids::record_blocks(&record)
         .iter()
@@ -772,12 +773,7 @@ pub async fn complete_upload(s3: &S3, req: S3Request) -> S3Result<Response<Respo
         })
         .collect();
     record.checksums = checksum.into_iter().collect();
-    let stored = s3
-        .cluster
-        .coordinate(record)
-        .await?
-        .record
-        .ok_or_else(no_record)?;
+    let stored = publish(s3, record, condition).await?;
 
     // The object now holds its own references: forget the upload and release its parts (the
     // ones used and any left over).

@@ -106,13 +106,85 @@ pub fn declared_length(req: &S3Request, max: u64) -> S3Result<Option<u64>> {
     }
 }
 
+/// The conditional-write headers of a PutObject, CompleteMultipartUpload or CopyObject
+/// (`If-None-Match: *`, `If-Match: "<etag>"`), checked atomically at the key's coordinator.
+pub fn write_condition(headers: &HeaderMap) -> S3Result<Option<pb::WriteCondition>> {
+    use pb::write_condition::Test;
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .map(|v| v.to_str().map(str::trim))
+            .transpose()
+            .map_err(|_| S3Error::InvalidArgument(format!("bad value of {name}")))
+    };
+    let test = match (get("if-none-match")?, get("if-match")?) {
+        (None, None) => return Ok(None),
+        (Some("*"), None) => Test::IfNoneMatchAny(true),
+        (None, Some(etag)) if !etag.is_empty() => Test::IfMatchEtag(etag.to_string()),
+        _ => {
+            return Err(S3Error::NotImplemented(
+                "conditional writes other than If-None-Match: * or one If-Match ETag".into(),
+            ));
+        }
+    };
+    Ok(Some(pb::WriteCondition { test: Some(test) }))
+}
+
+/// Gives back the references a never-visible version took on its blocks (after a refused
+/// flip or a bad body).
+fn release_unpublished(s3: &S3, record: &pb::ObjectRecord) {
+    if let (Some(Body::Blocks(list)), Some(version)) = (&record.body, &record.version) {
+        release(
+            &s3.cluster,
+            owned_refs(
+                &object_owner(&record.bucket_id, &record.key, version),
+                &list.blocks,
+            ),
+        );
+    }
+}
+
+/// Flips a record to its final state at the coordinator under a write condition. A refused
+/// condition wrote nothing, so the references the record's version took are given back.
+pub async fn publish(
+    s3: &S3,
+    record: pb::ObjectRecord,
+    condition: Option<pb::WriteCondition>,
+) -> S3Result<pb::ObjectRecord> {
+    if condition.is_none() {
+        return s3
+            .cluster
+            .coordinate(record)
+            .await?
+            .record
+            .ok_or_else(no_record);
+    }
+    match s3.cluster.coordinate_if(record.clone(), condition).await {
+        Ok(resp) => resp.record.ok_or_else(no_record),
+        Err(
+            e @ (S3Error::PreconditionFailed
+            | S3Error::ConditionalRequestConflict
+            | S3Error::NoSuchKey),
+        ) => {
+            release_unpublished(s3, &record);
+            Err(e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Writes `record` as `uploading` at its key's coordinator and takes the stamped version:
-/// blocks can then be referenced by that version before anything becomes visible.
-pub async fn announce_uploading(s3: &S3, record: &mut pb::ObjectRecord) -> S3Result<pb::Version> {
+/// blocks can then be referenced by that version before anything becomes visible. A write
+/// condition is checked here too, so a doomed conditional write fails before its body moves.
+pub async fn announce_uploading(
+    s3: &S3,
+    record: &mut pb::ObjectRecord,
+    condition: &Option<pb::WriteCondition>,
+) -> S3Result<pb::Version> {
     record.state = RecordState::Uploading as i32;
     let uploading = s3
         .cluster
-        .coordinate(record.clone())
+        .coordinate_if(record.clone(), condition.clone())
         .await?
         .record
         .ok_or_else(no_record)?;
@@ -124,6 +196,7 @@ pub async fn put_object(s3: &S3, req: S3Request) -> S3Result<Response<ResponseBo
     let bucket = req.bucket()?.clone();
     let key = req.key()?.to_string();
     let declared = declared_length(&req, MAX_PUT_SIZE)?;
+    let condition = write_condition(&req.headers)?;
     let mut record = record_from_headers(&bucket, &key, &req.headers)?;
     let requested = checksum::requested_checksum(&req.headers)?;
     let content_md5 = req.header("content-md5").map(str::to_string);
@@ -134,11 +207,20 @@ pub async fn put_object(s3: &S3, req: S3Request) -> S3Result<Response<ResponseBo
     let first = cutter.next_block().await?.unwrap_or_default();
     let inline = cutter.finished() && first.len() <= s3.config.inline_max;
     if inline {
-        record.body = Some(Body::InlineData(first));
+        record.body = Some(Body::InlineData(first.into_bytes()));
     } else {
         // Announce the write first: blocks reference this version, and nothing becomes
         // visible before the record flips to complete.
-        let version = announce_uploading(s3, &mut record).await?;
+        let version = match announce_uploading(s3, &mut record, &condition).await {
+            Ok(version) => version,
+            Err(e) => {
+                // Refused before the body was read (a failed write condition): read the rest
+                // so the answer does not race a half-sent body and the connection stays
+                // usable for the client's next request.
+                while let Ok(Some(_)) = cutter.next_block().await {}
+                return Err(e);
+            }
+        };
         let owner = object_owner(&record.bucket_id, &key, &version);
         let blocks = write_blocks(&s3.cluster, &mut cutter, &owner, Some(first)).await?;
         record.body = Some(Body::Blocks(pb::BlockList { blocks }));
@@ -168,15 +250,7 @@ pub async fn put_object(s3: &S3, req: S3Request) -> S3Result<Response<ResponseBo
     };
     if let Err(e) = checked {
         // The version never becomes visible: give its blocks back now.
-        if let (Some(Body::Blocks(list)), Some(version)) = (&record.body, &record.version) {
-            release(
-                &s3.cluster,
-                owned_refs(
-                    &object_owner(&record.bucket_id, &key, version),
-                    &list.blocks,
-                ),
-            );
-        }
+        release_unpublished(s3, &record);
         return Err(e);
     }
 
@@ -190,12 +264,7 @@ pub async fn put_object(s3: &S3, req: S3Request) -> S3Result<Response<ResponseBo
             kind: "FULL_OBJECT".into(),
         }];
     }
-    let stored = s3
-        .cluster
-        .coordinate(record)
-        .await?
-        .record
-        .ok_or_else(no_record)?;
+    let stored = publish(s3, record, condition).await?;
     let mut resp = Response::builder()
         .status(StatusCode::OK)
         .header(header::ETAG, header_value(&stored.etag)?);
@@ -293,13 +362,13 @@ pub fn parse_range(value: Option<&str>, size: u64) -> S3Result<Option<(u64, u64)
         (Some(start), Some(end)) if end < start => return Ok(None),
         (Some(start), end) => {
             if start >= size {
-                return Err(S3Error::InvalidRange);
+                return Err(S3Error::RangeNotSatisfiable { size });
             }
             (start, end.unwrap_or(u64::MAX).min(size - 1))
         }
         (None, Some(suffix)) if a.is_empty() => {
             if suffix == 0 || size == 0 {
-                return Err(S3Error::InvalidRange);
+                return Err(S3Error::RangeNotSatisfiable { size });
             }
             (size.saturating_sub(suffix), size - 1)
         }
@@ -456,11 +525,11 @@ mod tests {
         assert_eq!(parse_range(Some("bytes=-500"), 100).unwrap(), Some((0, 99)));
         assert!(matches!(
             parse_range(Some("bytes=100-"), 100),
-            Err(S3Error::InvalidRange)
+            Err(S3Error::RangeNotSatisfiable { size: 100 })
         ));
         assert!(matches!(
             parse_range(Some("bytes=-0"), 100),
-            Err(S3Error::InvalidRange)
+            Err(S3Error::RangeNotSatisfiable { size: 100 })
         ));
         assert_eq!(parse_range(Some("bytes=5-2"), 100).unwrap(), None);
         assert_eq!(parse_range(Some("items=0-1"), 100).unwrap(), None);

@@ -110,10 +110,20 @@ pub fn error_xml(
 /// Formats milliseconds since the Unix epoch as S3 does in XML: `2009-10-12T17:50:30.000Z`.
 /// Out-of-range values clamp to the epoch.
 pub fn s3_timestamp(ms_since_epoch: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms_since_epoch)
-        .unwrap_or_default()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
+    use chrono::{Datelike, Timelike};
+    // Formatted field by field: a listing renders one per key, and chrono's `format` parses
+    // its pattern on every call.
+    let t = chrono::DateTime::from_timestamp_millis(ms_since_epoch).unwrap_or_default();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.timestamp_subsec_millis()
+    )
 }
 
 /// Checks that `text` is one well-formed element (plus prolog, comments and whitespace) and

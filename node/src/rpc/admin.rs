@@ -43,6 +43,7 @@ impl AdminService for AdminRpc {
             object_records: self.0.index.record_count().map_err(index_status)?,
             blocks: 0,
             members,
+            anti_entropy: Some(self.0.repair.snapshot()),
         }))
     }
 

@@ -7,16 +7,17 @@ use bytes::Bytes;
 use cairn_proto::BlockId;
 use cairn_proto::pb::block_service_server::BlockService;
 use cairn_proto::pb::{
-    BlockData, GetBlockRequest, PutBlockChunk, PutBlockResponse, RefsRequest, RefsResponse,
-    put_block_chunk,
+    BlockData, GetBlockRequest, MissingRefsResponse, PutBlockChunk, PutBlockResponse, RefsRequest,
+    RefsResponse, put_block_chunk,
 };
 use futures::Stream;
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::coordinator::{drop_refs_local, index_status};
+use crate::local;
 use crate::state::NodeState;
-use crate::store::{BlockError, Op};
+use crate::store::Op;
 
 /// Largest block a node accepts.
 pub const MAX_BLOCK: u64 = 32 * 1024 * 1024;
@@ -46,14 +47,7 @@ impl BlockService for BlockRpc {
                 ));
             }
         };
-        self.0.check_layout(header.layout_version)?;
-        let id = block_id(&header.id)?;
-        let owner = header
-            .owner
-            .ok_or_else(|| Status::invalid_argument("block owner missing"))?;
-        if header.size > MAX_BLOCK {
-            return Err(Status::invalid_argument("block too large"));
-        }
+        local::check_put_header(&self.0, &header)?;
         let mut chunks: Vec<Bytes> = Vec::new();
         let mut received = 0u64;
         while let Some(chunk) = stream.message().await? {
@@ -65,25 +59,7 @@ impl BlockService for BlockRpc {
                 chunks.push(data);
             }
         }
-        if received != header.size {
-            return Err(Status::invalid_argument(format!(
-                "block size {received} != announced {}",
-                header.size
-            )));
-        }
-        let blocks = self.0.blocks.clone();
-        tokio::task::spawn_blocking(move || blocks.put(&id, &chunks))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(|e| Status::internal(format!("writing block: {e}")))?;
-        self.0
-            .index
-            .apply(vec![Op::AddRef {
-                block: id,
-                owner: owner.encode_to_vec(),
-            }])
-            .await
-            .map_err(index_status)?;
+        local::put_block(&self.0, header, chunks).await?;
         Ok(Response::new(PutBlockResponse {}))
     }
 
@@ -93,19 +69,7 @@ impl BlockService for BlockRpc {
         &self,
         req: Request<GetBlockRequest>,
     ) -> Result<Response<BlockStream>, Status> {
-        let req = req.into_inner();
-        self.0.check_layout(req.layout_version)?;
-        let id = block_id(&req.id)?;
-        let blocks = self.0.blocks.clone();
-        let data = tokio::task::spawn_blocking(move || blocks.get(&id, req.offset, req.length))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(|e| match e {
-                BlockError::NotFound => Status::not_found("no such block"),
-                BlockError::OutOfRange => Status::out_of_range("range outside the block"),
-                BlockError::Corrupt(why) => Status::data_loss(format!("corrupt block: {why}")),
-                BlockError::Io(e) => Status::internal(e.to_string()),
-            })?;
+        let data = local::get_block(&self.0, req.into_inner()).await?;
         let chunks: Vec<Result<BlockData, Status>> = (0..data.len())
             .step_by(READ_CHUNK)
             .map(|at| {
@@ -138,6 +102,17 @@ impl BlockService for BlockRpc {
         }
         self.0.index.apply(ops).await.map_err(index_status)?;
         Ok(Response::new(RefsResponse { missing }))
+    }
+
+    async fn missing_refs(
+        &self,
+        req: Request<RefsRequest>,
+    ) -> Result<Response<MissingRefsResponse>, Status> {
+        let req = req.into_inner();
+        self.0.check_layout(req.layout_version)?;
+        Ok(Response::new(
+            crate::repair::missing_refs(&self.0, req.refs).await?,
+        ))
     }
 
     async fn drop_refs(&self, req: Request<RefsRequest>) -> Result<Response<RefsResponse>, Status> {

@@ -10,12 +10,12 @@ use std::sync::Arc;
 use cairn_proto::client::MAX_MESSAGE;
 use cairn_proto::pb::admin_service_server::AdminServiceServer;
 use cairn_proto::pb::block_service_server::BlockServiceServer;
-use cairn_proto::pb::object_service_server::ObjectServiceServer;
+use cairn_proto::pb::object_service_server::{ObjectService, ObjectServiceServer};
 use cairn_proto::secret::RequireSecret;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
 
 use crate::raft::{MembershipHandler, meta_service_with};
 use crate::state::NodeState;
@@ -39,8 +39,11 @@ pub async fn serve(
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
     let admin = AdminServiceServer::new(admin::AdminRpc(state.clone()));
+    // `tcp_nodelay` on the builder only applies to listeners tonic binds itself: without it on
+    // the accepted sockets, Nagle holds the tail of every multi-segment answer until the peer's
+    // delayed ACK (~40 ms on Linux).
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     Server::builder()
-        .tcp_nodelay(true)
         .initial_stream_window_size(4 << 20)
         .initial_connection_window_size(16 << 20)
         .add_service(InterceptedService::new(blocks, guard.clone()))
@@ -51,9 +54,15 @@ pub async fn serve(
             Some(membership),
             secret,
         ))
-        .serve_with_incoming(TcpListenerStream::new(listener))
+        .serve_with_incoming(incoming)
         .await?;
     Ok(())
+}
+
+/// This node's ObjectService, for a gateway in the same process to call without the network
+/// (trusted by construction, so without the cluster-secret check; layout checks still apply).
+pub fn object_service(state: Arc<NodeState>) -> Arc<dyn ObjectService> {
+    Arc::new(object::ObjectRpc(state))
 }
 
 /// Binds a listener, printing `listening NAME=ADDR` (port 0 picks a free port).

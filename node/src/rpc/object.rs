@@ -4,13 +4,16 @@ use std::sync::Arc;
 
 use cairn_proto::pb::object_service_server::ObjectService;
 use cairn_proto::pb::{
-    CoordinateRequest, CoordinateResponse, GetRecordRequest, GetRecordResponse, ListRequest,
-    ListResponse, StoreRequest, StoreResponse,
+    CoordinateRequest, CoordinateResponse, GetRecordRequest, GetRecordResponse, GetRecordsRequest,
+    GetRecordsResponse, ListRequest, ListResponse, PartitionDigestsRequest,
+    PartitionDigestsResponse, PartitionRecordsRequest, PartitionRecordsResponse, StoreRequest,
+    StoreResponse,
 };
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::coordinator::{coordinate, index_status, store_local};
+use crate::coordinator::{coordinate_if, index_status, store_local};
+use crate::repair;
 use crate::state::NodeState;
 use crate::store::ListQuery;
 
@@ -34,7 +37,9 @@ impl ObjectService for ObjectRpc {
         let record = req
             .record
             .ok_or_else(|| Status::invalid_argument("record missing"))?;
-        Ok(Response::new(coordinate(&self.0, record).await?))
+        Ok(Response::new(
+            coordinate_if(&self.0, record, req.condition).await?,
+        ))
     }
 
     async fn store(&self, req: Request<StoreRequest>) -> Result<Response<StoreResponse>, Status> {
@@ -65,6 +70,33 @@ impl ObjectService for ObjectRpc {
             .newest_visible(&bucket, &req.key)
             .map_err(index_status)?;
         Ok(Response::new(GetRecordResponse { record }))
+    }
+
+    async fn partition_digests(
+        &self,
+        req: Request<PartitionDigestsRequest>,
+    ) -> Result<Response<PartitionDigestsResponse>, Status> {
+        Ok(Response::new(
+            repair::serve_digests(&self.0, req.into_inner()).await?,
+        ))
+    }
+
+    async fn partition_records(
+        &self,
+        req: Request<PartitionRecordsRequest>,
+    ) -> Result<Response<PartitionRecordsResponse>, Status> {
+        Ok(Response::new(
+            repair::serve_records(&self.0, req.into_inner()).await?,
+        ))
+    }
+
+    async fn get_records(
+        &self,
+        req: Request<GetRecordsRequest>,
+    ) -> Result<Response<GetRecordsResponse>, Status> {
+        Ok(Response::new(
+            repair::serve_get_records(&self.0, req.into_inner()).await?,
+        ))
     }
 
     async fn list(&self, req: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {

@@ -3,8 +3,9 @@
 //! directory fsynced, so an acknowledged block survives a crash; verified on every read.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use cairn_proto::BlockId;
@@ -25,11 +26,70 @@ pub enum BlockError {
     Io(#[from] io::Error),
 }
 
+/// Read buffers kept for reuse: serving a block then costs no fresh memory (which the
+/// allocator would map, the kernel fault in and zero for every block read).
+#[derive(Debug, Default)]
+struct BufferPool {
+    free: Mutex<Vec<Vec<u8>>>,
+}
+
+/// Buffers kept at most, and the largest one kept.
+const POOL_BUFFERS: usize = 32;
+const POOL_MAX_CAPACITY: usize = 4 * 1024 * 1024;
+
+impl BufferPool {
+    /// An empty buffer with room for `len` bytes.
+    fn take(&self, len: usize) -> Vec<u8> {
+        let reused = self
+            .free
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .filter(|b| b.capacity() >= len);
+        match reused {
+            Some(mut buf) => {
+                buf.clear();
+                buf
+            }
+            None => Vec::with_capacity(len),
+        }
+    }
+
+    fn give_back(&self, buf: Vec<u8>) {
+        if buf.capacity() > POOL_MAX_CAPACITY {
+            return;
+        }
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        if free.len() < POOL_BUFFERS {
+            free.push(buf);
+        }
+    }
+}
+
+/// A pooled buffer lent to a [`Bytes`]; returns to its pool when the last slice is dropped.
+struct Pooled {
+    buf: Vec<u8>,
+    pool: Arc<BufferPool>,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        self.pool.give_back(std::mem::take(&mut self.buf));
+    }
+}
+
 /// The block files of one node.
 #[derive(Debug, Clone)]
 pub struct BlockStore {
     root: PathBuf,
     tmp: PathBuf,
+    buffers: Arc<BufferPool>,
 }
 
 impl BlockStore {
@@ -43,6 +103,7 @@ impl BlockStore {
         Ok(Self {
             root: root.to_path_buf(),
             tmp,
+            buffers: Default::default(),
         })
     }
 
@@ -107,10 +168,19 @@ impl BlockStore {
                 len + 20
             )));
         }
-        let mut data = vec![0u8; len as usize];
-        file.seek(SeekFrom::Start(HEADER_LEN as u64))?;
-        file.read_exact(&mut data)?;
-        if crc32c::crc32c(&data) != crc {
+        // Read into a reused buffer's spare capacity (no zeroing); the position is right after
+        // the header.
+        let mut data = self.buffers.take(len as usize);
+        let read = (&file).take(len).read_to_end(&mut data);
+        let data = Pooled {
+            buf: data,
+            pool: self.buffers.clone(),
+        };
+        read?;
+        if data.buf.len() as u64 != len {
+            return Err(BlockError::Corrupt("short data".into()));
+        }
+        if crc32c::crc32c(&data.buf) != crc {
             return Err(BlockError::Corrupt("checksum mismatch".into()));
         }
         let end = if length == 0 {
@@ -121,7 +191,7 @@ impl BlockStore {
         if offset > len || end > len {
             return Err(BlockError::OutOfRange);
         }
-        Ok(Bytes::from(data).slice(offset as usize..end as usize))
+        Ok(Bytes::from_owner(data).slice(offset as usize..end as usize))
     }
 
     /// Whether the block file exists.

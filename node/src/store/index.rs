@@ -134,6 +134,10 @@ fn decode(raw: &[u8]) -> Result<pb::ObjectRecord, IndexError> {
     pb::ObjectRecord::decode(raw).map_err(|e| IndexError::Corrupt(e.to_string()))
 }
 
+fn bad_key() -> IndexError {
+    IndexError::Corrupt("bad record key".into())
+}
+
 impl Index {
     /// Opens (creating) the index database and starts its writer thread.
     pub fn open(path: &Path) -> Result<Self, IndexError> {
@@ -186,26 +190,42 @@ impl Index {
         Ok(out)
     }
 
-    /// The newest visible (complete or tombstone) record of a key.
+    /// The newest visible (complete or tombstone) record of a key: versions are read newest
+    /// first, and only until the first visible one.
     pub fn newest_visible(
         &self,
         bucket: &Uuid,
         key: &str,
     ) -> Result<Option<pb::ObjectRecord>, IndexError> {
-        Ok(self
-            .versions(bucket, key)?
-            .into_iter()
-            .rev()
-            .find(is_visible))
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(OBJECTS)?;
+        let prefix = keys::key_prefix(bucket, key);
+        let range = table.range(prefix.as_slice()..keys::after_key(bucket, key).as_slice())?;
+        for entry in range.rev() {
+            let record = decode(entry?.1.value())?;
+            if is_visible(&record) {
+                return Ok(Some(record));
+            }
+        }
+        Ok(None)
     }
 
-    /// The newest stamped version of a key in any state (for the coordinator's clock).
+    /// The newest stamped version of a key in any state (for the coordinator's clock), read
+    /// from the last index key of the key's versions without decoding any record.
     pub fn newest_version(
         &self,
         bucket: &Uuid,
         key: &str,
     ) -> Result<Option<VersionKey>, IndexError> {
-        Ok(self.versions(bucket, key)?.last().map(version_of))
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(OBJECTS)?;
+        let prefix = keys::key_prefix(bucket, key);
+        let last = table
+            .range(prefix.as_slice()..keys::after_key(bucket, key).as_slice())?
+            .next_back()
+            .transpose()?;
+        last.map(|(k, _)| keys::record_key_version(k.value()).ok_or_else(bad_key))
+            .transpose()
     }
 
     /// Lists a bucket range: for each key after `start_after` starting with `prefix`, its
@@ -221,42 +241,39 @@ impl Index {
         if !req.start_after.is_empty() {
             start = start.max(keys::after_key(bucket, &req.start_after));
         }
-        let mut out: Vec<pb::ObjectRecord> = Vec::new();
+        let mut out: Vec<pb::ObjectRecord> = Vec::with_capacity(req.limit.min(1024));
         'scan: loop {
             if start >= end {
                 break;
             }
-            let mut current: Option<(String, Option<pb::ObjectRecord>)> = None;
-            let mut jump: Option<Vec<u8>> = None;
+            // Versions of one key are adjacent and share the index key's head: keep the newest
+            // visible one until the head changes.
+            let mut head: Vec<u8> = Vec::new();
+            let mut newest: Option<pb::ObjectRecord> = None;
             for entry in table.range(start.as_slice()..end.as_slice())? {
                 let (k, v) = entry?;
-                let (key, _) = keys::split_record_key(k.value())
-                    .ok_or_else(|| IndexError::Corrupt("bad record key".into()))?;
-                if current.as_ref().is_some_and(|(ck, _)| *ck != key) {
-                    let (done_key, newest) = current.take().expect("checked");
-                    if let Some(record) = newest {
+                let next_head = keys::record_key_head(k.value()).ok_or_else(bad_key)?;
+                if next_head != head.as_slice() {
+                    if let Some(record) = newest.take() {
                         if out.len() == req.limit {
                             return Ok((out, true));
                         }
-                        let skip = self.delimiter_skip(req, &done_key, &record);
+                        let skip = req.delimiter_skip(&record);
                         out.push(req.shape(record));
                         if let Some(cp) = skip {
-                            jump = Some(keys::string_prefix_end(bucket, &cp));
-                            break;
+                            start = keys::string_prefix_end(bucket, &cp);
+                            continue 'scan;
                         }
                     }
+                    head.clear();
+                    head.extend_from_slice(next_head);
                 }
                 let record = decode(v.value())?;
-                let entry = current.get_or_insert_with(|| (key, None));
                 if is_visible(&record) {
-                    entry.1 = Some(record);
+                    newest = Some(record);
                 }
             }
-            if let Some(next) = jump {
-                start = next;
-                continue 'scan;
-            }
-            if let Some((_, Some(record))) = current {
+            if let Some(record) = newest {
                 if out.len() == req.limit {
                     return Ok((out, true));
                 }
@@ -265,21 +282,6 @@ impl Index {
             break;
         }
         Ok((out, false))
-    }
-
-    /// The common prefix to skip past after returning `record` for `key`, if any.
-    fn delimiter_skip(
-        &self,
-        req: &ListQuery,
-        key: &str,
-        record: &pb::ObjectRecord,
-    ) -> Option<String> {
-        if req.delimiter.is_empty() || record.state() != RecordState::Complete {
-            return None;
-        }
-        let rest = &key[req.prefix.len()..];
-        rest.find(&req.delimiter)
-            .map(|i| key[..req.prefix.len() + i + req.delimiter.len()].to_string())
     }
 
     /// Number of references on a block.
@@ -333,6 +335,35 @@ impl Index {
         Ok(out)
     }
 
+    /// Visits record versions in index order, starting strictly after the raw index key
+    /// `after` (from the start when `None`), until `visit` returns false. One read
+    /// transaction for the whole walk; blocking.
+    pub fn scan(
+        &self,
+        after: Option<&[u8]>,
+        mut visit: impl FnMut(&[u8], pb::ObjectRecord) -> bool,
+    ) -> Result<(), IndexError> {
+        use std::ops::Bound;
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(OBJECTS)?;
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        for entry in table.range::<&[u8]>((start, Bound::Unbounded))? {
+            let (k, v) = entry?;
+            if !visit(k.value(), decode(v.value())?) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `owner` (an encoded `BlockOwner`) holds a reference on `block`.
+    pub fn has_ref(&self, block: &BlockId, owner: &[u8]) -> Result<bool, IndexError> {
+        let txn = self.db.begin_read()?;
+        let mut k = block.0.to_vec();
+        k.extend_from_slice(owner);
+        Ok(txn.open_table(REFS)?.get(k.as_slice())?.is_some())
+    }
+
     /// Number of record versions held.
     pub fn record_count(&self) -> Result<u64, IndexError> {
         let txn = self.db.begin_read()?;
@@ -352,6 +383,17 @@ pub struct ListQuery {
 }
 
 impl ListQuery {
+    /// The common prefix to skip past after returning `record`, if any.
+    fn delimiter_skip(&self, record: &pb::ObjectRecord) -> Option<String> {
+        if self.delimiter.is_empty() || record.state() != RecordState::Complete {
+            return None;
+        }
+        let key = &record.key;
+        let rest = key.get(self.prefix.len()..)?;
+        rest.find(&self.delimiter)
+            .map(|i| key[..self.prefix.len() + i + self.delimiter.len()].to_string())
+    }
+
     fn shape(&self, mut record: pb::ObjectRecord) -> pb::ObjectRecord {
         if self.headers_only {
             record.body = None;

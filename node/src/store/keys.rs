@@ -57,33 +57,36 @@ pub fn after_key(bucket: &Uuid, key: &str) -> Vec<u8> {
     out
 }
 
-/// Splits a record index key into (object key, version).
-pub fn split_record_key(raw: &[u8]) -> Option<(String, VersionKey)> {
-    if raw.len() < 16 + 2 + VersionKey::LEN {
-        return None;
-    }
-    let (head, version) = raw.split_at(raw.len() - VersionKey::LEN);
-    let escaped = head[16..].strip_suffix(&TERMINATOR)?;
-    let mut key = Vec::with_capacity(escaped.len());
-    let mut i = 0;
-    while i < escaped.len() {
-        if escaped[i] == 0 {
-            key.push(0);
-            i += 2;
-        } else {
-            key.push(escaped[i]);
-            i += 1;
-        }
-    }
-    Some((
-        String::from_utf8(key).ok()?,
-        VersionKey::from_bytes(version)?,
-    ))
+/// The part of a record index key before its version: `bucket ‖ escaped(key) ‖ terminator`,
+/// shared by every version of one key.
+pub fn record_key_head(raw: &[u8]) -> Option<&[u8]> {
+    let n = raw.len().checked_sub(VersionKey::LEN)?;
+    raw[..n]
+        .ends_with(&TERMINATOR)
+        .then(|| &raw[..n])
+        .filter(|h| h.len() >= 16 + 2)
+}
+
+/// The version at the end of a record index key.
+pub fn record_key_version(raw: &[u8]) -> Option<VersionKey> {
+    VersionKey::from_bytes(&raw[raw.len().checked_sub(VersionKey::LEN)?..])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Decodes a record index key into (object key, version).
+    fn split_record_key(raw: &[u8]) -> Option<(String, VersionKey)> {
+        let escaped = record_key_head(raw)?[16..].strip_suffix(&TERMINATOR)?;
+        let mut key = Vec::with_capacity(escaped.len());
+        let mut i = 0;
+        while i < escaped.len() {
+            key.push(escaped[i]);
+            i += if escaped[i] == 0 { 2 } else { 1 };
+        }
+        Some((String::from_utf8(key).ok()?, record_key_version(raw)?))
+    }
 
     #[test]
     fn keys_sort_like_strings_then_versions() {

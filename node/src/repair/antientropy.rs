@@ -1,0 +1,325 @@
+//! One anti-entropy pass, and the RPCs that answer other nodes' passes.
+//!
+//! For each peer sharing partitions with this node: compare the partition digests, page
+//! through the peer's summaries of the partitions that differ, fetch the records that are
+//! missing or older here and store them. Then repair the blocks of what was pulled and of the
+//! block sweep's next batch.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use cairn_proto::Ring;
+use cairn_proto::ids::record_blocks;
+use cairn_proto::meta::LayoutNode;
+use cairn_proto::pb::{
+    self, GetRecordRequest, GetRecordsRequest, GetRecordsResponse, PartitionDigestsRequest,
+    PartitionDigestsResponse, PartitionRecordsRequest, PartitionRecordsResponse, RecordState,
+};
+use cairn_proto::ring::Partition;
+use tonic::Status;
+use uuid::Uuid;
+
+use super::blocks::{Sweep, ensure_blocks};
+use super::digest::{self, from_ranges, to_ranges};
+use super::{AntiEntropyConfig, blocking};
+use crate::coordinator::store_local;
+use crate::state::NodeState;
+use crate::store::index::{bucket_of, version_of};
+
+/// Summaries per page asked from a peer.
+const SUMMARY_PAGE: u32 = 1000;
+/// Largest page a node answers.
+const MAX_SUMMARY_PAGE: u32 = 10_000;
+/// Records fetched per `GetRecords` call.
+const FETCH_BATCH: usize = 256;
+/// Records whose blocks are checked together.
+const BLOCK_CHECK_BATCH: usize = 1000;
+
+/// What one pass did.
+#[derive(Debug, Default)]
+pub struct PassReport {
+    pub records_pulled: u64,
+    pub blocks_copied: u64,
+    pub refs_added: u64,
+    /// What the pass could not do (unreachable peers, failed copies); empty when complete.
+    pub errors: Vec<String>,
+    /// The block copy budget ran out: the rest waits for the next pass.
+    pub more_work: bool,
+}
+
+impl PassReport {
+    /// Whether the pass repaired anything on any replica.
+    pub fn changed(&self) -> bool {
+        self.records_pulled + self.blocks_copied + self.refs_added > 0
+    }
+}
+
+/// Runs one pass with the current ring.
+pub async fn pass(
+    state: &Arc<NodeState>,
+    config: &AntiEntropyConfig,
+    sweep: &mut Sweep,
+) -> PassReport {
+    let ring = state.ring();
+    let mut report = PassReport::default();
+    let Placement { mine, peers } = Placement::of(state, &ring);
+    let local = if peers.is_empty() {
+        Vec::new()
+    } else {
+        let (index, parts) = (state.index.clone(), mine.clone());
+        match blocking(move || digest::digests(&index, &parts)).await {
+            Ok(d) => d,
+            Err(e) => {
+                report
+                    .errors
+                    .push(format!("local digests: {}", e.message()));
+                return report;
+            }
+        }
+    };
+
+    let mut pulled = Vec::new();
+    for (peer, indexes) in peers.values() {
+        let parts: Vec<Partition> = indexes.iter().map(|i| mine[*i]).collect();
+        let ours: Vec<pb::PartitionDigest> = indexes.iter().map(|i| local[*i]).collect();
+        match pull_from(state, &ring, peer, &parts, &ours, &mut pulled).await {
+            Ok((n, incarnation)) => {
+                report.records_pulled += n;
+                sweep.note_peer(peer.id, Some(incarnation));
+            }
+            Err(e) => {
+                report
+                    .errors
+                    .push(format!("peer {} ({}): {}", peer.id, peer.addr, e.message()));
+                sweep.note_peer(peer.id, None);
+            }
+        }
+    }
+
+    // Blocks: of what was pulled, of what earlier passes left over, of the sweep's next batch.
+    let mut records = sweep.take_carried();
+    records.append(&mut pulled);
+    match sweep.next_batch(state, &ring, config.sweep_records).await {
+        Ok(batch) => records.extend(batch),
+        Err(e) => report.errors.push(format!("block sweep: {}", e.message())),
+    }
+    let mut copies_left = config.max_block_copies;
+    for chunk in records.chunks(BLOCK_CHECK_BATCH) {
+        if copies_left == 0 {
+            sweep.carry(chunk);
+            continue;
+        }
+        let done = ensure_blocks(state, &ring, chunk, copies_left).await;
+        copies_left = copies_left.saturating_sub(done.blocks_copied as usize);
+        report.blocks_copied += done.blocks_copied;
+        report.refs_added += done.refs_added;
+        report.errors.extend(done.errors);
+        if done.out_of_budget {
+            sweep.carry(chunk);
+        }
+    }
+    report.more_work = sweep.has_carried();
+    report
+}
+
+/// The partitions this node replicates, and which of them each other replica shares.
+struct Placement {
+    mine: Vec<Partition>,
+    /// Per peer: the node and the indexes into `mine` of the partitions it replicates too.
+    peers: BTreeMap<Uuid, (LayoutNode, Vec<usize>)>,
+}
+
+impl Placement {
+    fn of(state: &NodeState, ring: &Ring) -> Self {
+        let mut placement = Placement {
+            mine: Vec::new(),
+            peers: BTreeMap::new(),
+        };
+        for part in ring.partitions() {
+            let replicas = ring.replicas(part.end);
+            if !replicas.iter().any(|n| state.is_self(n)) {
+                continue;
+            }
+            for node in replicas.into_iter().filter(|n| !state.is_self(n)) {
+                placement
+                    .peers
+                    .entry(node.id)
+                    .or_insert_with(|| (node.clone(), Vec::new()))
+                    .1
+                    .push(placement.mine.len());
+            }
+            placement.mine.push(part);
+        }
+        placement
+    }
+}
+
+/// Pulls from `peer` what differs in `parts` (whose local digests are `ours`); returns the
+/// number of records stored and the peer's incarnation, and adds the complete records with
+/// blocks to `pulled`.
+async fn pull_from(
+    state: &Arc<NodeState>,
+    ring: &Ring,
+    peer: &LayoutNode,
+    parts: &[Partition],
+    ours: &[pb::PartitionDigest],
+    pulled: &mut Vec<pb::ObjectRecord>,
+) -> Result<(u64, u64), Status> {
+    let mut client = state.peers.objects(&peer.addr)?;
+    let layout_version = ring.version();
+    let answer = client
+        .partition_digests(PartitionDigestsRequest {
+            partitions: to_ranges(parts),
+            layout_version,
+        })
+        .await?
+        .into_inner();
+    let (theirs, incarnation) = (answer.digests, answer.incarnation);
+    if theirs.len() != parts.len() {
+        return Err(Status::internal(
+            "peer answered a different number of digests",
+        ));
+    }
+    let differing: Vec<Partition> = parts
+        .iter()
+        .zip(ours.iter().zip(&theirs))
+        .filter(|(_, (a, b))| a != b)
+        .map(|(p, _)| *p)
+        .collect();
+    if differing.is_empty() {
+        return Ok((0, incarnation));
+    }
+    tracing::debug!(peer = %peer.id, partitions = differing.len(), "partitions differ");
+    let partitions = to_ranges(&differing);
+    let (mut after, mut stored) = (Vec::new(), 0);
+    loop {
+        let page = client
+            .partition_records(PartitionRecordsRequest {
+                partitions: partitions.clone(),
+                after,
+                limit: SUMMARY_PAGE,
+                layout_version,
+            })
+            .await?
+            .into_inner();
+        let wanted = newer_than_local(state, page.summaries).await?;
+        for keys in wanted.chunks(FETCH_BATCH) {
+            let records = client
+                .get_records(GetRecordsRequest {
+                    keys: keys.to_vec(),
+                    layout_version,
+                })
+                .await?
+                .into_inner()
+                .records;
+            stored += store_pulled(state, records, pulled).await?;
+        }
+        if page.next.is_empty() {
+            return Ok((stored, incarnation));
+        }
+        after = page.next;
+    }
+}
+
+/// The keys of the summaries this node has no version of, or only an older one.
+async fn newer_than_local(
+    state: &NodeState,
+    summaries: Vec<pb::ObjectRecord>,
+) -> Result<Vec<GetRecordRequest>, Status> {
+    let index = state.index.clone();
+    blocking(move || {
+        let mut wanted = Vec::new();
+        for summary in summaries {
+            let local = index.newest_visible(&bucket_of(&summary), &summary.key)?;
+            if local.is_none_or(|l| version_of(&l) < version_of(&summary)) {
+                wanted.push(GetRecordRequest {
+                    bucket_id: summary.bucket_id,
+                    key: summary.key,
+                    layout_version: 0,
+                });
+            }
+        }
+        Ok(wanted)
+    })
+    .await
+}
+
+/// Stores pulled records (concurrently, so they share index commits); returns how many were
+/// kept and adds the complete ones with blocks to `pulled`.
+async fn store_pulled(
+    state: &Arc<NodeState>,
+    records: Vec<pb::ObjectRecord>,
+    pulled: &mut Vec<pb::ObjectRecord>,
+) -> Result<u64, Status> {
+    let stores = records.iter().map(|r| store_local(state, r.clone()));
+    let outcomes = futures::future::join_all(stores).await;
+    let mut stored = 0;
+    for (record, outcome) in records.into_iter().zip(outcomes) {
+        if !outcome?.stored {
+            continue;
+        }
+        stored += 1;
+        if record.state() == RecordState::Complete && !record_blocks(&record).is_empty() {
+            pulled.push(record);
+        }
+    }
+    Ok(stored)
+}
+
+/// `PartitionDigests`: digests of this node's records in the asked partitions.
+pub async fn serve_digests(
+    state: &NodeState,
+    req: PartitionDigestsRequest,
+) -> Result<PartitionDigestsResponse, Status> {
+    state.check_layout(req.layout_version)?;
+    let parts = from_ranges(&req.partitions)?;
+    let index = state.index.clone();
+    let _scan = state.repair.scan_permit().await;
+    let digests = blocking(move || digest::digests(&index, &parts)).await?;
+    Ok(PartitionDigestsResponse {
+        digests,
+        incarnation: state.repair.incarnation,
+    })
+}
+
+/// `PartitionRecords`: one page of summaries in the asked partitions.
+pub async fn serve_records(
+    state: &NodeState,
+    req: PartitionRecordsRequest,
+) -> Result<PartitionRecordsResponse, Status> {
+    state.check_layout(req.layout_version)?;
+    let parts = from_ranges(&req.partitions)?;
+    let limit = req.limit.clamp(1, MAX_SUMMARY_PAGE) as usize;
+    let index = state.index.clone();
+    let _scan = state.repair.scan_permit().await;
+    let (summaries, next) =
+        blocking(move || digest::summaries(&index, &parts, &req.after, limit)).await?;
+    Ok(PartitionRecordsResponse { summaries, next })
+}
+
+/// `GetRecords`: the newest visible record of each asked key.
+pub async fn serve_get_records(
+    state: &NodeState,
+    req: GetRecordsRequest,
+) -> Result<GetRecordsResponse, Status> {
+    state.check_layout(req.layout_version)?;
+    let keys = req
+        .keys
+        .into_iter()
+        .map(|k| {
+            let bucket = Uuid::from_slice(&k.bucket_id)
+                .map_err(|_| Status::invalid_argument("bucket id must be 16 bytes"))?;
+            Ok((bucket, k.key))
+        })
+        .collect::<Result<Vec<_>, Status>>()?;
+    let index = state.index.clone();
+    let records = blocking(move || {
+        let mut out = Vec::with_capacity(keys.len());
+        for (bucket, key) in keys {
+            out.extend(index.newest_visible(&bucket, &key)?);
+        }
+        Ok(out)
+    })
+    .await?;
+    Ok(GetRecordsResponse { records })
+}
