@@ -48,11 +48,13 @@ impl MetaView {
     }
 }
 
-/// The ObjectService of a node running in the same process as the gateway (`cairn server`).
+/// A node running in the same process as the gateway (`cairn server`): calls to its address
+/// go straight to its services instead of gRPC over loopback.
 #[derive(Clone)]
 pub struct LocalNode {
     /// The node's RPC address, as the layout names it.
     pub addr: String,
+    /// Its ObjectService (records: coordinate, get, store, list).
     pub objects: Arc<dyn ObjectService>,
     /// Its blocks (PutBlock / GetBlock).
     pub blocks: Arc<dyn BlockNode>,

@@ -14,9 +14,7 @@ use crate::pb::admin_service_client::AdminServiceClient;
 use crate::pb::block_service_client::BlockServiceClient;
 use crate::pb::meta_service_client::MetaServiceClient;
 use crate::pb::object_service_client::ObjectServiceClient;
-use crate::pb::{
-    self, GetBlockRequest, PutBlockChunk, PutBlockHeader, RefsRequest, put_block_chunk,
-};
+use crate::pb::{self, RefsRequest};
 use crate::ring::{Ring, block_hash};
 use crate::secret::AttachSecret;
 
@@ -83,54 +81,6 @@ impl Peers {
 
     pub fn admin(&self, addr: &str) -> Result<AdminServiceClient<AuthChannel>, tonic::Status> {
         Ok(AdminServiceClient::new(self.channel(addr)?))
-    }
-}
-
-impl Peers {
-    /// Reads a whole block from the node at `addr` (verified there against its checksum).
-    pub async fn fetch_block(
-        &self,
-        addr: &str,
-        id: &[u8],
-        layout_version: u64,
-    ) -> Result<Vec<bytes::Bytes>, tonic::Status> {
-        let req = GetBlockRequest {
-            id: id.to_vec(),
-            offset: 0,
-            length: 0,
-            layout_version,
-        };
-        let mut stream = self.blocks(addr)?.get_block(req).await?.into_inner();
-        let mut out = Vec::new();
-        while let Some(chunk) = stream.message().await? {
-            out.push(chunk.data);
-        }
-        Ok(out)
-    }
-
-    /// Stores a block on the node at `addr` together with a reference for `owner`.
-    pub async fn store_block(
-        &self,
-        addr: &str,
-        id: &[u8],
-        owner: &pb::BlockOwner,
-        data: Vec<bytes::Bytes>,
-        layout_version: u64,
-    ) -> Result<(), tonic::Status> {
-        let header = PutBlockHeader {
-            id: id.to_vec(),
-            owner: Some(owner.clone()),
-            size: data.iter().map(|c| c.len() as u64).sum(),
-            layout_version,
-        };
-        let messages = std::iter::once(put_block_chunk::Part::Header(header))
-            .chain(data.into_iter().map(put_block_chunk::Part::Data))
-            .map(|part| PutBlockChunk { part: Some(part) })
-            .collect::<Vec<_>>();
-        self.blocks(addr)?
-            .put_block(tonic::codegen::tokio_stream::iter(messages))
-            .await?;
-        Ok(())
     }
 }
 

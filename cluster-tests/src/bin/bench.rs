@@ -27,7 +27,6 @@ use cluster_tests::data::shared_byte_stream;
 use cluster_tests::{
     Profile, Server, ServerOptions, Weed, random_bytes, s3_client, weed_available,
 };
-use futures::StreamExt;
 use tokio::sync::Mutex;
 
 #[derive(Parser, Debug)]
@@ -251,13 +250,9 @@ fn print_phase(target: &str, p: &Phase) {
     let _ = std::io::stdout().flush();
 }
 
-/// User + system CPU seconds of a process so far (`None` if it cannot be read).
-fn cpu_secs(pid: Option<u32>) -> Option<f64> {
-    let path = match pid {
-        Some(pid) => format!("/proc/{pid}/stat"),
-        None => "/proc/self/stat".to_string(),
-    };
-    let stat = std::fs::read_to_string(path).ok()?;
+/// User + system CPU seconds so far of process `pid` (`None` if it cannot be read).
+fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which may contain spaces) start at field 3.
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -387,6 +382,7 @@ struct Target {
     big: u64,
     mib: u64,
     list_bucket: Option<String>,
+    list_keys: u64,
 }
 
 impl Target {
@@ -406,6 +402,7 @@ impl Target {
             big: 0,
             mib: 0,
             list_bucket: None,
+            list_keys: 0,
         })
     }
 }
@@ -461,34 +458,33 @@ async fn run_on(
     if id == PhaseId::List && target.list_bucket.is_none() {
         let list_bucket = format!("{bucket}-list");
         s3.create_bucket().bucket(&list_bucket).send().await?;
-        let fill = Instant::now();
-        let results: Vec<Result<()>> = futures::stream::iter(0..limits.list_keys)
-            .map(|i| {
-                let (s3, b) = (s3.clone(), list_bucket.clone());
-                async move {
-                    s3.put_object()
-                        .bucket(&b)
-                        .key(format!("dir{:02}/key-{i:08}", i % 10))
-                        .body(ByteStream::from_static(b""))
-                        .send()
-                        .await?;
-                    Ok(())
-                }
-            })
-            .buffer_unordered(64)
-            .collect()
-            .await;
-        results.into_iter().collect::<Result<Vec<_>>>()?;
+        // Bounded in time too, so a slow server does not stall the benchmark: the listing
+        // then expects the keys that were written.
+        let (s3f, lbf) = (s3.clone(), list_bucket.clone());
+        let fill = run_phase("fill", 64, limits.list_keys, limits.phase * 6, move |i| {
+            let (s3, b) = (s3f.clone(), lbf.clone());
+            async move {
+                s3.put_object()
+                    .bucket(&b)
+                    .key(format!("dir{:02}/key-{i:08}", i % 10))
+                    .body(ByteStream::from_static(b""))
+                    .send()
+                    .await?;
+                Ok(0)
+            }
+        })
+        .await?;
         println!(
             "{:<6} (filled {} keys for listing in {:.1} s)",
-            target.name,
-            limits.list_keys,
-            fill.elapsed().as_secs_f64()
+            target.name, fill.ops, fill.secs
         );
+        target.list_keys = fill.ops;
         target.list_bucket = Some(list_bucket);
     }
     flush_page_cache().await;
-    let (server0, client0) = (cpu_secs(target.pid), cpu_secs(None));
+    let pid = target.pid;
+    let server_cpu = move || pid.and_then(cpu_secs);
+    let (server0, client0) = (server_cpu(), cpu_secs(std::process::id()));
     let mut p = match id {
         PhaseId::Put4k => {
             let p = put_phase(
@@ -566,7 +562,7 @@ async fn run_on(
             .await?
         }
         PhaseId::List => {
-            let expected = limits.list_keys;
+            let expected = target.list_keys;
             let (s3l, lb) = (s3.clone(), target.list_bucket.clone().unwrap_or_default());
             run_phase(id.title(), 1, u64::MAX, limits.phase, move |_| {
                 let (s3, b) = (s3l.clone(), lb.clone());
@@ -597,9 +593,9 @@ async fn run_on(
         }
         PhaseId::Raw => bail!("the raw phase has no server"),
     };
-    p.server_cpu = server0.zip(cpu_secs(target.pid)).map(|(a, b)| b - a);
+    p.server_cpu = server0.zip(server_cpu()).map(|(a, b)| b - a);
     p.client_cpu = client0
-        .zip(cpu_secs(None))
+        .zip(cpu_secs(std::process::id()))
         .map(|(a, b)| b - a)
         .unwrap_or(0.0);
     print_phase(target.name, &p);

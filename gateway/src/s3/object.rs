@@ -204,14 +204,31 @@ pub async fn put_object(s3: &S3, req: S3Request) -> S3Result<Response<ResponseBo
     let hasher = BodyHasher::new(false, requested.as_ref().map(|r| r.algorithm));
     let mut cutter = BlockCutter::new(req.body, s3.config.block_size, hasher, MAX_PUT_SIZE);
 
-    let first = cutter.next_block().await?.unwrap_or_default();
-    let inline = cutter.finished() && first.len() <= s3.config.inline_max;
+    // A body whose declared length is too large to inline is announced as `uploading` while
+    // its first block arrives (the two overlap); a smaller one is read first.
+    let (first, announced) = if declared.is_some_and(|d| d > s3.config.inline_max as u64) {
+        let (first, announced) = tokio::join!(
+            cutter.next_block(),
+            announce_uploading(s3, &mut record, &condition)
+        );
+        (first, Some(announced))
+    } else {
+        (cutter.next_block().await, None)
+    };
+    // (An `uploading` record announced for a body that then failed expires like any other
+    // abandoned write.)
+    let first = first?.unwrap_or_default();
+    let inline = announced.is_none() && cutter.finished() && first.len() <= s3.config.inline_max;
     if inline {
         record.body = Some(Body::InlineData(first.into_bytes()));
     } else {
         // Announce the write first: blocks reference this version, and nothing becomes
         // visible before the record flips to complete.
-        let version = match announce_uploading(s3, &mut record, &condition).await {
+        let announced = match announced {
+            Some(announced) => announced,
+            None => announce_uploading(s3, &mut record, &condition).await,
+        };
+        let version = match announced {
             Ok(version) => version,
             Err(e) => {
                 // Refused before the body was read (a failed write condition): read the rest

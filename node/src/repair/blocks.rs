@@ -6,11 +6,11 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use bytes::Bytes;
+use cairn_proto::block_node::{BlockNode, GrpcBlockNode};
 use cairn_proto::client::refs_by_replica;
 use cairn_proto::ids::{record_blocks, record_owner};
 use cairn_proto::meta::LayoutNode;
-use cairn_proto::pb::{self, RecordState, RefsRequest};
+use cairn_proto::pb::{self, GetBlockRequest, PutBlockHeader, RecordState, RefsRequest};
 use cairn_proto::ring::object_hash;
 use cairn_proto::{BlockId, Ring};
 use prost::Message;
@@ -254,11 +254,16 @@ async fn copy_block(
     owners: &[pb::BlockRefEntry],
     layout_version: u64,
 ) -> Result<(), Status> {
-    let id = BlockId::from_slice(block).ok_or_else(|| Status::invalid_argument("bad block id"))?;
     let mut data = None;
     let mut last = Status::not_found("no replica holds the block");
     for source in sources {
-        match read_block(state, source, &id, layout_version).await {
+        let req = GetBlockRequest {
+            id: block.to_vec(),
+            offset: 0,
+            length: 0,
+            layout_version,
+        };
+        match block_node(state, source)?.get_block(req).await {
             Ok(d) => {
                 data = Some(d);
                 break;
@@ -270,50 +275,26 @@ async fn copy_block(
     let (first, rest) = owners
         .split_first()
         .ok_or_else(|| Status::invalid_argument("no owner"))?;
-    let owner = first
-        .owner
-        .as_ref()
-        .ok_or_else(|| Status::invalid_argument("owner missing"))?;
-    if state.is_self(target) {
-        let blocks = state.blocks.clone();
-        let chunks = data.clone();
-        tokio::task::spawn_blocking(move || blocks.put(&id, &chunks))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(|e| Status::internal(format!("writing block: {e}")))?;
-        add_refs(state, target, owners.to_vec(), layout_version).await?;
-    } else {
-        state
-            .peers
-            .store_block(&target.addr, block, owner, data, layout_version)
-            .await?;
-        if !rest.is_empty() {
-            add_refs(state, target, rest.to_vec(), layout_version).await?;
-        }
+    let header = PutBlockHeader {
+        id: block.to_vec(),
+        owner: first.owner.clone(),
+        size: data.iter().map(|c| c.len() as u64).sum(),
+        layout_version,
+    };
+    block_node(state, target)?.put_block(header, data).await?;
+    if !rest.is_empty() {
+        add_refs(state, target, rest.to_vec(), layout_version).await?;
     }
-    tracing::debug!(block = %id.to_hex(), to = %target.id, "anti-entropy copied a block");
+    tracing::debug!(block = %hex::encode(block), to = %target.id, "anti-entropy copied a block");
     Ok(())
 }
 
-/// A whole block, from this node's store or a peer's.
-async fn read_block(
-    state: &NodeState,
-    source: &LayoutNode,
-    id: &BlockId,
-    layout_version: u64,
-) -> Result<Vec<Bytes>, Status> {
-    if !state.is_self(source) {
-        return state
-            .peers
-            .fetch_block(&source.addr, &id.0, layout_version)
-            .await;
+/// How this node reaches a block replica: its own stores in process, a peer over gRPC.
+fn block_node(state: &Arc<NodeState>, node: &LayoutNode) -> Result<Arc<dyn BlockNode>, Status> {
+    if state.is_self(node) {
+        return Ok(crate::local::block_node(state.clone()));
     }
-    let (blocks, id) = (state.blocks.clone(), *id);
-    let data = tokio::task::spawn_blocking(move || blocks.get(&id, 0, 0))
-        .await
-        .map_err(|e| Status::internal(e.to_string()))?
-        .map_err(|e| Status::internal(format!("reading block: {e}")))?;
-    Ok(vec![data])
+    Ok(Arc::new(GrpcBlockNode(state.peers.blocks(&node.addr)?)))
 }
 
 /// Drops again the references taken for records that a newer version replaced meanwhile

@@ -22,6 +22,11 @@ const REFS: TableDefinition<&[u8], i64> = TableDefinition::new("block_refs");
 /// Blocks that lost their last reference: block id → unix ms since when.
 const ORPHANS: TableDefinition<&[u8], i64> = TableDefinition::new("block_orphans");
 
+/// Memory redb may use to cache index pages (its default is 1 GiB, which a large index with
+/// inline bodies would fill as resident memory); the kernel's page cache still holds the
+/// file beyond it.
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 /// Index errors.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -141,7 +146,11 @@ fn bad_key() -> IndexError {
 impl Index {
     /// Opens (creating) the index database and starts its writer thread.
     pub fn open(path: &Path) -> Result<Self, IndexError> {
-        let db = Arc::new(Database::create(path)?);
+        let db = Arc::new(
+            redb::Builder::new()
+                .set_cache_size(CACHE_BYTES)
+                .create(path)?,
+        );
         {
             let txn = db.begin_write()?;
             txn.open_table(OBJECTS)?;
