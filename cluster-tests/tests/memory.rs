@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use cluster_tests::data::{Pattern, shared_byte_stream, stream_md5};
-use cluster_tests::{Profile, Server, ServerOptions, s3_client_with_timeout};
+use cluster_tests::{Server, s3_client_with_timeout};
 use md5::{Digest, Md5};
 
 const GIB: u64 = 1024 * 1024 * 1024;
@@ -241,112 +241,4 @@ async fn four_concurrent_multipart_uploads_in_bounded_memory() {
     let got = out.body.collect().await.unwrap().into_bytes();
     assert_eq!(&got[..10], &bodies[2][bodies[2].len() - 10..]);
     assert_eq!(&got[10..], &bodies[2][..10]);
-}
-
-/// Uploads `data` as a multipart upload of `part` sized parts, `parallel` at a time.
-async fn multipart_from_bytes(
-    s3: &Client,
-    bucket: &str,
-    key: &str,
-    data: &bytes::Bytes,
-    part: usize,
-    parallel: usize,
-) {
-    use futures::StreamExt;
-    let upload_id = s3
-        .create_multipart_upload()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap()
-        .upload_id()
-        .unwrap()
-        .to_string();
-    let chunks: Vec<bytes::Bytes> = (0..data.len())
-        .step_by(part)
-        .map(|at| data.slice(at..(at + part).min(data.len())))
-        .collect();
-    let mut parts: Vec<CompletedPart> = futures::stream::iter(chunks.into_iter().enumerate())
-        .map(|(i, chunk)| {
-            let upload_id = upload_id.clone();
-            async move {
-                let out = s3
-                    .upload_part()
-                    .bucket(bucket)
-                    .key(key)
-                    .upload_id(upload_id)
-                    .part_number(i as i32 + 1)
-                    .content_length(chunk.len() as i64)
-                    .body(shared_byte_stream(chunk))
-                    .send()
-                    .await
-                    .unwrap();
-                CompletedPart::builder()
-                    .part_number(i as i32 + 1)
-                    .e_tag(out.e_tag().unwrap())
-                    .build()
-            }
-        })
-        .buffer_unordered(parallel)
-        .collect()
-        .await;
-    parts.sort_by_key(|p| p.part_number());
-    s3.complete_multipart_upload()
-        .bucket(bucket)
-        .key(key)
-        .upload_id(&upload_id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(parts))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-}
-
-/// Release build: multipart upload MiB/s (8 MiB parts, one and four at a time) vs a single
-/// PUT of the same 256 MiB (bodies from memory, so the client costs little). Run with
-/// `cargo test -p cluster-tests --test memory -- --ignored --nocapture multipart_vs`.
-#[tokio::test]
-#[ignore = "measurement on the release build; prints numbers"]
-async fn multipart_vs_single_put_throughput() {
-    const SIZE: usize = 256 * 1024 * 1024;
-    let server = Server::start_with(ServerOptions {
-        profile: Profile::Release,
-        ..Default::default()
-    });
-    let key = server.root_key();
-    let s3 = s3_client_with_timeout(
-        &server.s3_url(),
-        &key.id,
-        &key.secret,
-        Duration::from_secs(600),
-    );
-    s3.create_bucket().bucket("speed").send().await.unwrap();
-    let data = bytes::Bytes::from(cluster_tests::random_bytes(SIZE));
-    let rate = |t: Instant| SIZE as f64 / MIB as f64 / t.elapsed().as_secs_f64();
-    for round in 0..3 {
-        let t = Instant::now();
-        s3.put_object()
-            .bucket("speed")
-            .key(format!("single-{round}"))
-            .content_length(SIZE as i64)
-            .body(cluster_tests::data::shared_byte_stream(data.clone()))
-            .send()
-            .await
-            .unwrap();
-        let single = rate(t);
-        let t = Instant::now();
-        multipart_from_bytes(&s3, "speed", &format!("mpu1-{round}"), &data, 8 << 20, 1).await;
-        let sequential = rate(t);
-        let t = Instant::now();
-        multipart_from_bytes(&s3, "speed", &format!("mpu4-{round}"), &data, 8 << 20, 4).await;
-        let parallel = rate(t);
-        println!(
-            "256 MiB: single PUT {single:.0} MiB/s; multipart, 8 MiB parts one at a time \
-             {sequential:.0} MiB/s, four at a time {parallel:.0} MiB/s"
-        );
-    }
 }
