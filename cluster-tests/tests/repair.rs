@@ -206,7 +206,21 @@ async fn a_restarted_node_gets_its_replicas_back() {
     let mut c = Cluster::start_with(opts);
     let s3 = c.client();
     let bucket = unique_bucket("repair");
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    // A cluster that just elected its first leader may answer 503 (retryable, as SDKs with
+    // retries enabled would); anything else is a failure.
+    for attempt in 0.. {
+        match s3.create_bucket().bucket(&bucket).send().await {
+            Ok(_) => break,
+            Err(e) => {
+                let failure = cluster_tests::s3_failure(&e);
+                assert!(
+                    failure.status == Some(503) && attempt < 10,
+                    "CreateBucket failed: {failure:?}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        }
+    }
     let mut expected = Expected::new();
 
     // Before the outage: objects the down node will hold stale copies of.
