@@ -106,27 +106,11 @@ pub fn summaries(
 
 #[cfg(test)]
 mod tests {
-    use cairn_proto::VersionKey;
     use cairn_proto::pb::RecordState;
     use uuid::Uuid;
 
     use super::*;
-
-    fn rec(bucket: Uuid, key: &str, hlc: u64, state: RecordState) -> pb::ObjectRecord {
-        pb::ObjectRecord {
-            bucket_id: bucket.as_bytes().to_vec(),
-            key: key.into(),
-            version: Some(
-                VersionKey {
-                    hlc,
-                    ..Default::default()
-                }
-                .to_pb(),
-            ),
-            state: state as i32,
-            ..Default::default()
-        }
-    }
+    use crate::store::index::test_record as rec;
 
     /// Two partitions splitting the ring in half.
     fn halves() -> Vec<Partition> {

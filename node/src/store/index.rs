@@ -545,25 +545,33 @@ fn store_record(
     Ok(outcome)
 }
 
+/// A bare record version for tests of the index and of code built on it.
+#[cfg(test)]
+pub(crate) fn test_record(
+    bucket: Uuid,
+    key: &str,
+    hlc: u64,
+    state: RecordState,
+) -> pb::ObjectRecord {
+    pb::ObjectRecord {
+        bucket_id: bucket.as_bytes().to_vec(),
+        key: key.into(),
+        version: Some(
+            VersionKey {
+                hlc,
+                ..Default::default()
+            }
+            .to_pb(),
+        ),
+        state: state as i32,
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_record as rec;
     use super::*;
-
-    fn rec(bucket: Uuid, key: &str, hlc: u64, state: RecordState) -> pb::ObjectRecord {
-        pb::ObjectRecord {
-            bucket_id: bucket.as_bytes().to_vec(),
-            key: key.into(),
-            version: Some(
-                VersionKey {
-                    hlc,
-                    ..Default::default()
-                }
-                .to_pb(),
-            ),
-            state: state as i32,
-            ..Default::default()
-        }
-    }
 
     #[tokio::test]
     async fn supersede_rules() {
