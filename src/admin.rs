@@ -12,7 +12,7 @@ use cairn_proto::pb::{
 };
 use uuid::Uuid;
 
-use crate::cli::{AdminArgs, BucketCommand, KeyCommand, LayoutCommand, RightsArgs};
+use crate::cli::{AdminArgs, BucketCommand, KeyCommand, LayoutCommand, RightsArgs, WebsiteArgs};
 use crate::creds;
 
 /// `println!` that returns write errors (a closed pipe) instead of panicking.
@@ -162,6 +162,7 @@ pub async fn bucket(args: AdminArgs, command: BucketCommand) -> anyhow::Result<(
             BucketCommand::Create { name, region } => bucket_create(&admin, &name, &region).await,
             BucketCommand::List => bucket_list(&admin).await,
             BucketCommand::Delete { name } => bucket_delete(&admin, &name).await,
+            BucketCommand::Website(args) => bucket_website(&admin, &args).await,
         }
     })
     .await
@@ -456,6 +457,37 @@ async fn bucket_delete(admin: &Admin, name: &str) -> anyhow::Result<()> {
     };
     admin.write(&cmd).await?.map_err(|e| meta_error(e, name))?;
     out!("deleted bucket {name}");
+    Ok(())
+}
+
+async fn bucket_website(admin: &Admin, args: &WebsiteArgs) -> anyhow::Result<()> {
+    let website = args.config();
+    if let Some(config) = &website {
+        config
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid website configuration: {e}"))?;
+    }
+    let cmd = MetaCommand::SetBucketWebsite {
+        bucket: args.name.clone(),
+        website: website.clone(),
+    };
+    admin
+        .write(&cmd)
+        .await?
+        .map_err(|e| meta_error(e, &args.name))?;
+    match website {
+        None => out!("website disabled for bucket {}", args.name),
+        Some(c) => {
+            let shown = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+            out!(
+                "website enabled for bucket {}: index {}, error {}, spa fallback {}",
+                args.name,
+                shown(&c.index_document),
+                shown(&c.error_document),
+                shown(&c.spa_fallback)
+            );
+        }
+    }
     Ok(())
 }
 

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use cairn_proto::meta::Rights;
+use cairn_proto::meta::{Rights, WebsiteConfig};
 use clap::{ArgGroup, Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -371,6 +371,40 @@ pub enum BucketCommand {
     List,
     /// Delete an empty bucket.
     Delete { name: String },
+    /// Serve a bucket as a static website on the website endpoint (replacing its website
+    /// configuration, as PutBucketWebsite does), or stop serving it with --disable.
+    Website(WebsiteArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WebsiteArgs {
+    /// Bucket name.
+    pub name: String,
+    /// Index document served for `/` and `dir/` (e.g. index.html).
+    #[arg(long, value_name = "SUFFIX", required_unless_present = "disable")]
+    pub index: Option<String>,
+    /// Document served with status 404 for missing keys (e.g. 404.html).
+    #[arg(long, value_name = "KEY")]
+    pub error: Option<String>,
+    /// Document served with status 200 for missing paths without a file extension, so
+    /// client-side routers of single-page apps work (e.g. index.html).
+    #[arg(long, value_name = "KEY")]
+    pub spa_fallback: Option<String>,
+    /// Remove the bucket's website configuration.
+    #[arg(long, conflicts_with_all = ["index", "error", "spa_fallback"])]
+    pub disable: bool,
+}
+
+impl WebsiteArgs {
+    /// The configuration to store; `None` for --disable.
+    pub fn config(&self) -> Option<WebsiteConfig> {
+        (!self.disable).then(|| WebsiteConfig {
+            index_document: self.index.clone(),
+            error_document: self.error.clone(),
+            spa_fallback: self.spa_fallback.clone(),
+            ..Default::default()
+        })
+    }
 }
 
 #[cfg(test)]
@@ -395,6 +429,47 @@ mod tests {
     #[test]
     fn definitions_are_consistent() {
         Cli::command().debug_assert();
+    }
+
+    fn website_of(args: &[&str]) -> Result<WebsiteArgs, clap::Error> {
+        match parse(args)?.command {
+            Command::Bucket {
+                command: BucketCommand::Website(w),
+                ..
+            } => Ok(w),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bucket_website_flags() {
+        let w = website_of(&["bucket", "website", "b", "--index", "index.html"]).unwrap();
+        let c = w.config().unwrap();
+        assert_eq!(c.index_document.as_deref(), Some("index.html"));
+        assert_eq!((c.error_document, c.spa_fallback), (None, None));
+        let w = website_of(&[
+            "bucket",
+            "website",
+            "b",
+            "--index",
+            "i.html",
+            "--error",
+            "404.html",
+            "--spa-fallback",
+            "app.html",
+        ])
+        .unwrap();
+        let c = w.config().unwrap();
+        assert_eq!(c.error_document.as_deref(), Some("404.html"));
+        assert_eq!(c.spa_fallback.as_deref(), Some("app.html"));
+        assert_eq!(
+            website_of(&["bucket", "website", "b", "--disable"])
+                .unwrap()
+                .config(),
+            None
+        );
+        assert!(website_of(&["bucket", "website", "b"]).is_err());
+        assert!(website_of(&["bucket", "website", "b", "--disable", "--index", "i"]).is_err());
     }
 
     #[test]

@@ -6,23 +6,32 @@
 //! - [`Server`] starts `cairn server` on a temp data dir with free ports, waits for `/readyz`,
 //!   and kills the process on drop ([`Server::kill_9`], [`Server::restart`] for crash tests).
 //! - [`s3_client`] builds an aws-sdk-s3 client for a server (path style, `us-east-1`).
+//! - [`AwsCli`] drives the aws CLI against a server (root key, private config).
 //! - [`raw_request`] / [`signed_request`] send hand-made requests (anonymous, malformed,
 //!   unknown sub-resources) and return status, headers and body.
+//! - [`browser`] runs headless Chromium: [`screenshot`] of a page, [`dump_dom`] after its
+//!   scripts ran, with `--host-resolver-rules` ([`map_host`]) for Host-based routing.
 //! - [`Weed`] starts SeaweedFS (`weed mini`) for comparison benchmarks.
 //! - [`data`] makes test bodies: random bytes and a deterministic streamed body of any size.
 //!
 //! The binary is built once per test process with the same cargo (`cargo build -p cairn`),
 //! unless `CAIRN_BIN` names one.
 
+pub mod aws_cli;
 pub mod binary;
+pub mod browser;
 pub mod cluster;
 pub mod data;
+pub mod post_form;
 pub mod proc;
 pub mod s3;
 pub mod server;
+pub mod vhost;
 pub mod weed;
 
+pub use aws_cli::{AwsCli, aws_cli_present, aws_env};
 pub use binary::{Profile, cairn_bin, workspace_root};
+pub use browser::{dump_dom, map_host, require_chromium, screenshot};
 pub use cluster::{Cluster, ClusterOptions, Proc};
 pub use data::{md5_hex, quoted_md5, random_bytes};
 pub use proc::{CmdOutput, run_with_timeout};

@@ -43,7 +43,21 @@ pub fn s3_client_with_timeout(
     secret_key: &str,
     read_timeout: Duration,
 ) -> aws_sdk_s3::Client {
-    let conf = aws_sdk_s3::Config::builder()
+    aws_sdk_s3::Client::from_conf(
+        s3_config(endpoint, access_key, secret_key, read_timeout)
+            .force_path_style(true)
+            .build(),
+    )
+}
+
+/// The settings of [`s3_client_with_timeout`], addressing style left to the caller.
+pub fn s3_config(
+    endpoint: &str,
+    access_key: &str,
+    secret_key: &str,
+    read_timeout: Duration,
+) -> aws_sdk_s3::config::Builder {
+    aws_sdk_s3::Config::builder()
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(5))
@@ -53,7 +67,6 @@ pub fn s3_client_with_timeout(
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(REGION))
         .endpoint_url(endpoint)
-        .force_path_style(true)
         .credentials_provider(Credentials::new(
             access_key,
             secret_key,
@@ -64,8 +77,6 @@ pub fn s3_client_with_timeout(
         .retry_config(RetryConfig::disabled())
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-        .build();
-    aws_sdk_s3::Client::from_conf(conf)
 }
 
 /// What an S3 call that failed looked like on the wire.

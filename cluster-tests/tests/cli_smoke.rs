@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use cluster_tests::{CmdOutput, Server, random_bytes, run_with_timeout, unique_bucket};
+use cluster_tests::{AwsCli, Server, aws_env, random_bytes, run_with_timeout, unique_bucket};
 use md5::{Digest, Md5};
 
 const MIB: usize = 1024 * 1024;
@@ -71,22 +71,6 @@ fn assert_same_as_big(got: &Path, what: &str) {
     assert_eq!(&file_md5s(got, 8 * MIB).0, md5, "{what}: content");
 }
 
-/// `cmd` with the server's root key in the AWS_* variables and nothing else from the
-/// environment that could redirect it.
-fn aws_env(cmd: &mut Command, server: &Server) {
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy().into_owned();
-        if k.starts_with("AWS_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("AWS_ACCESS_KEY_ID", &server.root_key().id)
-        .env("AWS_SECRET_ACCESS_KEY", &server.root_key().secret)
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("NO_PROXY", "*");
-}
-
 #[track_caller]
 fn run_ok(mut cmd: Command, what: &str, server: &Server) -> String {
     let t = Instant::now();
@@ -104,67 +88,12 @@ fn run_ok(mut cmd: Command, what: &str, server: &Server) -> String {
     out.stdout
 }
 
-struct Aws<'a> {
-    server: &'a Server,
-    config: &'a Path,
-    credentials: &'a Path,
-}
-
-impl Aws<'_> {
-    fn run(&self, args: &[&str]) -> CmdOutput {
-        let mut cmd = Command::new("aws");
-        aws_env(&mut cmd, self.server);
-        cmd.args(args)
-            .arg("--endpoint-url")
-            .arg(self.server.s3_url())
-            .env("AWS_CONFIG_FILE", self.config)
-            .env("AWS_SHARED_CREDENTIALS_FILE", self.credentials)
-            .env("AWS_PAGER", "");
-        run_with_timeout(&mut cmd, Duration::from_secs(600))
-            .unwrap_or_else(|e| panic!("cannot run aws: {e}"))
-    }
-
-    #[track_caller]
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.success(),
-            "`aws {}` failed ({}):\nstdout:\n{}\nstderr:\n{}\n--- server log tail ---\n{}",
-            args.join(" "),
-            out.status_text(),
-            out.stdout,
-            out.stderr,
-            self.server.log_tail()
-        );
-        out.stdout
-    }
-}
-
-fn aws_cli_present() -> bool {
-    Command::new("aws")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 #[tokio::test]
 async fn aws_cli_mb_cp_ls_rm_rb() {
-    assert!(
-        aws_cli_present(),
-        "the aws CLI is not on PATH: run `python3 -m pip install awscli` (CI's .ci/run does)"
-    );
     let server = server();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config");
-    let credentials = dir.path().join("credentials");
     // The CLI's defaults, as a user has them: multipart above 8 MB, CRC checksums.
-    std::fs::write(&config, "[default]\nregion = us-east-1\n").unwrap();
-    std::fs::write(&credentials, "").unwrap();
-    let aws = Aws {
-        server,
-        config: &config,
-        credentials: &credentials,
-    };
+    let aws = AwsCli::new(server);
 
     let bucket = unique_bucket("awscli");
     let url = format!("s3://{bucket}");

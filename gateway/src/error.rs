@@ -8,6 +8,26 @@ use http::StatusCode;
 pub enum S3Error {
     #[error("Access Denied")]
     AccessDenied,
+    /// AccessDenied with a specific message (a POST policy that refuses the upload).
+    #[error("{0}")]
+    AccessDeniedBecause(String),
+    /// A CORS request (preflight) that no rule allows.
+    #[error("{0}")]
+    AccessForbidden(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("The CORS configuration does not exist")]
+    NoSuchCORSConfiguration,
+    #[error("The bucket policy does not exist")]
+    NoSuchBucketPolicy,
+    #[error("The specified bucket does not have a website configuration")]
+    NoSuchWebsiteConfiguration,
+    #[error("Invalid Policy: {0}")]
+    InvalidPolicyDocument(String),
+    #[error("The body of your POST request is not well-formed multipart/form-data.")]
+    MalformedPOSTRequest,
+    #[error("Your POST request fields preceding the upload file were too large.")]
+    MaxPostPreDataLengthExceeded,
     #[error(
         "The request signature we calculated does not match the signature you provided. Check your key and signing method."
     )]
@@ -99,7 +119,15 @@ impl S3Error {
     /// The AWS error code (`<Code>`).
     pub fn code(&self) -> &'static str {
         match self {
-            S3Error::AccessDenied => "AccessDenied",
+            S3Error::AccessDenied | S3Error::AccessDeniedBecause(_) => "AccessDenied",
+            S3Error::AccessForbidden(_) => "AccessForbidden",
+            S3Error::BadRequest(_) => "BadRequest",
+            S3Error::NoSuchCORSConfiguration => "NoSuchCORSConfiguration",
+            S3Error::NoSuchBucketPolicy => "NoSuchBucketPolicy",
+            S3Error::NoSuchWebsiteConfiguration => "NoSuchWebsiteConfiguration",
+            S3Error::InvalidPolicyDocument(_) => "InvalidPolicyDocument",
+            S3Error::MalformedPOSTRequest => "MalformedPOSTRequest",
+            S3Error::MaxPostPreDataLengthExceeded => "MaxPostPreDataLengthExceededError",
             S3Error::SignatureDoesNotMatch => "SignatureDoesNotMatch",
             S3Error::InvalidAccessKeyId => "InvalidAccessKeyId",
             S3Error::RequestTimeTooSkewed => "RequestTimeTooSkewed",
@@ -143,13 +171,18 @@ impl S3Error {
     pub fn status(&self) -> StatusCode {
         match self {
             S3Error::AccessDenied
+            | S3Error::AccessDeniedBecause(_)
+            | S3Error::AccessForbidden(_)
             | S3Error::SignatureDoesNotMatch
             | S3Error::InvalidAccessKeyId
             | S3Error::RequestTimeTooSkewed
             | S3Error::ExpiredToken => StatusCode::FORBIDDEN,
-            S3Error::NoSuchBucket | S3Error::NoSuchKey | S3Error::NoSuchUpload => {
-                StatusCode::NOT_FOUND
-            }
+            S3Error::NoSuchBucket
+            | S3Error::NoSuchKey
+            | S3Error::NoSuchUpload
+            | S3Error::NoSuchCORSConfiguration
+            | S3Error::NoSuchBucketPolicy
+            | S3Error::NoSuchWebsiteConfiguration => StatusCode::NOT_FOUND,
             S3Error::BucketNotEmpty
             | S3Error::BucketAlreadyExists
             | S3Error::BucketAlreadyOwnedByYou

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod body;
 pub mod checksum;
 pub mod cluster;
+pub mod cors;
 pub mod error;
 pub mod s3;
 pub mod server;
@@ -83,7 +84,7 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
             let (listener, local) = bind("web", addr).await?;
             tokio::spawn(web::serve(
                 Arc::new(web::Website {
-                    cluster: cluster.clone(),
+                    s3: s3.clone(),
                     root_domain: config.web_root_domain.clone(),
                 }),
                 listener,

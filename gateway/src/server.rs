@@ -18,8 +18,11 @@ use tracing::Instrument;
 use crate::auth::chunked::{self, TrailerSlot};
 use crate::auth::{self, Authenticated, PayloadCheck, RequestParts};
 use crate::body::{self, BodyStream, ResponseBody};
+use crate::cors;
 use crate::error::S3Error;
-use crate::s3::router::{self, Query};
+use crate::s3::cors as s3_cors;
+use crate::s3::post;
+use crate::s3::router::{self, Endpoint, Query};
 use crate::s3::{S3, S3Request};
 use crate::xml;
 
@@ -57,10 +60,26 @@ pub async fn handle(s3: &S3, req: Request<Incoming>) -> Response<ResponseBody> {
     async move {
         let method = req.method().clone();
         let resource = req.uri().path().to_string();
+        let origin = req.headers().get(http::header::ORIGIN).cloned();
+        let cors_bucket = bucket_and_key(s3, req.uri(), req.headers())
+            .ok()
+            .and_then(|(bucket, _)| bucket);
         let mut response = match process(s3, req).await {
             Ok(resp) => resp,
             Err(e) => error_response(&e, &method, &resource, &request_id),
         };
+        // CORS headers on every answer (errors included, as S3), except the preflight's own.
+        let view = s3.cluster.view();
+        if method != Method::OPTIONS
+            && let Some(bucket) = cors_bucket.and_then(|name| view.meta.bucket(&name))
+        {
+            cors::add_response_headers(
+                bucket.cors.as_ref(),
+                &method,
+                origin.as_ref(),
+                response.headers_mut(),
+            );
+        }
         let status = response.status();
         if status.is_server_error() {
             tracing::warn!(%status, "request failed");
@@ -147,13 +166,25 @@ async fn process(s3: &S3, req: Request<Incoming>) -> Result<Response<ResponseBod
         return Err(S3Error::KeyTooLongError);
     }
     let query = Query::parse(parts.uri.query());
-    let auth = authenticate(s3, &parts.method, &parts.uri, &parts.headers).await?;
-    let mut endpoint = router::route(
+    let routed = router::route(
         &parts.method,
         bucket_name.as_deref(),
         key.as_deref(),
         &query,
-    )?;
+    );
+    // Served without SigV4: a preflight is anonymous, a POST form carries its own signature.
+    match (&routed, &bucket_name) {
+        (Ok(Endpoint::CorsPreflight), _) => {
+            return s3_cors::preflight(s3, bucket_name.as_deref(), &parts.headers).await;
+        }
+        (Ok(Endpoint::PostObject), Some(name)) => {
+            let body = body::incoming_stream(incoming);
+            return post::post_object(s3, name, &parts.headers, body).await;
+        }
+        _ => {}
+    }
+    let auth = authenticate(s3, &parts.method, &parts.uri, &parts.headers).await?;
+    let mut endpoint = routed?;
     if endpoint == router::Endpoint::PutObject && parts.headers.contains_key("x-amz-copy-source") {
         endpoint = router::Endpoint::CopyObject;
     }

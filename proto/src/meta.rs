@@ -9,11 +9,18 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+mod cors;
 mod layout;
 mod upload;
+mod website;
 
+pub use cors::{CorsConfig, CorsRule};
 pub use layout::{StagedLayout, StagedNode};
 pub use upload::{MAX_PART_NUMBER, ObjectTemplate, Part, PartBlock, Upload, part_owner_id};
+pub use website::{
+    Condition, InvalidKind, InvalidWebsite, Protocol, Redirect, RedirectAll, RoutingRule,
+    WebsiteConfig,
+};
 
 /// The whole metadata state.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -45,6 +52,12 @@ pub struct Bucket {
     /// Access key id of the creator (empty when created by an administrator).
     pub owner: String,
     pub region: String,
+    /// CORS rules (PutBucketCors), if any.
+    #[serde(default)]
+    pub cors: Option<CorsConfig>,
+    /// Static-website configuration; the website endpoint serves only buckets that have one.
+    #[serde(default)]
+    pub website: Option<WebsiteConfig>,
 }
 
 /// What a key may do in one bucket.
@@ -200,6 +213,18 @@ pub enum MetaCommand {
     AbortUpload {
         upload_id: String,
     },
+    /// Sets (`Some`) or removes (`None`) a bucket's CORS configuration; answers with the
+    /// bucket.
+    SetBucketCors {
+        bucket: String,
+        cors: Option<CorsConfig>,
+    },
+    /// Sets (`Some`) or removes (`None`) a bucket's website configuration; answers with the
+    /// bucket. The configuration is validated before it is proposed, not here.
+    SetBucketWebsite {
+        bucket: String,
+        website: Option<WebsiteConfig>,
+    },
 }
 
 /// Why a command was refused. The gateway maps codes to S3 errors.
@@ -277,6 +302,7 @@ impl Metadata {
                     created_ms: *created_ms,
                     owner: owner.clone(),
                     region: region.clone(),
+                    ..Default::default()
                 };
                 if let Some(key) = self.keys.get_mut(owner) {
                     key.buckets.insert(*id, Rights::ALL);
@@ -393,6 +419,10 @@ impl Metadata {
             MetaCommand::PutPart { upload_id, part } => self.put_part(upload_id, part),
             MetaCommand::CompleteUpload { upload_id } => self.complete_upload(upload_id),
             MetaCommand::AbortUpload { upload_id } => self.abort_upload(upload_id),
+            MetaCommand::SetBucketCors { bucket, cors } => self.set_bucket_cors(bucket, cors),
+            MetaCommand::SetBucketWebsite { bucket, website } => {
+                self.set_bucket_website(bucket, website)
+            }
         }
     }
 

@@ -12,6 +12,7 @@
 //! Everything is pure: the clock is passed in and secrets come from a callback.
 
 pub mod chunked;
+pub mod post_policy;
 mod presign;
 mod sigv4;
 #[cfg(test)]

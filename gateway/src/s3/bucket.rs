@@ -1,5 +1,5 @@
 //! Bucket operations: ListBuckets, CreateBucket, DeleteBucket, HeadBucket,
-//! GetBucketLocation, GetBucketAcl, GetBucketVersioning.
+//! GetBucketLocation, GetBucketVersioning, GetBucketPolicy.
 
 use cairn_proto::ids::now_ms;
 use cairn_proto::meta::{MetaCommand, MetaError, MetaResult};
@@ -11,8 +11,7 @@ use super::{S3, S3Request, empty_response, header_value, owner_of, xml_response}
 use crate::body::{self, ResponseBody};
 use crate::error::{S3Error, S3Result};
 use crate::xml::{
-    self, AccessControlPolicy, BucketInfo, ListAllMyBucketsResult, LocationConstraint,
-    VersioningConfiguration, Xmlns,
+    self, BucketInfo, ListAllMyBucketsResult, LocationConstraint, VersioningConfiguration, Xmlns,
 };
 
 /// Whether `name` is a valid S3 bucket name (AWS general-purpose bucket rules).
@@ -156,17 +155,10 @@ pub async fn get_location(_s3: &S3, req: S3Request) -> S3Result<Response<Respons
     )
 }
 
-pub async fn get_acl(_s3: &S3, req: S3Request) -> S3Result<Response<ResponseBody>> {
-    let bucket = req.bucket()?;
-    let owner = if bucket.owner.is_empty() {
-        &req.access_key.id
-    } else {
-        &bucket.owner
-    };
-    xml_response(
-        StatusCode::OK,
-        xml::to_xml(&AccessControlPolicy::owner_full_control(owner_of(owner))),
-    )
+/// GetBucketPolicy: bucket policies are not supported, so there never is one.
+pub async fn get_policy(_s3: &S3, req: S3Request) -> S3Result<Response<ResponseBody>> {
+    req.bucket()?;
+    Err(S3Error::NoSuchBucketPolicy)
 }
 
 pub async fn get_versioning(_s3: &S3, req: S3Request) -> S3Result<Response<ResponseBody>> {

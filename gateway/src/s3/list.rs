@@ -1,5 +1,6 @@
-//! ListObjects (V1) and ListObjectsV2: pages of the merged node listings with prefix
-//! roll-up by delimiter, done here after the merge.
+//! ListObjects (V1), ListObjectsV2 and ListObjectVersions: pages of the merged node listings
+//! with prefix roll-up by delimiter, done here after the merge. Without bucket versioning,
+//! ListObjectVersions lists the current objects, each as its only version (`null`).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as TOKEN;
@@ -11,7 +12,10 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use super::{S3, S3Request, owner_of, xml_response};
 use crate::body::ResponseBody;
 use crate::error::{S3Error, S3Result};
-use crate::xml::{self, CommonPrefix, ListBucketResult, ListBucketResultV2, ObjectInfo, Xmlns};
+use crate::xml::{
+    self, CommonPrefix, ListBucketResult, ListBucketResultV2, ListVersionsResult, ObjectInfo,
+    ObjectVersion, Xmlns,
+};
 
 /// Largest page S3 returns.
 const MAX_KEYS: u32 = 1000;
@@ -166,7 +170,8 @@ fn object_info(record: &pb::ObjectRecord, enc: &Encoder, owner: Option<xml::Owne
     }
 }
 
-fn bucket_owner(bucket: &Bucket, req: &S3Request) -> xml::Owner {
+/// The bucket's owner (the requester for a bucket made by an administrator).
+pub(super) fn bucket_owner(bucket: &Bucket, req: &S3Request) -> xml::Owner {
     owner_of(if bucket.owner.is_empty() {
         &req.access_key.id
     } else {
@@ -264,6 +269,69 @@ pub async fn list_objects_v2(s3: &S3, req: S3Request) -> S3Result<Response<Respo
             .contents
             .iter()
             .map(|r| object_info(r, &enc, owner.clone()))
+            .collect(),
+        common_prefixes: page
+            .common_prefixes
+            .iter()
+            .map(|p| CommonPrefix {
+                prefix: enc.apply(p),
+            })
+            .collect(),
+    };
+    xml_response(StatusCode::OK, xml::to_xml(&result))
+}
+
+/// The version id of every object while versioning does not exist.
+const NULL_VERSION: &str = "null";
+
+pub async fn list_object_versions(s3: &S3, req: S3Request) -> S3Result<Response<ResponseBody>> {
+    let bucket = req.bucket()?;
+    let enc = Encoder::from(&req)?;
+    let key_marker = req.query.get("key-marker").unwrap_or("").to_string();
+    let version_id_marker = req.query.get("version-id-marker").unwrap_or("");
+    if !version_id_marker.is_empty() && key_marker.is_empty() {
+        return Err(S3Error::InvalidArgument(
+            "A version-id marker cannot be specified without a key marker.".into(),
+        ));
+    }
+    let params = ListParams {
+        prefix: req.query.get("prefix").unwrap_or("").to_string(),
+        delimiter: req.query.get("delimiter").unwrap_or("").to_string(),
+        // Each key has one version, so "after (key, version)" is "after key".
+        after: key_marker.clone(),
+        max_keys: max_keys(&req)?,
+    };
+    let page = list_page(s3, bucket, &params).await?;
+    let owner = bucket_owner(bucket, &req);
+    let next_key = page.last.as_deref().filter(|_| page.truncated);
+    let last_is_prefix = page.common_prefixes.last().map(String::as_str) == next_key;
+    let result = ListVersionsResult {
+        xmlns: Xmlns,
+        name: bucket.name.clone(),
+        prefix: enc.apply(&params.prefix),
+        key_marker: enc.apply(&key_marker),
+        version_id_marker: version_id_marker.to_string(),
+        next_key_marker: next_key.map(|k| enc.apply(k)),
+        next_version_id_marker: next_key
+            .filter(|_| !last_is_prefix)
+            .map(|_| NULL_VERSION.to_string()),
+        max_keys: params.max_keys,
+        delimiter: (!params.delimiter.is_empty()).then(|| enc.apply(&params.delimiter)),
+        encoding_type: enc.kind(),
+        is_truncated: page.truncated,
+        versions: page
+            .contents
+            .iter()
+            .map(|r| ObjectVersion {
+                key: enc.apply(&r.key),
+                version_id: NULL_VERSION.into(),
+                is_latest: true,
+                last_modified: xml::s3_timestamp(r.last_modified_ms),
+                etag: r.etag.clone(),
+                size: r.size,
+                storage_class: "STANDARD".into(),
+                owner: owner.clone(),
+            })
             .collect(),
         common_prefixes: page
             .common_prefixes

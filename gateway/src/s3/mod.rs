@@ -1,12 +1,16 @@
 //! The S3 API: request context, authorization and dispatch to one handler per area.
 
+mod acl;
 mod bucket;
 mod copy;
+pub mod cors;
 mod delete;
 mod list;
 mod multipart;
-mod object;
+pub(crate) mod object;
+pub mod post;
 pub mod router;
+mod website;
 mod writer;
 
 use std::sync::Arc;
@@ -144,8 +148,21 @@ impl S3 {
             DeleteBucket => bucket::delete_bucket(self, req).await,
             HeadBucket => bucket::head_bucket(self, req).await,
             GetBucketLocation => bucket::get_location(self, req).await,
-            GetBucketAcl => bucket::get_acl(self, req).await,
+            GetBucketAcl | GetObjectAcl => acl::get_acl(self, req).await,
+            PutBucketAcl | PutObjectAcl => acl::put_acl(self, req).await,
+            GetBucketCors => cors::get_bucket_cors(self, req).await,
+            PutBucketCors => cors::put_bucket_cors(self, req).await,
+            DeleteBucketCors => cors::delete_bucket_cors(self, req).await,
+            GetBucketPolicy => bucket::get_policy(self, req).await,
+            ListObjectVersions => list::list_object_versions(self, req).await,
+            PostObject | CorsPreflight => Err(S3Error::InternalError(format!(
+                "{} is served before authentication",
+                req.endpoint.name()
+            ))),
             GetBucketVersioning => bucket::get_versioning(self, req).await,
+            GetBucketWebsite => website::get_website(self, req).await,
+            PutBucketWebsite => website::put_website(self, req).await,
+            DeleteBucketWebsite => website::delete_website(self, req).await,
             ListObjects => list::list_objects_v1(self, req).await,
             ListObjectsV2 => list::list_objects_v2(self, req).await,
             DeleteObjects => delete::delete_objects(self, req).await,
@@ -189,6 +206,32 @@ pub fn xml_response(status: StatusCode, xml: String) -> S3Result<Response<Respon
         .header(http::header::CONTENT_LENGTH, xml.len())
         .body(body::full(xml))
         .map_err(|e| S3Error::InternalError(e.to_string()))
+}
+
+/// Reads a small request body (an XML document) up to `limit` bytes and checks it against
+/// `Content-MD5` and the `x-amz-checksum-*` the client sent, if any.
+pub async fn read_checked_body(req: S3Request, limit: usize) -> S3Result<bytes::Bytes> {
+    let requested = crate::checksum::requested_checksum(&req.headers)?;
+    let content_md5 = req.header("content-md5").map(str::to_string);
+    let body = body::collect_limited(req.body, limit).await?;
+    let mut hasher =
+        crate::checksum::BodyHasher::new(false, requested.as_ref().map(|r| r.algorithm));
+    hasher.update(&body);
+    let trailer = requested.as_ref().and_then(|r| {
+        let trailers = req.trailers.get()?;
+        trailers
+            .get(r.algorithm.header_name())?
+            .to_str()
+            .ok()
+            .map(str::to_string)
+    });
+    crate::checksum::verify(
+        &hasher.finish(),
+        content_md5.as_deref(),
+        requested.as_ref(),
+        trailer.as_deref(),
+    )?;
+    Ok(body)
 }
 
 /// An empty response with a status.

@@ -12,7 +12,7 @@ use http::{HeaderMap, Response, StatusCode, header};
 use super::writer::{BlockCutter, owned_refs, release, write_blocks};
 use super::{S3, S3Request, empty_response, header_value};
 use crate::body::{self, ResponseBody};
-use crate::checksum::{self, BodyHasher};
+use crate::checksum::{self, BodyDigests, BodyHasher};
 use crate::error::{S3Error, S3Result};
 
 /// Largest object a single PUT may create (as AWS).
@@ -132,7 +132,7 @@ pub fn write_condition(headers: &HeaderMap) -> S3Result<Option<pb::WriteConditio
 
 /// Gives back the references a never-visible version took on its blocks (after a refused
 /// flip or a bad body).
-fn release_unpublished(s3: &S3, record: &pb::ObjectRecord) {
+pub(super) fn release_unpublished(s3: &S3, record: &pb::ObjectRecord) {
     if let (Some(Body::Blocks(list)), Some(version)) = (&record.body, &record.version) {
         release(
             &s3.cluster,
@@ -192,6 +192,72 @@ pub async fn announce_uploading(
     record.version.clone().ok_or_else(no_record)
 }
 
+/// Reads a whole body into `record`: inline when small, else as blocks referenced by an
+/// `uploading` version announced at the key's coordinator. A body whose `declared` length is
+/// too large to inline is announced while its first block arrives (the two overlap); a
+/// smaller one is read first. On failure no block reference is left behind (an announced
+/// `uploading` record expires like any other abandoned write). The caller then checks the
+/// body, [`mark_complete`]s the record and [`publish`]es it (or calls
+/// [`release_unpublished`]).
+pub async fn store_body(
+    s3: &S3,
+    record: &mut pb::ObjectRecord,
+    cutter: &mut BlockCutter,
+    declared: Option<u64>,
+    condition: &Option<pb::WriteCondition>,
+) -> S3Result<()> {
+    let (first, announced) = if declared.is_some_and(|d| d > s3.config.inline_max as u64) {
+        let (first, announced) = tokio::join!(
+            cutter.next_block(),
+            announce_uploading(s3, record, condition)
+        );
+        (first, Some(announced))
+    } else {
+        (cutter.next_block().await, None)
+    };
+    let first = first?.unwrap_or_default();
+    let inline = announced.is_none() && cutter.finished() && first.len() <= s3.config.inline_max;
+    if inline {
+        record.body = Some(Body::InlineData(first.into_bytes()));
+        return Ok(());
+    }
+    // Announce the write first: blocks reference this version, and nothing becomes visible
+    // before the record flips to complete.
+    let announced = match announced {
+        Some(announced) => announced,
+        None => announce_uploading(s3, record, condition).await,
+    };
+    let version = match announced {
+        Ok(version) => version,
+        Err(e) => {
+            // Refused before the body was read (a failed write condition): read the rest so
+            // the answer does not race a half-sent body and the connection stays usable for
+            // the client's next request.
+            while let Ok(Some(_)) = cutter.next_block().await {}
+            return Err(e);
+        }
+    };
+    let owner = object_owner(&record.bucket_id, &record.key, &version);
+    let blocks = write_blocks(&s3.cluster, cutter, &owner, Some(first)).await?;
+    record.body = Some(Body::Blocks(pb::BlockList { blocks }));
+    Ok(())
+}
+
+/// Marks a record whose body has been stored and checked as complete, with its size, ETag
+/// and checksum.
+pub fn mark_complete(record: &mut pb::ObjectRecord, size: u64, digests: &BodyDigests) {
+    record.state = RecordState::Complete as i32;
+    record.size = size;
+    record.etag = format!("\"{}\"", hex::encode(digests.md5));
+    if let Some((algorithm, value)) = &digests.checksum {
+        record.checksums = vec![pb::Checksum {
+            algorithm: algorithm.name().into(),
+            value: value.clone(),
+            kind: "FULL_OBJECT".into(),
+        }];
+    }
+}
+
 pub async fn put_object(s3: &S3, req: S3Request) -> S3Result<Response<ResponseBody>> {
     let bucket = req.bucket()?.clone();
     let key = req.key()?.to_string();
@@ -203,45 +269,7 @@ pub async fn put_object(s3: &S3, req: S3Request) -> S3Result<Response<ResponseBo
     let trailers = req.trailers.clone();
     let hasher = BodyHasher::new(false, requested.as_ref().map(|r| r.algorithm));
     let mut cutter = BlockCutter::new(req.body, s3.config.block_size, hasher, MAX_PUT_SIZE);
-
-    // A body whose declared length is too large to inline is announced as `uploading` while
-    // its first block arrives (the two overlap); a smaller one is read first.
-    let (first, announced) = if declared.is_some_and(|d| d > s3.config.inline_max as u64) {
-        let (first, announced) = tokio::join!(
-            cutter.next_block(),
-            announce_uploading(s3, &mut record, &condition)
-        );
-        (first, Some(announced))
-    } else {
-        (cutter.next_block().await, None)
-    };
-    // (An `uploading` record announced for a body that then failed expires like any other
-    // abandoned write.)
-    let first = first?.unwrap_or_default();
-    let inline = announced.is_none() && cutter.finished() && first.len() <= s3.config.inline_max;
-    if inline {
-        record.body = Some(Body::InlineData(first.into_bytes()));
-    } else {
-        // Announce the write first: blocks reference this version, and nothing becomes
-        // visible before the record flips to complete.
-        let announced = match announced {
-            Some(announced) => announced,
-            None => announce_uploading(s3, &mut record, &condition).await,
-        };
-        let version = match announced {
-            Ok(version) => version,
-            Err(e) => {
-                // Refused before the body was read (a failed write condition): read the rest
-                // so the answer does not race a half-sent body and the connection stays
-                // usable for the client's next request.
-                while let Ok(Some(_)) = cutter.next_block().await {}
-                return Err(e);
-            }
-        };
-        let owner = object_owner(&record.bucket_id, &key, &version);
-        let blocks = write_blocks(&s3.cluster, &mut cutter, &owner, Some(first)).await?;
-        record.body = Some(Body::Blocks(pb::BlockList { blocks }));
-    }
+    store_body(s3, &mut record, &mut cutter, declared, &condition).await?;
     let size = cutter.total();
     let digests = cutter.digests();
     let trailer_headers = trailers.get();
@@ -271,16 +299,7 @@ pub async fn put_object(s3: &S3, req: S3Request) -> S3Result<Response<ResponseBo
         return Err(e);
     }
 
-    record.state = RecordState::Complete as i32;
-    record.size = size;
-    record.etag = format!("\"{}\"", hex::encode(digests.md5));
-    if let Some((algorithm, value)) = &digests.checksum {
-        record.checksums = vec![pb::Checksum {
-            algorithm: algorithm.name().into(),
-            value: value.clone(),
-            kind: "FULL_OBJECT".into(),
-        }];
-    }
+    mark_complete(&mut record, size, &digests);
     let stored = publish(s3, record, condition).await?;
     let mut resp = Response::builder()
         .status(StatusCode::OK)
@@ -439,24 +458,36 @@ pub async fn get_object(
     req: S3Request,
     with_body: bool,
 ) -> S3Result<Response<ResponseBody>> {
-    let bucket = req.bucket()?;
-    let record = visible_object(s3, bucket, req.key()?).await?;
-    check_conditions(&req.headers, &record, "")?;
+    let record = visible_object(s3, req.bucket()?, req.key()?).await?;
+    serve_object(s3, &record, &req.headers, &req.query, with_body)
+}
+
+/// Answers a GET (`with_body`) or HEAD of a complete object: conditional headers, `Range` or
+/// `?partNumber`, `response-*` overrides, checksums on request; the body is streamed from its
+/// blocks. Shared by GetObject / HeadObject and the website endpoint.
+pub fn serve_object(
+    s3: &S3,
+    record: &pb::ObjectRecord,
+    headers: &HeaderMap,
+    query: &super::router::Query,
+    with_body: bool,
+) -> S3Result<Response<ResponseBody>> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    check_conditions(headers, record, "")?;
     let size = record.size;
     // `?partNumber=N` serves one part of a multipart object (part 1 = all of any other).
-    let part_number = req
-        .query
+    let part_number = query
         .get("partNumber")
         .map(super::multipart::parse_part_number)
         .transpose()?;
     let range = match part_number {
-        Some(_) if req.header("range").is_some() => {
+        Some(_) if header("range").is_some() => {
             return Err(S3Error::InvalidRequest(
                 "Cannot specify both Range header and partNumber query parameter".into(),
             ));
         }
-        Some(n) => super::multipart::part_range(&record, n)?,
-        None => parse_range(req.header("range"), size)?,
+        Some(n) => super::multipart::part_range(record, n)?,
+        None => parse_range(header("range"), size)?,
     };
     let (start, end) = range.unwrap_or((0, size.saturating_sub(1)));
     let empty_part = part_number.is_some() && range.is_none();
@@ -466,8 +497,8 @@ pub async fn get_object(
         end - start + 1
     };
 
-    let mut resp = object_headers(Response::builder(), &record, &req.query)?
-        .header(header::CONTENT_LENGTH, length);
+    let mut resp =
+        object_headers(Response::builder(), record, query)?.header(header::CONTENT_LENGTH, length);
     if part_number.is_some() {
         resp = resp.status(StatusCode::PARTIAL_CONTENT);
         if !record.parts.is_empty() {
@@ -479,9 +510,7 @@ pub async fn get_object(
             .status(StatusCode::PARTIAL_CONTENT)
             .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}"));
     }
-    if req
-        .header("x-amz-checksum-mode")
-        .is_some_and(|m| m.eq_ignore_ascii_case("enabled"))
+    if header("x-amz-checksum-mode").is_some_and(|m| m.eq_ignore_ascii_case("enabled"))
         && range.is_none()
     {
         for c in &record.checksums {

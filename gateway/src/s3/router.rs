@@ -15,6 +15,21 @@ pub enum Endpoint {
     GetBucketLocation,
     GetBucketAcl,
     GetBucketVersioning,
+    GetBucketWebsite,
+    PutBucketWebsite,
+    DeleteBucketWebsite,
+    GetBucketCors,
+    PutBucketCors,
+    DeleteBucketCors,
+    PutBucketAcl,
+    GetBucketPolicy,
+    ListObjectVersions,
+    GetObjectAcl,
+    PutObjectAcl,
+    /// Browser upload with a POST policy (form fields carry the credentials).
+    PostObject,
+    /// A CORS preflight `OPTIONS` (anonymous).
+    CorsPreflight,
     ListObjects,
     ListObjectsV2,
     DeleteObjects,
@@ -48,6 +63,11 @@ impl Endpoint {
         use Endpoint::*;
         match self {
             ListBuckets | CreateBucket => Access::Service,
+            // Authorized by their handlers: the policy's key / no key at all.
+            PostObject | CorsPreflight => Access::Service,
+            ListObjectVersions => Access::Read,
+            GetBucketCors | PutBucketCors | DeleteBucketCors | PutBucketAcl | GetBucketPolicy
+            | GetObjectAcl | PutObjectAcl => Access::Owner,
             HeadBucket | GetBucketLocation | ListObjects | ListObjectsV2 | GetObject
             | HeadObject => Access::Read,
             ListMultipartUploads | ListParts => Access::Read,
@@ -58,6 +78,7 @@ impl Endpoint {
             | CompleteMultipartUpload
             | AbortMultipartUpload => Access::Write,
             DeleteBucket | GetBucketAcl | GetBucketVersioning => Access::Owner,
+            GetBucketWebsite | PutBucketWebsite | DeleteBucketWebsite => Access::Owner,
         }
     }
 
@@ -72,6 +93,19 @@ impl Endpoint {
             GetBucketLocation => "GetBucketLocation",
             GetBucketAcl => "GetBucketAcl",
             GetBucketVersioning => "GetBucketVersioning",
+            GetBucketWebsite => "GetBucketWebsite",
+            PutBucketWebsite => "PutBucketWebsite",
+            DeleteBucketWebsite => "DeleteBucketWebsite",
+            GetBucketCors => "GetBucketCors",
+            PutBucketCors => "PutBucketCors",
+            DeleteBucketCors => "DeleteBucketCors",
+            PutBucketAcl => "PutBucketAcl",
+            GetBucketPolicy => "GetBucketPolicy",
+            ListObjectVersions => "ListObjectVersions",
+            GetObjectAcl => "GetObjectAcl",
+            PutObjectAcl => "PutObjectAcl",
+            PostObject => "PostObject",
+            CorsPreflight => "CorsPreflight",
             ListObjects => "ListObjects",
             ListObjectsV2 => "ListObjectsV2",
             DeleteObjects => "DeleteObjects",
@@ -135,6 +169,7 @@ fn is_value_parameter(name: &str) -> bool {
         "max-uploads",
         "part-number-marker",
         "max-parts",
+        "version-id-marker",
     ];
     VALUES.contains(&name)
         || name.starts_with("response-")
@@ -143,7 +178,16 @@ fn is_value_parameter(name: &str) -> bool {
 }
 
 /// Sub-resources the gateway serves (with the method that serves them).
-const SERVED_SUBRESOURCES: &[&str] = &["location", "acl", "versioning", "delete"];
+const SERVED_SUBRESOURCES: &[&str] = &[
+    "location",
+    "acl",
+    "versioning",
+    "delete",
+    "website",
+    "cors",
+    "versions",
+    "policy",
+];
 
 /// Multipart parameters: `?uploads` (a sub-resource), `uploadId` and `partNumber`.
 const MULTIPART_PARAMETERS: &[&str] = &["uploads", "uploadId", "partNumber"];
@@ -156,6 +200,10 @@ pub fn route(
     query: &Query,
 ) -> Result<Endpoint, S3Error> {
     use Endpoint::*;
+    if *method == Method::OPTIONS {
+        // A preflight names the URL of the request to come, whatever it is.
+        return Ok(CorsPreflight);
+    }
     if let Some((name, _)) = query.0.iter().find(|(k, _)| {
         !is_value_parameter(k)
             && !SERVED_SUBRESOURCES.contains(&k.as_str())
@@ -185,6 +233,15 @@ pub fn route(
             Method::GET if sub("location") => GetBucketLocation,
             Method::GET if sub("acl") => GetBucketAcl,
             Method::GET if sub("versioning") => GetBucketVersioning,
+            Method::GET if sub("website") => GetBucketWebsite,
+            Method::PUT if sub("website") => PutBucketWebsite,
+            Method::DELETE if sub("website") => DeleteBucketWebsite,
+            Method::GET if sub("cors") => GetBucketCors,
+            Method::PUT if sub("cors") => PutBucketCors,
+            Method::DELETE if sub("cors") => DeleteBucketCors,
+            Method::PUT if sub("acl") => PutBucketAcl,
+            Method::GET if sub("policy") => GetBucketPolicy,
+            Method::GET if sub("versions") => ListObjectVersions,
             Method::GET if sub("delete") => return Err(S3Error::MethodNotAllowed),
             Method::GET if query.get("list-type") == Some("2") => ListObjectsV2,
             Method::GET if query.get("list-type").is_some_and(|v| v != "2") => {
@@ -192,7 +249,12 @@ pub fn route(
             }
             Method::GET => ListObjects,
             Method::HEAD => HeadBucket,
-            Method::PUT if sub("acl") || sub("versioning") || sub("location") => {
+            Method::PUT
+                if query
+                    .0
+                    .iter()
+                    .any(|(k, _)| SERVED_SUBRESOURCES.contains(&k.as_str())) =>
+            {
                 return Err(not_implemented());
             }
             Method::PUT => CreateBucket,
@@ -206,9 +268,24 @@ pub fn route(
             }
             Method::DELETE => DeleteBucket,
             Method::POST if sub("delete") => DeleteObjects,
+            Method::POST
+                if query
+                    .0
+                    .iter()
+                    .all(|(k, _)| !SERVED_SUBRESOURCES.contains(&k.as_str())) =>
+            {
+                PostObject
+            }
             Method::POST => return Err(not_implemented()),
             _ => return Err(S3Error::MethodNotAllowed),
         },
+        (Some(_), Some(_)) if sub("acl") && !MULTIPART_PARAMETERS.iter().any(|p| sub(p)) => {
+            match *method {
+                Method::GET => GetObjectAcl,
+                Method::PUT => PutObjectAcl,
+                _ => return Err(not_implemented()),
+            }
+        }
         (Some(_), Some(_)) => {
             if query
                 .0
@@ -298,13 +375,32 @@ mod tests {
     }
 
     #[test]
+    fn routes_website_configuration() {
+        let ok = |m: Method| r(m, Some("b"), None, "website").unwrap();
+        assert_eq!(ok(Method::GET), Endpoint::GetBucketWebsite);
+        assert_eq!(ok(Method::PUT), Endpoint::PutBucketWebsite);
+        assert_eq!(ok(Method::DELETE), Endpoint::DeleteBucketWebsite);
+        for e in [
+            Endpoint::GetBucketWebsite,
+            Endpoint::PutBucketWebsite,
+            Endpoint::DeleteBucketWebsite,
+        ] {
+            assert_eq!(e.access(), Access::Owner);
+        }
+        // Never an object operation.
+        assert!(matches!(
+            r(Method::GET, Some("b"), Some("k"), "website"),
+            Err(S3Error::NotImplemented(_))
+        ));
+    }
+
+    #[test]
     fn unknown_subresources_are_not_implemented() {
         for q in [
             "torrent",
             "inventory",
             "tagging",
             "replication",
-            "policy",
             "lifecycle=",
             "versionId=1",
         ] {
@@ -317,13 +413,60 @@ mod tests {
             );
         }
         assert!(matches!(
-            r(Method::GET, Some("b"), Some("k"), "acl"),
+            r(Method::GET, Some("b"), Some("k"), "cors"),
+            Err(S3Error::NotImplemented(_))
+        ));
+        assert!(matches!(
+            r(Method::PUT, Some("b"), None, "policy"),
             Err(S3Error::NotImplemented(_))
         ));
         assert!(matches!(
             r(Method::PATCH, Some("b"), Some("k"), ""),
             Err(S3Error::MethodNotAllowed)
         ));
+    }
+
+    #[test]
+    fn routes_cors_acl_versions_policy_and_post() {
+        let ok = |m: Method, key: Option<&str>, q: &str| r(m, Some("b"), key, q).unwrap();
+        assert_eq!(ok(Method::GET, None, "cors"), Endpoint::GetBucketCors);
+        assert_eq!(ok(Method::PUT, None, "cors"), Endpoint::PutBucketCors);
+        assert_eq!(ok(Method::DELETE, None, "cors"), Endpoint::DeleteBucketCors);
+        assert_eq!(ok(Method::GET, None, "acl"), Endpoint::GetBucketAcl);
+        assert_eq!(ok(Method::PUT, None, "acl"), Endpoint::PutBucketAcl);
+        assert_eq!(ok(Method::GET, Some("k"), "acl"), Endpoint::GetObjectAcl);
+        assert_eq!(ok(Method::PUT, Some("k"), "acl"), Endpoint::PutObjectAcl);
+        assert_eq!(ok(Method::GET, None, "policy"), Endpoint::GetBucketPolicy);
+        assert_eq!(
+            ok(
+                Method::GET,
+                None,
+                "versions&prefix=a&key-marker=k&version-id-marker=null&max-keys=2"
+            ),
+            Endpoint::ListObjectVersions
+        );
+        assert_eq!(ok(Method::POST, None, ""), Endpoint::PostObject);
+        for (key, q) in [
+            (None, ""),
+            (Some("k"), ""),
+            (Some("k"), "uploadId=1&partNumber=2"),
+        ] {
+            assert_eq!(ok(Method::OPTIONS, key, q), Endpoint::CorsPreflight);
+        }
+        assert_eq!(
+            r(Method::OPTIONS, None, None, "").unwrap(),
+            Endpoint::CorsPreflight
+        );
+        assert!(matches!(
+            r(Method::POST, Some("b"), None, "acl"),
+            Err(S3Error::NotImplemented(_))
+        ));
+        assert!(matches!(
+            r(Method::DELETE, Some("b"), Some("k"), "acl"),
+            Err(S3Error::NotImplemented(_))
+        ));
+        assert_eq!(Endpoint::PutBucketCors.access(), Access::Owner);
+        assert_eq!(Endpoint::ListObjectVersions.access(), Access::Read);
     }
 
     #[test]

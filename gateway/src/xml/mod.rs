@@ -13,13 +13,17 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::S3Error;
 
+mod cors;
 mod request;
 mod response;
 #[cfg(test)]
 mod tests;
+mod website;
 
+pub use cors::*;
 pub use request::*;
 pub use response::*;
+pub use website::*;
 
 /// The S3 XML namespace put on every response root element.
 pub const S3_XMLNS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";

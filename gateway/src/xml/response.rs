@@ -527,3 +527,83 @@ pub struct UploadInfo {
     /// See [`s3_timestamp`](super::s3_timestamp).
     pub initiated: String,
 }
+
+// ---------------------------------------------------------------------------------------------
+// Versions
+// ---------------------------------------------------------------------------------------------
+
+/// ListObjectVersions response, elements in S3's order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename = "ListVersionsResult", rename_all = "PascalCase")]
+pub struct ListVersionsResult {
+    /// Namespace attribute.
+    #[serde(rename = "@xmlns")]
+    pub xmlns: Xmlns,
+    /// Bucket name.
+    pub name: String,
+    /// Echo of `prefix`.
+    pub prefix: String,
+    /// Echo of `key-marker`.
+    pub key_marker: String,
+    /// Echo of `version-id-marker`.
+    pub version_id_marker: String,
+    /// Where the next page starts, when truncated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_key_marker: Option<String>,
+    /// Version id the next page starts after, when truncated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_version_id_marker: Option<String>,
+    /// Echo of `max-keys`.
+    pub max_keys: u32,
+    /// Echo of `delimiter`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<String>,
+    /// `url` when keys and prefixes are URL-encoded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encoding_type: Option<String>,
+    /// Whether more results exist.
+    pub is_truncated: bool,
+    /// One `<Version>` per object version.
+    #[serde(rename = "Version")]
+    pub versions: Vec<ObjectVersion>,
+    /// One `<CommonPrefixes>` per rolled-up prefix.
+    pub common_prefixes: Vec<CommonPrefix>,
+}
+
+/// One `<Version>` of a ListObjectVersions response.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ObjectVersion {
+    /// Object key.
+    pub key: String,
+    /// Version id (`null` for an unversioned object).
+    pub version_id: String,
+    /// Whether this is the current version.
+    pub is_latest: bool,
+    /// See [`s3_timestamp`](super::s3_timestamp).
+    pub last_modified: String,
+    /// Quoted entity tag.
+    #[serde(rename = "ETag")]
+    pub etag: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// E.g. `STANDARD`.
+    pub storage_class: String,
+    /// Owner of the object.
+    pub owner: Owner,
+}
+
+/// PostObject response for `success_action_status=201`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename = "PostResponse", rename_all = "PascalCase")]
+pub struct PostResponse {
+    /// URL of the new object.
+    pub location: String,
+    /// Bucket name.
+    pub bucket: String,
+    /// Object key.
+    pub key: String,
+    /// Quoted entity tag.
+    #[serde(rename = "ETag")]
+    pub etag: String,
+}

@@ -83,6 +83,14 @@ impl fmt::Display for MetaRequest {
             }
             MetaCommand::CompleteUpload { upload_id } => write!(f, "CompleteUpload({upload_id})"),
             MetaCommand::AbortUpload { upload_id } => write!(f, "AbortUpload({upload_id})"),
+            MetaCommand::SetBucketCors { bucket, cors } => {
+                let action = if cors.is_some() { "set" } else { "remove" };
+                write!(f, "SetBucketCors({bucket}, {action})")
+            }
+            MetaCommand::SetBucketWebsite { bucket, website } => {
+                let action = if website.is_some() { "set" } else { "remove" };
+                write!(f, "SetBucketWebsite({bucket}, {action})")
+            }
         }
     }
 }
