@@ -25,6 +25,16 @@ pub struct Probe {
     pub metrics: Box<dyn Fn(&mut Metrics) + Send + Sync>,
 }
 
+/// One labelled series of a histogram.
+pub struct HistogramSeries {
+    /// `key="value"` list (values already escaped), may be empty.
+    pub labels: String,
+    /// Cumulative `(le, count)` buckets, `+Inf` (`f64::INFINITY`) last.
+    pub buckets: Vec<(f64, u64)>,
+    pub sum: f64,
+    pub count: u64,
+}
+
 /// A Prometheus text-format buffer.
 #[derive(Default)]
 pub struct Metrics(String);
@@ -43,6 +53,46 @@ impl Metrics {
 
     pub fn gauge(&mut self, name: &str, help: &str, value: f64) {
         self.metric(name, "gauge", help, "", value);
+    }
+
+    /// A counter without labels (`name` ends in `_total`).
+    pub fn counter(&mut self, name: &str, help: &str, value: f64) {
+        self.metric(name, "counter", help, "", value);
+    }
+
+    /// A metric with several labelled samples: HELP and TYPE once, then one line each.
+    /// Labels are `key="value"` lists (values already escaped). Nothing for no samples.
+    pub fn family(&mut self, name: &str, kind: &str, help: &str, samples: &[(String, f64)]) {
+        if samples.is_empty() {
+            return;
+        }
+        let _ = writeln!(self.0, "# HELP {name} {help}");
+        let _ = writeln!(self.0, "# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            let _ = writeln!(self.0, "{name}{{{labels}}} {value}");
+        }
+    }
+
+    /// A histogram family: HELP and TYPE once, then buckets, sum and count per series.
+    pub fn histogram(&mut self, name: &str, help: &str, series: &[HistogramSeries]) {
+        if series.is_empty() {
+            return;
+        }
+        let _ = writeln!(self.0, "# HELP {name} {help}");
+        let _ = writeln!(self.0, "# TYPE {name} histogram");
+        for h in series {
+            let (labels, sep) = (&h.labels, if h.labels.is_empty() { "" } else { "," });
+            for (le, n) in &h.buckets {
+                let le = if le.is_infinite() {
+                    "+Inf".to_string()
+                } else {
+                    le.to_string()
+                };
+                let _ = writeln!(self.0, "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {n}");
+            }
+            let _ = writeln!(self.0, "{name}_sum{{{labels}}} {}", h.sum);
+            let _ = writeln!(self.0, "{name}_count{{{labels}}} {}", h.count);
+        }
     }
 
     pub fn into_string(self) -> String {
@@ -174,6 +224,22 @@ fn render_metrics(shared: &Shared) -> String {
     m.into_string()
 }
 
+/// `(size, available)` bytes of the filesystem holding `path` (statvfs).
+pub fn filesystem_space(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: a valid NUL-terminated path and a buffer statvfs fills on success.
+    let st = unsafe {
+        if libc::statvfs(c_path.as_ptr(), st.as_mut_ptr()) != 0 {
+            return None;
+        }
+        st.assume_init()
+    };
+    let frsize = st.f_frsize as u64;
+    Some((st.f_blocks as u64 * frsize, st.f_bavail as u64 * frsize))
+}
+
 /// Resident set size from `/proc/self/status` (Linux only).
 fn resident_memory_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -190,6 +256,37 @@ fn resident_memory_bytes() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn families_and_histograms_have_one_header() {
+        let mut m = Metrics::default();
+        m.family(
+            "cairn_r_total",
+            "counter",
+            "R.",
+            &[("op=\"A\"".into(), 1.0), ("op=\"B\"".into(), 2.0)],
+        );
+        m.histogram(
+            "cairn_l_seconds",
+            "L.",
+            &[HistogramSeries {
+                labels: "op=\"A\"".into(),
+                buckets: vec![(0.5, 1), (f64::INFINITY, 2)],
+                sum: 1.5,
+                count: 2,
+            }],
+        );
+        m.family("cairn_none", "gauge", "Nothing.", &[]);
+        assert_eq!(
+            m.into_string(),
+            "# HELP cairn_r_total R.\n# TYPE cairn_r_total counter\n\
+             cairn_r_total{op=\"A\"} 1\ncairn_r_total{op=\"B\"} 2\n\
+             # HELP cairn_l_seconds L.\n# TYPE cairn_l_seconds histogram\n\
+             cairn_l_seconds_bucket{op=\"A\",le=\"0.5\"} 1\n\
+             cairn_l_seconds_bucket{op=\"A\",le=\"+Inf\"} 2\n\
+             cairn_l_seconds_sum{op=\"A\"} 1.5\ncairn_l_seconds_count{op=\"A\"} 2\n"
+        );
+    }
 
     #[test]
     fn metrics_render_in_text_format() {

@@ -14,7 +14,7 @@ use cairn_node::{MembershipConfig, NodeConfig, RunningNode};
 
 use crate::cli::{GatewayArgs, GatewayListenArgs, NodeArgs, ServerArgs};
 use crate::creds::{self, KeyPair};
-use crate::health::{self, Metrics, Probe};
+use crate::health::{self, HistogramSeries, Metrics, Probe};
 
 /// How long a clean shutdown may take before the process exits anyway.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -112,8 +112,49 @@ fn gateway_config(g: &GatewayListenArgs, nodes: Vec<String>, secret: String) -> 
     }
 }
 
-/// Prometheus samples describing a running node.
-fn node_metrics(node: &RunningNode, m: &mut Metrics) {
+/// Prometheus samples of the S3 endpoint: requests, latency, body bytes.
+fn gateway_metrics(m: &mut Metrics) {
+    let snap = cairn_gateway::metrics::snapshot();
+    let requests: Vec<(String, f64)> = snap
+        .requests
+        .iter()
+        .map(|((op, status), n)| (format!("op=\"{op}\",status=\"{status}\""), *n as f64))
+        .collect();
+    m.family(
+        "cairn_s3_requests_total",
+        "counter",
+        "S3 requests answered, by operation and HTTP status.",
+        &requests,
+    );
+    let latency: Vec<_> = snap
+        .latency
+        .iter()
+        .map(|(op, h)| HistogramSeries {
+            labels: format!("op=\"{op}\""),
+            buckets: h.cumulative(),
+            sum: h.sum_seconds,
+            count: h.count,
+        })
+        .collect();
+    m.histogram(
+        "cairn_s3_request_duration_seconds",
+        "Time from receiving an S3 request to sending its response head, by operation.",
+        &latency,
+    );
+    m.counter(
+        "cairn_s3_received_bytes_total",
+        "Request body bytes declared by S3 requests (Content-Length or decoded length).",
+        snap.bytes_in as f64,
+    );
+    m.counter(
+        "cairn_s3_sent_bytes_total",
+        "Response body bytes declared by S3 responses (Content-Length).",
+        snap.bytes_out as f64,
+    );
+}
+
+/// Prometheus samples describing a running node with its data in `data_dir`.
+fn node_metrics(node: &RunningNode, data_dir: &Path, m: &mut Metrics) {
     let raft = node.state.raft.status();
     let (applied, meta) = node.state.raft.current();
     m.gauge(
@@ -121,6 +162,25 @@ fn node_metrics(node: &RunningNode, m: &mut Metrics) {
         "Current Raft term of the metadata group.",
         raft.term as f64,
     );
+    m.gauge(
+        "cairn_raft_commit_index",
+        "Last metadata log index this node knows to be committed.",
+        raft.commit_index as f64,
+    );
+    m.gauge(
+        "cairn_raft_last_log_index",
+        "Last metadata log index in this node's log.",
+        raft.last_log_index as f64,
+    );
+    if !raft.leader.is_empty() {
+        m.metric(
+            "cairn_raft_leader_info",
+            "gauge",
+            "1, labelled with the metadata leader this node follows.",
+            &format!("leader=\"{}\"", raft.leader),
+            1.0,
+        );
+    }
     m.gauge(
         "cairn_raft_applied_index",
         "Last metadata log index applied by this node.",
@@ -163,6 +223,63 @@ fn node_metrics(node: &RunningNode, m: &mut Metrics) {
             n as f64,
         );
     }
+    if let Some((size, free)) = health::filesystem_space(data_dir) {
+        m.gauge(
+            "cairn_data_size_bytes",
+            "Size of the filesystem holding this node's data dir (block store and index).",
+            size as f64,
+        );
+        m.gauge(
+            "cairn_data_free_bytes",
+            "Bytes available to this node on the filesystem of its data dir.",
+            free as f64,
+        );
+        m.gauge(
+            "cairn_data_used_bytes",
+            "Bytes used on the filesystem of this node's data dir.",
+            size.saturating_sub(free) as f64,
+        );
+    }
+    repair_metrics(&node.state.repair.snapshot(), m);
+}
+
+/// Anti-entropy (replica repair) progress of a node.
+fn repair_metrics(ae: &cairn_proto::pb::AntiEntropyStatus, m: &mut Metrics) {
+    m.counter(
+        "cairn_repair_passes_total",
+        "Anti-entropy passes completed.",
+        ae.passes as f64,
+    );
+    m.counter(
+        "cairn_repair_records_pulled_total",
+        "Object records copied from peers by anti-entropy.",
+        ae.records_pulled as f64,
+    );
+    m.counter(
+        "cairn_repair_blocks_copied_total",
+        "Blocks copied from peers by anti-entropy.",
+        ae.blocks_copied as f64,
+    );
+    m.counter(
+        "cairn_repair_refs_added_total",
+        "Block references added by anti-entropy.",
+        ae.refs_added as f64,
+    );
+    m.gauge(
+        "cairn_repair_last_pass_timestamp_seconds",
+        "When the last anti-entropy pass ended (unix seconds; 0 = none yet).",
+        ae.last_pass_ms as f64 / 1000.0,
+    );
+    m.gauge(
+        "cairn_repair_last_pass_duration_seconds",
+        "How long the last anti-entropy pass took.",
+        ae.last_pass_duration_ms as f64 / 1000.0,
+    );
+    m.gauge(
+        "cairn_repair_last_pass_failed",
+        "1 if the last anti-entropy pass could not reach every peer.",
+        f64::from(u8::from(!ae.last_error.is_empty())),
+    );
 }
 
 /// Waits for SIGINT (ctrl-c) or SIGTERM.
@@ -282,10 +399,14 @@ pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
     };
 
     let (ready_node, ready_gw, metrics_node) = (node.clone(), gateway.clone(), node.clone());
+    let data_dir = args.data_dir.clone();
     let probe = Probe {
         role: "server",
         ready: Box::new(move || ready_node.ready() && ready_gw.ready()),
-        metrics: Box::new(move |m| node_metrics(&metrics_node, m)),
+        metrics: Box::new(move |m| {
+            node_metrics(&metrics_node, &data_dir, m);
+            gateway_metrics(m);
+        }),
     };
     if let Err(e) = health::serve(&args.http_listen, probe).await {
         stop_node(&node).await;
@@ -346,7 +467,12 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
                 .collect(),
             bootstrap_expect: args.bootstrap_expect,
             auto_layout: args.auto_layout,
-            zone: args.zone.clone(),
+            // An empty CAIRN_ZONE (e.g. a missing pod label through the downward API) means
+            // the default zone.
+            zone: match args.zone.trim() {
+                "" => "default".to_string(),
+                zone => zone.to_string(),
+            },
             weight: args.weight,
             replication: args.replication,
             initial_key: key.map(|k| (k.id, k.secret)),
@@ -363,10 +489,11 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
     }
 
     let (ready_node, metrics_node) = (node.clone(), node.clone());
+    let data_dir = args.data_dir.clone();
     let probe = Probe {
         role: "node",
         ready: Box::new(move || ready_node.ready()),
-        metrics: Box::new(move |m| node_metrics(&metrics_node, m)),
+        metrics: Box::new(move |m| node_metrics(&metrics_node, &data_dir, m)),
     };
     if let Err(e) = health::serve(&args.http_listen, probe).await {
         stop_node(&node).await;
@@ -402,7 +529,7 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
     let probe = Probe {
         role: "gateway",
         ready: Box::new(move || ready_gw.ready()),
-        metrics: Box::new(|_| {}),
+        metrics: Box::new(gateway_metrics),
     };
     health::serve(&args.http_listen, probe).await?;
     shutdown_signal().await

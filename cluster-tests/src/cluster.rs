@@ -36,10 +36,10 @@ pub struct Proc {
 }
 
 impl Proc {
-    /// Spawns `cairn ARGS` and waits for a `listening NAME=` line for each of `wanted`.
-    /// `{NAME}` in an argument is replaced by the address of that listener in the previous
-    /// run (or `127.0.0.1:0`).
-    fn spawn(
+    /// Spawns `cairn ARGS` (with `CAIRN_*` from `env` only) logging to `log_path`, and waits
+    /// for a `listening NAME=` line for each of `wanted`. `{NAME}` in an argument is replaced
+    /// by the address of that listener in the previous run (or `127.0.0.1:0`).
+    pub fn spawn(
         label: &str,
         bin: &Path,
         args: Vec<String>,
@@ -403,13 +403,7 @@ impl Cluster {
 
     /// Runs `cairn ARGS... --node RPC(i)` with the cluster secret.
     pub fn admin(&self, i: usize, args: &[&str]) -> CmdOutput {
-        let mut cmd = Command::new(&self.bin);
-        clear_cairn_env(&mut cmd);
-        cmd.args(args)
-            .arg("--node")
-            .arg(self.rpc(i))
-            .env("CAIRN_CLUSTER_SECRET", &self.secret);
-        run_with_timeout(&mut cmd, ADMIN_TIMEOUT).expect("run cairn admin command")
+        admin_command(&self.bin, &self.rpc(i), &self.secret, args)
     }
 
     /// [`Cluster::admin`] that panics unless it exits 0; returns stdout.
@@ -485,8 +479,19 @@ impl Drop for Cluster {
     }
 }
 
+/// Runs the admin command `bin ARGS... --node NODE` with cluster secret `secret`.
+pub fn admin_command(bin: &Path, node: &str, secret: &str, args: &[&str]) -> CmdOutput {
+    let mut cmd = Command::new(bin);
+    clear_cairn_env(&mut cmd);
+    cmd.args(args)
+        .arg("--node")
+        .arg(node)
+        .env("CAIRN_CLUSTER_SECRET", secret);
+    run_with_timeout(&mut cmd, ADMIN_TIMEOUT).expect("run cairn admin command")
+}
+
 /// The value after `name` on the first line of `cairn status` output starting with it.
-fn status_field(status: &str, name: &str) -> String {
+pub fn status_field(status: &str, name: &str) -> String {
     status
         .lines()
         .find_map(|l| l.strip_prefix(name))

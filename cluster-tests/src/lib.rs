@@ -12,6 +12,8 @@
 //! - [`browser`] runs headless Chromium: [`screenshot`] of a page, [`dump_dom`] after its
 //!   scripts ran, with `--host-resolver-rules` ([`map_host`]) for Host-based routing.
 //! - [`Weed`] starts SeaweedFS (`weed mini`) for comparison benchmarks.
+//! - [`k8s`] renders a kustomize overlay and turns its pods into `cairn` command lines and
+//!   environments on loopback (a loopback address per pod for its DNS name).
 //! - [`data`] makes test bodies: random bytes and a deterministic streamed body of any size.
 //!
 //! The binary is built once per test process with the same cargo (`cargo build -p cairn`),
@@ -22,6 +24,7 @@ pub mod binary;
 pub mod browser;
 pub mod cluster;
 pub mod data;
+pub mod k8s;
 pub mod post_form;
 pub mod proc;
 pub mod s3;

@@ -7,6 +7,7 @@ pub mod checksum;
 pub mod cluster;
 pub mod cors;
 pub mod error;
+pub mod metrics;
 pub mod s3;
 pub mod server;
 pub mod web;

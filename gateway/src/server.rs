@@ -20,6 +20,7 @@ use crate::auth::{self, Authenticated, PayloadCheck, RequestParts};
 use crate::body::{self, BodyStream, ResponseBody};
 use crate::cors;
 use crate::error::S3Error;
+use crate::metrics;
 use crate::s3::cors as s3_cors;
 use crate::s3::post;
 use crate::s3::router::{self, Endpoint, Query};
@@ -58,13 +59,16 @@ pub async fn handle(s3: &S3, req: Request<Incoming>) -> Response<ResponseBody> {
     let request_id = format!("{:016X}", rand::random::<u64>());
     let span = tracing::info_span!("s3", id = %request_id, method = %req.method(), path = %req.uri().path());
     async move {
+        let started = std::time::Instant::now();
+        let bytes_in = metrics::declared_length(req.headers());
+        let mut op = "Unknown";
         let method = req.method().clone();
         let resource = req.uri().path().to_string();
         let origin = req.headers().get(http::header::ORIGIN).cloned();
         let cors_bucket = bucket_and_key(s3, req.uri(), req.headers())
             .ok()
             .and_then(|(bucket, _)| bucket);
-        let mut response = match process(s3, req).await {
+        let mut response = match process(s3, req, &mut op).await {
             Ok(resp) => resp,
             Err(e) => error_response(&e, &method, &resource, &request_id),
         };
@@ -94,6 +98,8 @@ pub async fn handle(s3: &S3, req: Request<Incoming>) -> Response<ResponseBody> {
             http::header::SERVER,
             http::HeaderValue::from_static("Cairn"),
         );
+        let bytes_out = metrics::declared_length(response.headers());
+        metrics::record(op, status.as_u16(), started.elapsed(), bytes_in, bytes_out);
         response
     }
     .instrument(span)
@@ -159,7 +165,12 @@ fn bucket_and_key(
     })
 }
 
-async fn process(s3: &S3, req: Request<Incoming>) -> Result<Response<ResponseBody>, S3Error> {
+/// Serves one request; `op` is set to the operation's name as soon as it is routed.
+async fn process(
+    s3: &S3,
+    req: Request<Incoming>,
+    op: &mut &'static str,
+) -> Result<Response<ResponseBody>, S3Error> {
     let (parts, incoming) = req.into_parts();
     let (bucket_name, key) = bucket_and_key(s3, &parts.uri, &parts.headers)?;
     if key.as_ref().is_some_and(|k| k.len() > 1024) {
@@ -172,6 +183,9 @@ async fn process(s3: &S3, req: Request<Incoming>) -> Result<Response<ResponseBod
         key.as_deref(),
         &query,
     );
+    if let Ok(endpoint) = &routed {
+        *op = endpoint.name();
+    }
     // Served without SigV4: a preflight is anonymous, a POST form carries its own signature.
     match (&routed, &bucket_name) {
         (Ok(Endpoint::CorsPreflight), _) => {
@@ -191,6 +205,7 @@ async fn process(s3: &S3, req: Request<Incoming>) -> Result<Response<ResponseBod
     if endpoint == router::Endpoint::UploadPart && parts.headers.contains_key("x-amz-copy-source") {
         endpoint = router::Endpoint::UploadPartCopy;
     }
+    *op = endpoint.name();
     let access_key = s3
         .access_key(&auth.access_key_id)
         .await?

@@ -109,6 +109,10 @@ pub struct RaftStatus {
     pub leader: String,
     /// "leader", "follower", "learner", "candidate" (or "shutdown").
     pub role: String,
+    /// Index of the last log entry this node knows to be committed (0 = none).
+    pub commit_index: u64,
+    /// Index of the last entry in this node's log (0 = none).
+    pub last_log_index: u64,
 }
 
 /// The Raft membership as one node sees it.
@@ -315,6 +319,8 @@ impl MetaRaft {
             term: m.current_term,
             leader: m.current_leader.map(|l| l.to_string()).unwrap_or_default(),
             role: role.to_string(),
+            commit_index: m.local_committed.as_ref().map(|l| l.index).unwrap_or(0),
+            last_log_index: m.last_log_index.unwrap_or(0),
         }
     }
 
