@@ -24,6 +24,11 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 const VOTER_TIMEOUT_ENV: &str = "CAIRN_VOTER_TIMEOUT_SECS";
 /// Environment variable: seconds between anti-entropy passes (default 60).
 const ANTI_ENTROPY_ENV: &str = "CAIRN_ANTI_ENTROPY_SECS";
+/// Environment variable: seconds a tombstone is kept at least; a node offline longer than
+/// this re-enters empty (default one day).
+const TOMBSTONE_GRACE_ENV: &str = "CAIRN_TOMBSTONE_GRACE_SECS";
+/// Environment variable: seconds between garbage-collection passes (default 30).
+const GC_INTERVAL_ENV: &str = "CAIRN_GC_INTERVAL_SECS";
 
 /// A duration in whole seconds (at least 1) from the environment variable `name`.
 fn env_secs(name: &str, default: Duration) -> anyhow::Result<Duration> {
@@ -47,6 +52,15 @@ fn anti_entropy() -> anyhow::Result<cairn_node::repair::AntiEntropyConfig> {
     let defaults = cairn_node::repair::AntiEntropyConfig::default();
     Ok(cairn_node::repair::AntiEntropyConfig {
         interval: env_secs(ANTI_ENTROPY_ENV, defaults.interval)?,
+        ..defaults
+    })
+}
+
+fn gc() -> anyhow::Result<cairn_node::gc::GcConfig> {
+    let defaults = cairn_node::gc::GcConfig::default();
+    Ok(cairn_node::gc::GcConfig {
+        tombstone_grace: env_secs(TOMBSTONE_GRACE_ENV, defaults.tombstone_grace)?,
+        interval: env_secs(GC_INTERVAL_ENV, defaults.interval)?,
         ..defaults
     })
 }
@@ -375,7 +389,7 @@ pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
             ..Default::default()
         },
         cluster_secret: secret.clone(),
-        gc: Default::default(),
+        gc: gc()?,
         anti_entropy: anti_entropy()?,
     })
     .await?;
@@ -479,7 +493,7 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
             voter_timeout: voter_timeout()?,
         },
         cluster_secret: secret,
-        gc: Default::default(),
+        gc: gc()?,
         anti_entropy: anti_entropy()?,
     })
     .await?;

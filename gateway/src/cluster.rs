@@ -109,6 +109,10 @@ impl ObjectClient {
     }
 }
 
+/// How long cached metadata counts as current without word from the cluster (nodes send a
+/// heartbeat every second while they know a Raft leader).
+pub const METADATA_STALE_AFTER: Duration = Duration::from_secs(4);
+
 /// Connections and cached metadata shared by all requests of a gateway.
 #[derive(Clone)]
 pub struct Cluster {
@@ -175,15 +179,12 @@ impl Cluster {
         self.view.borrow().clone()
     }
 
-    /// Ready once the metadata has been received and holds a layout.
+    /// Ready while the metadata is current and holds a layout.
     pub fn ready(&self) -> bool {
-        self.last_contact
-            .lock()
-            .map(|t| t.is_some())
-            .unwrap_or(false)
-            && !self.view().ring.is_empty()
+        self.fresh() && !self.view().ring.is_empty()
     }
 
+    /// Takes `next` into the cache unless the cache is already newer.
     fn accept(&self, next: MetaView) {
         self.view.send_if_modified(|current| {
             if next.applied_index >= current.applied_index {
@@ -193,9 +194,22 @@ impl Cluster {
                 false
             }
         });
+    }
+
+    /// Notes that the metadata was confirmed current just now.
+    fn touch(&self) {
         if let Ok(mut t) = self.last_contact.lock() {
             *t = Some(Instant::now());
         }
+    }
+
+    /// Whether the cached metadata was confirmed current within [`METADATA_STALE_AFTER`].
+    /// A gateway serving from a stale cache could honour revoked keys, so it fails closed.
+    pub fn fresh(&self) -> bool {
+        self.last_contact
+            .lock()
+            .map(|t| t.is_some_and(|t| t.elapsed() < METADATA_STALE_AFTER))
+            .unwrap_or(false)
     }
 
     /// Node addresses to try for metadata: the seeds, then the layout's nodes.
@@ -223,6 +237,8 @@ impl Cluster {
         }
     }
 
+    /// Follows one node's watch stream: full states on change, heartbeats in between. A
+    /// stream silent for [`METADATA_STALE_AFTER`] is dropped so another node is tried.
     async fn watch_from(&self, addr: &str) -> Result<(), S3Error> {
         let mut stream = self
             .peers
@@ -230,8 +246,16 @@ impl Cluster {
             .watch(MetaReadRequest {})
             .await?
             .into_inner();
-        while let Some(state) = stream.message().await? {
-            self.accept(decode_state(&state)?);
+        while let Some(state) = tokio::time::timeout(METADATA_STALE_AFTER, stream.message())
+            .await
+            .map_err(|_| unavailable("the metadata stream went silent"))??
+        {
+            if !state.state.is_empty() {
+                self.accept(decode_state(&state)?);
+            }
+            if state.current {
+                self.touch();
+            }
         }
         Ok(())
     }
@@ -243,6 +267,9 @@ impl Cluster {
             match self.peers.meta(&addr)?.read(MetaReadRequest {}).await {
                 Ok(state) => {
                     self.accept(decode_state(state.get_ref())?);
+                    if state.get_ref().current {
+                        self.touch();
+                    }
                     return Ok(self.view());
                 }
                 Err(e) => last = Some(e),

@@ -239,6 +239,12 @@ async fn authenticate(
     uri: &http::Uri,
     headers: &HeaderMap,
 ) -> Result<Authenticated, S3Error> {
+    if !s3.cluster.fresh() {
+        // A stale cache might still hold revoked keys: fail closed.
+        return Err(S3Error::ServiceUnavailable(
+            "the gateway has lost contact with the cluster metadata".into(),
+        ));
+    }
     let parts = RequestParts {
         method,
         uri,

@@ -2,6 +2,7 @@
 
 pub mod coordinator;
 pub mod gc;
+pub mod liveness;
 pub mod local;
 pub mod membership;
 pub mod raft;
@@ -84,8 +85,18 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
             rpc_addr.to_string()
         }
     });
-    let blocks = BlockStore::open(&config.data_dir.join("blocks"))?;
-    let index = Index::open(&config.data_dir.join("index.redb"))?;
+    let (blocks_dir, index_file) = (
+        config.data_dir.join("blocks"),
+        config.data_dir.join("index.redb"),
+    );
+    liveness::discard_if_stale(
+        &config.data_dir,
+        config.gc.tombstone_grace,
+        &[index_file.clone(), blocks_dir.clone()],
+    )?;
+    liveness::mark_alive(&config.data_dir)?;
+    let blocks = BlockStore::open(&blocks_dir)?;
+    let index = Index::open(&index_file)?;
     let raft = MetaRaft::open(
         &config.data_dir.join("meta"),
         id,
@@ -107,6 +118,10 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     });
 
     membership.start().await?;
+    tokio::spawn(liveness::run(
+        config.data_dir.clone(),
+        config.gc.tombstone_grace,
+    ));
     tokio::spawn(gc::run(state.clone(), config.gc));
     tokio::spawn(repair::run(state.clone(), config.anti_entropy));
     tracing::info!(node = %id, rpc = %advertise, "node started");

@@ -152,6 +152,8 @@ pub struct MetaRaft {
     raft: openraft::Raft<TypeConfig, StateMachine>,
     applied: watch::Receiver<Applied>,
     peers: Peers,
+    /// When a leader last replicated to this node (as a follower or learner).
+    leader_contact: std::sync::Mutex<Option<Instant>>,
 }
 
 impl MetaRaft {
@@ -193,6 +195,7 @@ impl MetaRaft {
             raft,
             applied,
             peers,
+            leader_contact: Default::default(),
         }))
     }
 
@@ -362,6 +365,32 @@ impl MetaRaft {
                 .map(|n| n.addr.clone())
         });
         Some(LocalError::NotLeader(addr))
+    }
+
+    /// Notes that a current leader just replicated to this node.
+    pub(crate) fn note_leader_contact(&self) {
+        if let Ok(mut t) = self.leader_contact.lock() {
+            *t = Some(Instant::now());
+        }
+    }
+
+    /// Whether this node's metadata is known current: as the leader, a quorum acknowledged
+    /// it within `within` (always, when it is the only voter); otherwise a leader replicated
+    /// to it within `within`. A node cut off from the majority soon answers `false`.
+    pub fn in_touch(&self, within: Duration) -> bool {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow_watched();
+        if m.state == ServerState::Leader {
+            let voters: Vec<_> = m.membership_config.membership().voter_ids().collect();
+            return voters == [self.id]
+                || m.last_quorum_acked
+                    .as_ref()
+                    .is_some_and(|t| t.elapsed() < within);
+        }
+        self.leader_contact
+            .lock()
+            .map(|t| t.is_some_and(|t| t.elapsed() < within))
+            .unwrap_or(false)
     }
 
     /// Whether this node is the leader now.

@@ -18,10 +18,10 @@ use cairn_proto::pb::{
 use cairn_proto::secret::RequireSecret;
 use futures::{Stream, StreamExt};
 use openraft::Snapshot;
-use openraft::raft::AppendEntriesRequest;
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio_stream::wrappers::WatchStream;
+use tokio_stream::wrappers::{IntervalStream, WatchStream};
 use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Code, Request, Response, Status};
@@ -31,6 +31,11 @@ use super::{Applied, LocalError, MetaRaft};
 
 /// gRPC header marking a Write/Read forwarded by a follower.
 pub(crate) const FORWARDED: &str = "x-cairn-forwarded";
+/// How often a metadata watch stream sends a heartbeat while nothing changes, saying
+/// whether the node is in touch with a working Raft quorum (gateways fail closed if not).
+pub const WATCH_HEARTBEAT: Duration = Duration::from_secs(1);
+/// How recent a quorum acknowledgement (leader) or leader contact (others) must be.
+const IN_TOUCH: Duration = Duration::from_secs(2);
 /// Deadline of a forwarded Write/Read.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -116,11 +121,12 @@ pub(crate) fn meta_status(e: MetaError) -> Status {
     }
 }
 
-fn state_message((applied_index, state): &Applied) -> Result<MetaState, Status> {
+fn state_message((applied_index, state): &Applied, current: bool) -> Result<MetaState, Status> {
     let state = serde_json::to_vec(&**state).map_err(|e| Status::internal(e.to_string()))?;
     Ok(MetaState {
         applied_index: *applied_index,
         state,
+        current,
     })
 }
 
@@ -132,7 +138,14 @@ impl MetaService for MetaServiceImpl {
     ) -> Result<Response<RaftMessage>, Status> {
         let req: AppendEntriesRequest<super::TypeConfig> =
             self.addressed(&request.get_ref().payload)?;
-        raft_reply(self.raft.raft.append_entries(req).await)
+        let reply = self.raft.raft.append_entries(req).await;
+        if reply
+            .as_ref()
+            .is_ok_and(|r| !matches!(r, AppendEntriesResponse::HigherVote { .. }))
+        {
+            self.raft.note_leader_contact();
+        }
+        raft_reply(reply)
     }
 
     async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
@@ -186,7 +199,7 @@ impl MetaService for MetaServiceImpl {
         } else {
             self.raft.read_linearizable().await.map_err(meta_status)?
         };
-        Ok(Response::new(state_message(&applied)?))
+        Ok(Response::new(state_message(&applied, true)?))
     }
 
     type WatchStream = Pin<Box<dyn Stream<Item = Result<MetaState, Status>> + Send>>;
@@ -195,9 +208,21 @@ impl MetaService for MetaServiceImpl {
         &self,
         _request: Request<MetaReadRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        let updates =
-            WatchStream::new(self.raft.subscribe()).map(|applied| state_message(&applied));
-        Ok(Response::new(Box::pin(updates)))
+        let raft = self.raft.clone();
+        let updates = WatchStream::new(self.raft.subscribe())
+            .map(move |applied| state_message(&applied, raft.in_touch(IN_TOUCH)));
+        let raft = self.raft.clone();
+        let heartbeats =
+            IntervalStream::new(tokio::time::interval(WATCH_HEARTBEAT)).map(move |_| {
+                Ok(MetaState {
+                    applied_index: raft.current().0,
+                    state: Vec::new(),
+                    current: raft.in_touch(IN_TOUCH),
+                })
+            });
+        Ok(Response::new(Box::pin(futures::stream::select(
+            updates, heartbeats,
+        ))))
     }
 
     async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
