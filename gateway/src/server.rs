@@ -171,6 +171,12 @@ async fn process(
     req: Request<Incoming>,
     op: &mut &'static str,
 ) -> Result<Response<ResponseBody>, S3Error> {
+    if !s3.cluster.fresh() {
+        // A stale cache might still hold revoked keys or policies: fail closed.
+        return Err(S3Error::ServiceUnavailable(
+            "the gateway has lost contact with the cluster metadata".into(),
+        ));
+    }
     let (parts, incoming) = req.into_parts();
     let (bucket_name, key) = bucket_and_key(s3, &parts.uri, &parts.headers)?;
     if key.as_ref().is_some_and(|k| k.len() > 1024) {
@@ -239,12 +245,6 @@ async fn authenticate(
     uri: &http::Uri,
     headers: &HeaderMap,
 ) -> Result<Authenticated, S3Error> {
-    if !s3.cluster.fresh() {
-        // A stale cache might still hold revoked keys: fail closed.
-        return Err(S3Error::ServiceUnavailable(
-            "the gateway has lost contact with the cluster metadata".into(),
-        ));
-    }
     let parts = RequestParts {
         method,
         uri,
