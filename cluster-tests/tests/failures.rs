@@ -686,7 +686,7 @@ async fn a_node_down_past_the_tombstone_grace_comes_back_empty_and_resurrects_no
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_wiped_node_comes_back_under_a_new_identity() {
+async fn a_wiped_node_comes_back_under_a_new_identity_and_is_refilled() {
     let mut c = Cluster::start(3);
     let s3 = c.client();
     let bucket = unique_bucket("wiped");
@@ -716,6 +716,26 @@ async fn a_wiped_node_comes_back_under_a_new_identity() {
         row(&old_id).contains(&format!("down (its address now serves node {new_id})")),
         "the old identity must not come back:\n{status}"
     );
+    assert_eq!(
+        try_get(&s3, &bucket, "k").await.unwrap().as_deref(),
+        Some(&b"kept"[..])
+    );
+
+    // The operator replaces the dead identity with the new one; the transition refills it.
+    c.admin_ok(leader, &["layout", "remove", "--force", &old_id]);
+    c.admin_ok(leader, &["layout", "add", &new_id]);
+    c.admin_ok(leader, &["layout", "apply"]);
+    wait_until(Duration::from_secs(60), "the transition finishes", || {
+        c.admin_ok(leader, &["layout", "show"])
+            .contains("transition: none")
+    });
+    let status = c.admin_ok(leader, &["status"]);
+    assert!(
+        records_of(&status, &new_id).is_some_and(|n| n >= 1),
+        "the new node holds nothing:\n{status}"
+    );
+    let other = (0..3).find(|i| *i != victim && *i != leader).unwrap();
+    c.nodes[other].kill_9();
     assert_eq!(
         try_get(&s3, &bucket, "k").await.unwrap().as_deref(),
         Some(&b"kept"[..])

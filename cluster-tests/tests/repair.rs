@@ -1,10 +1,8 @@
 //! Anti-entropy with real processes: a node that was down while objects were written,
 //! overwritten and deleted gets its replicas back (records, tombstones, blocks and their
 //! references) without operator action, checked by asking that node directly over gRPC.
-//!
-//! Not covered: a node that lost its disk. It must come back as a new node (new id), and the
-//! layout refuses ring changes while the cluster holds data until online rebalancing exists,
-//! so it cannot take the dead node's place in the ring yet.
+//! A node that lost its disk comes back as a new node and takes the dead one's place through
+//! a layout transition (tests/failures.rs).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cairn_proto::block_node::{BlockNode, GrpcBlockNode};
 use cairn_proto::client::{AuthChannel, Peers, refs_by_replica};
+use cairn_proto::meta::LayoutNode;
 use cairn_proto::meta::{MetaCommand, MetaError, MetaResult, Metadata};
 use cairn_proto::pb::object_service_client::ObjectServiceClient;
 use cairn_proto::pb::object_service_server::ObjectService;
@@ -17,7 +18,7 @@ use cairn_proto::pb::{
     PutBlockHeader, RefsRequest, StoreRequest, StoreResponse,
 };
 use cairn_proto::ring::{block_hash, object_hash};
-use cairn_proto::{Ring, VersionKey};
+use cairn_proto::{Placement, VersionKey};
 use futures::stream::FuturesUnordered;
 use futures::{Stream, StreamExt};
 use tokio::sync::watch;
@@ -29,23 +30,28 @@ use crate::error::S3Error;
 /// Blocks an object read fetches ahead of the one being sent.
 const READ_AHEAD: usize = 4;
 
-/// A consistent snapshot of the metadata and the ring built from it.
+/// A consistent snapshot of the metadata and the placement built from it.
 #[derive(Clone)]
 pub struct MetaView {
     pub applied_index: u64,
     pub meta: Arc<Metadata>,
-    pub ring: Arc<Ring>,
+    pub placement: Arc<Placement>,
 }
 
 impl MetaView {
     fn new(applied_index: u64, meta: Metadata) -> Self {
-        let ring = Arc::new(Ring::new(&meta.layout));
+        let placement = Arc::new(meta.placement());
         Self {
             applied_index,
             meta: Arc::new(meta),
-            ring,
+            placement,
         }
     }
+}
+
+/// Whether a node refused a request because the sender's layout is older than its own.
+fn is_stale_layout(e: &Status) -> bool {
+    e.code() == tonic::Code::FailedPrecondition && e.message().starts_with("stale layout")
 }
 
 /// A node running in the same process as the gateway (`cairn server`): calls to its address
@@ -181,7 +187,7 @@ impl Cluster {
 
     /// Ready while the metadata is current and holds a layout.
     pub fn ready(&self) -> bool {
-        self.fresh() && !self.view().ring.is_empty()
+        self.fresh() && !self.view().placement.is_empty()
     }
 
     /// Takes `next` into the cache unless the cache is already newer.
@@ -215,7 +221,7 @@ impl Cluster {
     /// Node addresses to try for metadata: the seeds, then the layout's nodes.
     fn meta_nodes(&self) -> Vec<String> {
         let mut nodes: Vec<String> = self.seeds.iter().cloned().collect();
-        for n in self.view().ring.nodes() {
+        for n in self.view().placement.nodes() {
             if !nodes.contains(&n.addr) {
                 nodes.push(n.addr.clone());
             }
@@ -322,21 +328,37 @@ impl Cluster {
         record: pb::ObjectRecord,
         condition: Option<pb::WriteCondition>,
     ) -> Result<CoordinateResponse, S3Error> {
-        let view = self.view();
+        let mut view = self.view();
         let bucket = Uuid::from_slice(&record.bucket_id)
             .map_err(|e| S3Error::InternalError(e.to_string()))?;
         let mut last = None;
-        for node in view.ring.replicas(object_hash(&bucket, &record.key)) {
+        let mut refreshed = false;
+        let mut targets = view
+            .placement
+            .write_targets(object_hash(&bucket, &record.key));
+        let mut i = 0;
+        while let Some(node) = targets.get(i) {
             let req = CoordinateRequest {
                 record: Some(record.clone()),
-                layout_version: view.ring.version(),
+                layout_version: view.placement.version(),
                 condition: condition.clone(),
             };
             match self.objects(&node.addr)?.coordinate(req).await {
                 Ok(resp) => return Ok(resp),
                 Err(e) if e.code() == tonic::Code::Unavailable => last = Some(e),
+                // Our layout is behind: catch up and start over with the new replicas.
+                Err(e) if is_stale_layout(&e) && !refreshed => {
+                    refreshed = true;
+                    view = self.refresh().await?;
+                    targets = view
+                        .placement
+                        .write_targets(object_hash(&bucket, &record.key));
+                    i = 0;
+                    continue;
+                }
                 Err(e) => return Err(e.into()),
             }
+            i += 1;
         }
         Err(unavailable(
             last.map(|e| e.to_string())
@@ -352,7 +374,7 @@ impl Cluster {
         key: &str,
     ) -> Result<Option<pb::ObjectRecord>, S3Error> {
         let view = self.view();
-        let replicas = view.ring.replicas(object_hash(bucket, key));
+        let replicas = view.placement.read_set(object_hash(bucket, key));
         let quorum = replicas.len() / 2 + 1;
         let mut reads: FuturesUnordered<_> = replicas
             .iter()
@@ -360,7 +382,7 @@ impl Cluster {
                 let req = GetRecordRequest {
                     bucket_id: bucket.as_bytes().to_vec(),
                     key: key.to_string(),
-                    layout_version: view.ring.version(),
+                    layout_version: view.placement.version(),
                 };
                 let client = self.objects(&node.addr);
                 let addr = node.addr.clone();
@@ -422,7 +444,7 @@ impl Cluster {
             }
             let req = StoreRequest {
                 record: Some(newest.clone()),
-                layout_version: self.view().ring.version(),
+                layout_version: self.view().placement.version(),
             };
             match self.objects(&addr) {
                 Ok(mut client) => match client.store(req).await {
@@ -442,10 +464,10 @@ impl Cluster {
     /// `complete` is false when more keys may follow the last one returned.
     pub async fn list(&self, req: ListRequest) -> Result<ListPage, S3Error> {
         let view = self.view();
-        let nodes = view.ring.nodes().to_vec();
+        let nodes: Vec<LayoutNode> = view.placement.nodes().into_iter().cloned().collect();
         let calls = nodes.iter().map(|node| {
             let req = ListRequest {
-                layout_version: view.ring.version(),
+                layout_version: view.placement.version(),
                 ..req.clone()
             };
             let client = self.objects(&node.addr);
@@ -458,7 +480,11 @@ impl Cluster {
             .filter(|(_, page)| page.is_ok())
             .map(|(node, _)| node.id)
             .collect();
-        if !view.ring.covered_by(|id| answered.contains(id)) {
+        if !view
+            .placement
+            .oldest()
+            .covered_by(|id| answered.contains(id))
+        {
             let why = pages
                 .into_iter()
                 .find_map(Result::err)
@@ -471,13 +497,19 @@ impl Cluster {
         let mut merged: Vec<pb::ObjectRecord> = Vec::new();
         // Keys beyond the smallest last key of a cut page may be missing from that node's answer.
         let mut bound: Option<String> = None;
-        for page in pages.into_iter().flatten() {
+        let bucket = Uuid::from_slice(&req.bucket_id).unwrap_or_default();
+        for (node, page) in nodes.iter().zip(pages) {
+            let Ok(mut page) = page else { continue };
             if page.truncated
                 && let Some(last) = page.records.last()
                 && bound.as_ref().is_none_or(|b| last.key < *b)
             {
                 bound = Some(last.key.clone());
             }
+            // A node keeps copies of keys it no longer replicates until they are cleaned up;
+            // those are not kept current, so only replicas count.
+            page.records
+                .retain(|r| view.placement.holds(&node.id, object_hash(&bucket, &r.key)));
             merged.extend(page.records);
         }
         merged.sort_by(|a, b| a.key.cmp(&b.key).then_with(|| version(b).cmp(&version(a))));
@@ -499,38 +531,48 @@ impl Cluster {
         owner: &pb::BlockOwner,
         data: Vec<Bytes>,
     ) -> Result<(), S3Error> {
-        let view = self.view();
-        let replicas = view.ring.replicas(block_hash(id));
-        let quorum = replicas.len() / 2 + 1;
+        let mut view = self.view();
+        let hash = block_hash(id);
         let size: u64 = data.iter().map(|c| c.len() as u64).sum();
-        let mut writes: FuturesUnordered<_> = replicas
-            .iter()
-            .map(|node| {
-                let header = PutBlockHeader {
-                    id: id.to_vec(),
-                    owner: Some(owner.clone()),
-                    size,
-                    layout_version: view.ring.version(),
-                };
-                let target = self.block_node(&node.addr);
-                let data = data.clone();
-                async move { target?.put_block(header, data).await }
-            })
-            .collect();
-        let (mut acks, mut last) = (0, None);
-        while let Some(result) = writes.next().await {
-            match result {
-                Ok(_) => {
-                    acks += 1;
-                    if acks >= quorum {
-                        tokio::spawn(async move { while writes.next().await.is_some() {} });
-                        return Ok(());
+        let mut refreshed = false;
+        loop {
+            let mut writes: FuturesUnordered<_> = view
+                .placement
+                .write_targets(hash)
+                .into_iter()
+                .map(|node| {
+                    let header = PutBlockHeader {
+                        id: id.to_vec(),
+                        owner: Some(owner.clone()),
+                        size,
+                        layout_version: view.placement.version(),
+                    };
+                    let target = self.block_node(&node.addr);
+                    let (data, node) = (data.clone(), node.id);
+                    async move { (node, async { target?.put_block(header, data).await }.await) }
+                })
+                .collect();
+            let (mut acked, mut last) = (Vec::new(), None);
+            while let Some((node, result)) = writes.next().await {
+                match result {
+                    Ok(_) => {
+                        acked.push(node);
+                        if view.placement.write_quorum(hash, |id| acked.contains(id)) {
+                            tokio::spawn(async move { while writes.next().await.is_some() {} });
+                            return Ok(());
+                        }
                     }
+                    Err(e) => last = Some(e),
                 }
-                Err(e) => last = Some(e),
             }
+            // Our layout is behind: catch up and write to the new replicas too.
+            if last.as_ref().is_some_and(is_stale_layout) && !refreshed {
+                refreshed = true;
+                view = self.refresh().await?;
+                continue;
+            }
+            return Err(unavailable(last.map(|e| e.to_string()).unwrap_or_default()));
         }
-        Err(unavailable(last.map(|e| e.to_string()).unwrap_or_default()))
     }
 
     /// Reads `length` bytes (0 = to the end) of a block from the first replica that has a
@@ -543,12 +585,12 @@ impl Cluster {
     ) -> Result<Vec<Bytes>, S3Error> {
         let view = self.view();
         let mut last = None;
-        for node in view.ring.replicas(block_hash(id)) {
+        for node in view.placement.write_targets(block_hash(id)) {
             let req = GetBlockRequest {
                 id: id.to_vec(),
                 offset,
                 length,
-                layout_version: view.ring.version(),
+                layout_version: view.placement.version(),
             };
             let result = async { self.block_node(&node.addr)?.get_block(req).await }.await;
             match result {
@@ -579,40 +621,35 @@ impl Cluster {
                 unique.push(entry.clone());
             }
         }
-        let calls = refs_by_replica(&view.ring, &unique)
+        let calls = refs_by_replica(&view.placement, &unique)
             .into_iter()
             .map(|(node, batch)| {
                 let ids: Vec<Vec<u8>> = batch.iter().map(|e| e.block_id.clone()).collect();
                 let req = RefsRequest {
                     refs: batch,
-                    layout_version: view.ring.version(),
+                    layout_version: view.placement.version(),
                 };
                 let client = self.peers.blocks(&node.addr);
-                async move {
-                    (
-                        node.addr,
-                        ids,
-                        async move { client?.add_refs(req).await }.await,
-                    )
-                }
+                async move { (node, ids, async move { client?.add_refs(req).await }.await) }
             });
-        let mut acks: HashMap<Vec<u8>, usize> = HashMap::new();
-        for (addr, ids, result) in futures::future::join_all(calls).await {
+        let mut acks: HashMap<Vec<u8>, Vec<Uuid>> = HashMap::new();
+        for (node, ids, result) in futures::future::join_all(calls).await {
             match result {
                 Ok(resp) => {
                     let missing: HashSet<&Vec<u8>> = resp.get_ref().missing.iter().collect();
                     for id in ids.into_iter().filter(|id| !missing.contains(id)) {
-                        *acks.entry(id).or_default() += 1;
+                        acks.entry(id).or_default().push(node.id);
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(node = %addr, error = %e, "adding block references failed")
+                    tracing::warn!(node = %node.addr, error = %e, "adding block references failed")
                 }
             }
         }
         for entry in &unique {
-            let quorum = view.ring.replicas(block_hash(&entry.block_id)).len() / 2 + 1;
-            if acks.get(&entry.block_id).copied().unwrap_or(0) < quorum {
+            let acked = acks.get(&entry.block_id).cloned().unwrap_or_default();
+            let hash = block_hash(&entry.block_id);
+            if !view.placement.write_quorum(hash, |id| acked.contains(id)) {
                 return Err(S3Error::InternalError(
                     "a source block is no longer available".into(),
                 ));
@@ -626,7 +663,7 @@ impl Cluster {
     pub async fn drop_refs(&self, refs: &[pb::BlockRefEntry]) {
         let view = self.view();
         self.peers
-            .drop_refs_everywhere(&view.ring, refs, None, |_| async { Ok(()) })
+            .drop_refs_everywhere(&view.placement, refs, None, |_| async { Ok(()) })
             .await;
     }
 

@@ -77,54 +77,59 @@ pub async fn coordinate_if(
     };
     record.last_modified_ms = version.millis();
 
-    let ring = state.ring();
-    let replicas = ring.replicas(object_hash(&bucket, &record.key));
-    if replicas.is_empty() {
+    let placement = state.placement();
+    let hash = object_hash(&bucket, &record.key);
+    let targets = placement.write_targets(hash);
+    if targets.is_empty() {
         return Err(Status::unavailable("no layout yet"));
     }
-    let quorum = replicas.len() / 2 + 1;
-    let mut writes: FuturesUnordered<_> = replicas
+    let mut writes: FuturesUnordered<_> = targets
         .iter()
         .map(|node| {
             let record = record.clone();
             let state = state.clone();
             let node = (*node).clone();
-            let layout_version = ring.version();
+            let layout_version = placement.version();
             async move {
-                if state.is_self(&node) {
+                let stored = if state.is_self(&node) {
                     store_local(&state, record).await.map(Some)
                 } else {
-                    let mut client = state.peers.objects(&node.addr)?;
-                    client
-                        .store(StoreRequest {
-                            record: Some(record),
-                            layout_version,
-                        })
-                        .await?;
-                    Ok(None)
-                }
+                    match state.peers.objects(&node.addr) {
+                        Ok(mut client) => client
+                            .store(StoreRequest {
+                                record: Some(record),
+                                layout_version,
+                            })
+                            .await
+                            .map(|_| None),
+                        Err(e) => Err(e),
+                    }
+                };
+                (node.id, stored)
             }
         })
         .collect();
-    let (mut acks, mut previous, mut last_error) = (0, None, None);
-    while let Some(result) = writes.next().await {
+    let (mut acked, mut previous, mut last_error) = (Vec::new(), None, None);
+    while let Some((node, result)) = writes.next().await {
         match result {
             Ok(local) => {
-                acks += 1;
+                acked.push(node);
                 if let Some(outcome) = local {
                     previous = outcome.previous;
                 }
-                if acks >= quorum {
+                if placement.write_quorum(hash, |id| acked.contains(id)) {
                     break;
                 }
             }
             Err(e) => last_error = Some(e),
         }
     }
-    if acks < quorum {
+    if !placement.write_quorum(hash, |id| acked.contains(id)) {
         let why = last_error.map(|e| e.to_string()).unwrap_or_default();
         return Err(Status::unavailable(format!(
-            "write quorum not reached ({acks}/{quorum}): {why}"
+            "write quorum not reached ({} of {} replicas): {why}",
+            acked.len(),
+            targets.len()
         )));
     }
     // Let the slower replicas finish in the background.
@@ -187,8 +192,8 @@ async fn quorum_newest_visible(
     bucket: &Uuid,
     key: &str,
 ) -> Result<Option<pb::ObjectRecord>, Status> {
-    let ring = state.ring();
-    let replicas = ring.replicas(object_hash(bucket, key));
+    let placement = state.placement();
+    let replicas = placement.read_set(object_hash(bucket, key));
     if replicas.is_empty() {
         return Err(Status::unavailable("no layout yet"));
     }
@@ -201,7 +206,7 @@ async fn quorum_newest_visible(
             let req = GetRecordRequest {
                 bucket_id: bucket.as_bytes().to_vec(),
                 key: key.to_string(),
-                layout_version: ring.version(),
+                layout_version: placement.version(),
             };
             async move {
                 if local {
@@ -360,14 +365,14 @@ pub async fn release_blocks(state: &Arc<NodeState>, records: &[pb::ObjectRecord]
     if entries.is_empty() {
         return;
     }
-    let ring = state.ring();
+    let placement = state.placement();
     let local = |refs: Vec<pb::BlockRefEntry>| {
         let state = state.clone();
         async move { drop_refs_local(&state, &refs).await }
     };
     state
         .peers
-        .drop_refs_everywhere(&ring, &entries, Some(state.id), local)
+        .drop_refs_everywhere(&placement, &entries, Some(state.id), local)
         .await;
 }
 

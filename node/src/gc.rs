@@ -98,8 +98,9 @@ async fn forget_record(state: &NodeState, record: &pb::ObjectRecord) -> anyhow::
     Ok(())
 }
 
-/// A tombstone may go once no replica of its key can still hold an older version: every
-/// other replica answers with the tombstone, something newer, or nothing at all.
+/// A tombstone may go once no replica of its key (in any active layout) can still hold an
+/// older version: every other replica answers with the tombstone, something newer, or
+/// nothing at all.
 async fn tombstone_settled(state: &Arc<NodeState>, tombstone: &pb::ObjectRecord) -> bool {
     let Some(version) = tombstone.version.as_ref().and_then(VersionKey::from_pb) else {
         return false;
@@ -107,15 +108,15 @@ async fn tombstone_settled(state: &Arc<NodeState>, tombstone: &pb::ObjectRecord)
     let Ok(bucket) = uuid::Uuid::from_slice(&tombstone.bucket_id) else {
         return false;
     };
-    let ring = state.ring();
-    for node in ring.replicas(object_hash(&bucket, &tombstone.key)) {
+    let placement = state.placement();
+    for node in placement.write_targets(object_hash(&bucket, &tombstone.key)) {
         if state.is_self(node) {
             continue;
         }
         let req = GetRecordRequest {
             bucket_id: tombstone.bucket_id.clone(),
             key: tombstone.key.clone(),
-            layout_version: ring.version(),
+            layout_version: placement.version(),
         };
         let answer = match state.peers.objects(&node.addr) {
             Ok(mut client) => client.get(req).await.map(|r| r.into_inner().record),

@@ -47,7 +47,7 @@ pub struct RunningNode {
 impl RunningNode {
     /// Ready to serve: the Raft group has a leader and the ring has a layout.
     pub fn ready(&self) -> bool {
-        !self.state.raft.status().leader.is_empty() && !self.state.ring().is_empty()
+        !self.state.raft.status().leader.is_empty() && !self.state.placement().is_empty()
     }
 }
 

@@ -90,7 +90,6 @@ pub async fn put_block(
 /// Reads `req.length` bytes (0 = to the end) from `req.offset`, verified against the block
 /// checksum.
 pub async fn get_block(state: &NodeState, req: GetBlockRequest) -> Result<Bytes, Status> {
-    state.check_layout(req.layout_version)?;
     let id = block_id(&req.id)?;
     let blocks = state.blocks.clone();
     tokio::task::spawn_blocking(move || blocks.get(&id, req.offset, req.length))

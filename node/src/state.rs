@@ -1,11 +1,11 @@
 //! What one running node holds: its identity, local stores, Raft handle, clock, peers and
-//! its view of the ring.
+//! its view of the placement (the rings of the active layouts).
 
 use std::sync::Arc;
 
 use cairn_proto::client::Peers;
 use cairn_proto::meta::LayoutNode;
-use cairn_proto::{Hlc, Ring};
+use cairn_proto::{Hlc, Metadata, Placement};
 use tokio::sync::watch;
 use tonic::Status;
 use uuid::Uuid;
@@ -29,7 +29,7 @@ pub struct NodeState {
     pub key_locks: KeyLocks,
     /// Anti-entropy counters (for `cairn status`) and its limit on index scans.
     pub repair: RepairState,
-    ring: watch::Receiver<Arc<Ring>>,
+    placement: watch::Receiver<Arc<Placement>>,
 }
 
 impl NodeState {
@@ -41,7 +41,7 @@ impl NodeState {
         raft: Arc<MetaRaft>,
         peers: Peers,
     ) -> Arc<Self> {
-        let ring = ring_watch(&raft);
+        let placement = placement_watch(&raft);
         Arc::new(Self {
             id,
             addr,
@@ -52,23 +52,26 @@ impl NodeState {
             peers,
             key_locks: KeyLocks::default(),
             repair: RepairState::default(),
-            ring,
+            placement,
         })
     }
 
-    /// The current ring (from the applied layout).
-    pub fn ring(&self) -> Arc<Ring> {
-        self.ring.borrow().clone()
+    /// The current placement (from the applied layouts).
+    pub fn placement(&self) -> Arc<Placement> {
+        self.placement.borrow().clone()
     }
 
-    /// Notified whenever the applied layout (and so the ring) changes.
-    pub fn ring_changes(&self) -> watch::Receiver<Arc<Ring>> {
-        self.ring.clone()
+    /// Notified whenever the active layouts (and so the placement) change.
+    pub fn placement_changes(&self) -> watch::Receiver<Arc<Placement>> {
+        self.placement.clone()
     }
 
-    /// Refuses a request sent with an older layout than ours (0 = sender does not care).
+    /// Refuses a write sent with an older layout than ours (0 = sender does not care), so no
+    /// write lands only on the replicas of a layout the sender did not know had changed.
+    /// Reads are served whatever the sender's version: under a newer layout the older one
+    /// stays readable until every node holds its new share.
     pub fn check_layout(&self, sender_version: u64) -> Result<(), Status> {
-        let ours = self.ring().version();
+        let ours = self.placement().version();
         if sender_version != 0 && sender_version < ours {
             return Err(Status::failed_precondition(format!(
                 "stale layout: request has version {sender_version}, node has {ours}"
@@ -83,16 +86,23 @@ impl NodeState {
     }
 }
 
-/// A ring rebuilt whenever the applied layout version changes.
-fn ring_watch(raft: &MetaRaft) -> watch::Receiver<Arc<Ring>> {
+/// Which layout versions are active: the placement changes exactly when this does.
+fn active_versions(meta: &Metadata) -> Vec<u64> {
+    meta.active_layouts().map(|l| l.version).collect()
+}
+
+/// A placement rebuilt whenever the active layout versions change.
+fn placement_watch(raft: &MetaRaft) -> watch::Receiver<Arc<Placement>> {
     let mut applied = raft.subscribe();
-    let initial = Arc::new(Ring::new(&applied.borrow().1.layout));
-    let (tx, rx) = watch::channel(initial);
+    let initial = applied.borrow().1.clone();
+    let (tx, rx) = watch::channel(Arc::new(initial.placement()));
     tokio::spawn(async move {
+        let mut versions = active_versions(&initial);
         loop {
-            let layout = applied.borrow_and_update().1.layout.clone();
-            if layout.version != tx.borrow().version() {
-                tx.send_replace(Arc::new(Ring::new(&layout)));
+            let meta = applied.borrow_and_update().1.clone();
+            if active_versions(&meta) != versions {
+                versions = active_versions(&meta);
+                tx.send_replace(Arc::new(meta.placement()));
             }
             if applied.changed().await.is_err() {
                 break;

@@ -15,7 +15,7 @@ use crate::pb::block_service_client::BlockServiceClient;
 use crate::pb::meta_service_client::MetaServiceClient;
 use crate::pb::object_service_client::ObjectServiceClient;
 use crate::pb::{self, RefsRequest};
-use crate::ring::{Ring, block_hash};
+use crate::ring::{Placement, block_hash};
 use crate::secret::AttachSecret;
 
 /// A channel with the cluster secret attached.
@@ -88,14 +88,15 @@ impl Peers {
 pub const REFS_BATCH: usize = 1000;
 
 /// Block references grouped by the replica nodes that hold them: every entry goes to every
-/// replica of its block, in batches of at most [`REFS_BATCH`] per request.
+/// replica of its block in every active layout, in batches of at most [`REFS_BATCH`] per
+/// request.
 pub fn refs_by_replica(
-    ring: &Ring,
+    placement: &Placement,
     refs: &[pb::BlockRefEntry],
 ) -> Vec<(LayoutNode, Vec<pb::BlockRefEntry>)> {
     let mut by_node: BTreeMap<Uuid, (LayoutNode, Vec<pb::BlockRefEntry>)> = BTreeMap::new();
     for entry in refs {
-        for node in ring.replicas(block_hash(&entry.block_id)) {
+        for node in placement.write_targets(block_hash(&entry.block_id)) {
             by_node
                 .entry(node.id)
                 .or_insert_with(|| (node.clone(), Vec::new()))
@@ -122,7 +123,7 @@ impl Peers {
     /// the network.
     pub async fn drop_refs_everywhere<Fut>(
         &self,
-        ring: &Ring,
+        placement: &Placement,
         refs: &[pb::BlockRefEntry],
         local_id: Option<Uuid>,
         local: impl Fn(Vec<pb::BlockRefEntry>) -> Fut,
@@ -132,7 +133,7 @@ impl Peers {
     {
         let mut failures = 0;
         let mut remote = tokio::task::JoinSet::new();
-        for (node, batch) in refs_by_replica(ring, refs) {
+        for (node, batch) in refs_by_replica(placement, refs) {
             if Some(node.id) == local_id {
                 if let Err(e) = local(batch).await {
                     tracing::warn!(node = %node.id, error = %e, "could not drop block references");
@@ -143,7 +144,7 @@ impl Peers {
             let client = self.blocks(&node.addr);
             let req = RefsRequest {
                 refs: batch,
-                layout_version: ring.version(),
+                layout_version: placement.version(),
             };
             remote
                 .spawn(async move { (node.id, async move { client?.drop_refs(req).await }.await) });
@@ -169,6 +170,7 @@ impl Peers {
 mod tests {
     use super::*;
     use crate::meta::Layout;
+    use crate::ring::Ring;
 
     #[test]
     fn refs_go_to_every_replica_in_batches() {
@@ -180,18 +182,19 @@ mod tests {
                 weight: 1,
             })
             .collect();
-        let ring = Ring::new(&Layout {
+        let layout = Layout {
             version: 1,
             replication: 3,
             nodes,
-        });
+        };
+        let ring = Ring::new(&layout);
         let refs: Vec<pb::BlockRefEntry> = (0..2500u32)
             .map(|i| pb::BlockRefEntry {
                 block_id: [i.to_be_bytes(); 4].concat(),
                 owner: None,
             })
             .collect();
-        let batches = refs_by_replica(&ring, &refs);
+        let batches = refs_by_replica(&Placement::new([&layout]), &refs);
         assert!(
             batches
                 .iter()

@@ -24,4 +24,4 @@ pub const CONDITION_CONFLICT: &str = "write condition conflict";
 
 pub use ids::{BlockId, Hlc, VersionKey};
 pub use meta::{MetaCommand, MetaError, MetaResult, Metadata};
-pub use ring::Ring;
+pub use ring::{Placement, Ring};

@@ -40,6 +40,13 @@ pub struct Metadata {
     /// Layout changes staged by `cairn layout add/remove`, committed by `layout apply`.
     #[serde(default)]
     pub staged: StagedLayout,
+    /// Older layout versions still active while data moves to `layout` (oldest first;
+    /// empty outside transitions). See [`Metadata::layout_synced`].
+    #[serde(default)]
+    pub layout_history: Vec<Layout>,
+    /// Per node: the newest layout version for which it holds everything it should.
+    #[serde(default)]
+    pub layout_synced: BTreeMap<Uuid, u64>,
 }
 
 /// A bucket. Object records are keyed by `id`, never by name.
@@ -177,6 +184,13 @@ pub enum MetaCommand {
     /// Replaces the layout; `layout.version` must be the current version + 1.
     SetLayout {
         layout: Layout,
+    },
+    /// Node `node` holds every record it should under layout `version` (it pulled them from
+    /// the older layouts' replicas); once every node of the layout did, the older layouts
+    /// retire.
+    LayoutSynced {
+        node: Uuid,
+        version: u64,
     },
     /// Records (or updates) a node that joined the cluster.
     RegisterNode {
@@ -388,8 +402,14 @@ impl Metadata {
                     )));
                 }
                 layout.check_replication()?;
-                self.layout = layout.clone();
+                self.replace_layout(layout.clone());
                 Ok(MetaResult::Layout(layout.clone()))
+            }
+            MetaCommand::LayoutSynced { node, version } => {
+                let synced = self.layout_synced.entry(*node).or_default();
+                *synced = (*synced).max(*version);
+                self.retire_synced_layouts();
+                Ok(MetaResult::Ok)
             }
             MetaCommand::RegisterNode { node } => {
                 self.nodes.insert(node.id, node.clone());
@@ -411,7 +431,7 @@ impl Metadata {
                         self.layout.version
                     )));
                 }
-                self.layout = next.clone();
+                self.replace_layout(next.clone());
                 self.staged = StagedLayout::default();
                 Ok(MetaResult::Layout(next))
             }

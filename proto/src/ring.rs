@@ -136,17 +136,144 @@ impl Ring {
     pub fn partitions(&self) -> Vec<Partition> {
         let mut ends: Vec<u64> = self.points.iter().map(|(p, _)| *p).collect();
         ends.dedup();
-        let Some(&last) = ends.last() else {
-            return Vec::new();
-        };
-        let mut start = last;
-        ends.into_iter()
-            .map(|end| {
-                let p = Partition { start, end };
-                start = end;
-                p
-            })
-            .collect()
+        partitions_ending_at(ends)
+    }
+}
+
+/// The partitions ending at each of `ends` (sorted, distinct), the first wrapping around.
+fn partitions_ending_at(ends: Vec<u64>) -> Vec<Partition> {
+    let Some(&last) = ends.last() else {
+        return Vec::new();
+    };
+    let mut start = last;
+    ends.into_iter()
+        .map(|end| {
+            let p = Partition { start, end };
+            start = end;
+            p
+        })
+        .collect()
+}
+
+/// Where data lives while layouts change: the rings of every active layout version, oldest
+/// first, the current one last (just one ring outside transitions). A write needs a quorum in
+/// the replica set of *each* ring, so the oldest ring — whose replicas keep their data until
+/// the transition retires it — always holds every acknowledged write, and reads need a
+/// quorum there only. New owners pull what they lack (anti-entropy) before it retires.
+#[derive(Clone, Debug)]
+pub struct Placement {
+    /// Never empty.
+    rings: Vec<Ring>,
+}
+
+impl Placement {
+    /// The placement of `layouts`, oldest first (an empty list gives an empty placement).
+    pub fn new<'a>(layouts: impl IntoIterator<Item = &'a Layout>) -> Self {
+        let mut rings: Vec<Ring> = layouts.into_iter().map(Ring::new).collect();
+        if rings.is_empty() {
+            rings.push(Ring::new(&Layout::default()));
+        }
+        Self { rings }
+    }
+
+    /// The current (newest) ring.
+    pub fn current(&self) -> &Ring {
+        self.rings.last().expect("a placement has a ring")
+    }
+
+    /// The oldest active ring: reads need a quorum of its replica sets.
+    pub fn oldest(&self) -> &Ring {
+        &self.rings[0]
+    }
+
+    /// Every active ring, oldest first.
+    pub fn rings(&self) -> &[Ring] {
+        &self.rings
+    }
+
+    /// The current layout version (what data RPCs carry).
+    pub fn version(&self) -> u64 {
+        self.current().version()
+    }
+
+    /// Whether data is moving between layouts.
+    pub fn in_transition(&self) -> bool {
+        self.rings.len() > 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.current().is_empty()
+    }
+
+    /// Every node of every active ring once (newest ring's entry first, for its address).
+    pub fn nodes(&self) -> Vec<&LayoutNode> {
+        let mut out: Vec<&LayoutNode> = Vec::new();
+        for ring in self.rings.iter().rev() {
+            for node in ring.nodes() {
+                if !out.iter().any(|n| n.id == node.id) {
+                    out.push(node);
+                }
+            }
+        }
+        out
+    }
+
+    /// The node with this id in any active ring.
+    pub fn node(&self, id: &Uuid) -> Option<&LayoutNode> {
+        self.rings.iter().rev().find_map(|r| r.node(id))
+    }
+
+    /// The replica set of `hash` in each active ring, oldest first.
+    pub fn replica_sets(&self, hash: u64) -> Vec<Vec<&LayoutNode>> {
+        self.rings.iter().map(|r| r.replicas(hash)).collect()
+    }
+
+    /// Every node that holds or should hold `hash`: the replica sets of all active rings,
+    /// each node once, the oldest ring's replicas first (its first replica coordinates).
+    pub fn write_targets(&self, hash: u64) -> Vec<&LayoutNode> {
+        let mut out: Vec<&LayoutNode> = Vec::new();
+        for set in self.replica_sets(hash) {
+            for node in set {
+                if !out.iter().any(|n| n.id == node.id) {
+                    out.push(node);
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether the nodes for which `acked` holds make a write quorum (⌊R/2⌋+1) in the
+    /// replica set of `hash` of every active ring.
+    pub fn write_quorum(&self, hash: u64, acked: impl Fn(&Uuid) -> bool) -> bool {
+        self.replica_sets(hash).iter().all(|set| {
+            let acks = set.iter().filter(|n| acked(&n.id)).count();
+            acks > set.len() / 2
+        })
+    }
+
+    /// The replicas reads of `hash` need a quorum of (the oldest ring's).
+    pub fn read_set(&self, hash: u64) -> Vec<&LayoutNode> {
+        self.oldest().replicas(hash)
+    }
+
+    /// Whether `node` replicates `hash` in some active ring.
+    pub fn holds(&self, node: &Uuid, hash: u64) -> bool {
+        self.rings
+            .iter()
+            .any(|r| r.replicas(hash).iter().any(|n| n.id == *node))
+    }
+
+    /// The partitions of all active rings together: segments ending at every ring point of
+    /// any of them, so each has one replica set per ring.
+    pub fn partitions(&self) -> Vec<Partition> {
+        let mut ends: Vec<u64> = self
+            .rings
+            .iter()
+            .flat_map(|r| r.points.iter().map(|(p, _)| *p))
+            .collect();
+        ends.sort_unstable();
+        ends.dedup();
+        partitions_ending_at(ends)
     }
 }
 

@@ -249,6 +249,38 @@ pub async fn print_status(admin: &Admin) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One line on data movement: none, or which older versions are still active and which
+/// nodes of the current layout have not pulled their data yet.
+fn transition_summary(meta: &Metadata) -> String {
+    if meta.layout_history.is_empty() {
+        return "transition: none (data is where the layout puts it)".into();
+    }
+    let older: Vec<String> = meta
+        .layout_history
+        .iter()
+        .map(|l| format!("v{}", l.version))
+        .collect();
+    let pending: Vec<String> = meta
+        .layout
+        .nodes
+        .iter()
+        .filter(|n| {
+            meta.layout_synced
+                .get(&n.id)
+                .is_none_or(|v| *v < meta.layout.version)
+        })
+        .map(|n| n.id.to_string())
+        .collect();
+    format!(
+        "transition: moving data from {} to v{}; {} of {} node(s) still syncing: {}",
+        older.join(", "),
+        meta.layout.version,
+        pending.len(),
+        meta.layout.nodes.len(),
+        pending.join(", ")
+    )
+}
+
 async fn layout_show(admin: &Admin) -> anyhow::Result<()> {
     let local = admin.status_of(&admin.node).await?;
     let (_, meta) = admin.read().await?;
@@ -274,6 +306,8 @@ async fn layout_show(admin: &Admin) -> anyhow::Result<()> {
     if !rows.is_empty() {
         print_table(&["NODE", "ADDRESS", "ZONE", "WEIGHT"], &rows)?;
     }
+    out!("");
+    out!("{}", transition_summary(&meta));
     if !meta.staged.is_empty() {
         out!("");
         out!("staged changes (commit with `cairn layout apply`, drop with `cairn layout revert`):");

@@ -1,18 +1,12 @@
-//! Ring changes before online rebalancing exists: a layout that places data differently is
-//! committed only while no node of the current layout holds an object record (a node that
-//! cannot be asked counts as holding some), so no layout change can strand data. Address
-//! updates never move data and are always allowed.
-
-use std::time::Duration;
+//! Layout changes from the nodes: address updates, nodes entering with `--auto-layout`, and
+//! `layout apply`. A layout that places data differently starts a transition (see
+//! `cairn_proto::Placement`): the older layouts stay active until every node has pulled what
+//! the new one gives it, so no change strands data.
 
 use cairn_proto::meta::{Layout, LayoutNode, MetaCommand, MetaResult};
-use cairn_proto::pb::StatusRequest;
 use tonic::Status;
 
 use crate::state::NodeState;
-
-/// How long each node may take to report its record count.
-const STATUS_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The layout with `node`'s new address, if the layout holds it under another address.
 pub(super) fn with_address(layout: &Layout, node: &LayoutNode) -> Option<Layout> {
@@ -28,54 +22,8 @@ pub(super) fn with_address(layout: &Layout, node: &LayoutNode) -> Option<Layout>
     Some(next)
 }
 
-/// `Err(why)` unless every node of the current layout answers that it holds no object record.
-pub async fn check_no_data(state: &NodeState) -> Result<(), String> {
-    let layout = state.raft.current().1.layout.clone();
-    let counts = layout.nodes.iter().map(|node| async move {
-        let count = if state.is_self(node) {
-            state.index.record_count().map_err(|e| e.to_string())
-        } else {
-            let ask = async {
-                let mut client = state
-                    .peers
-                    .admin(&node.addr)
-                    .map_err(|e| e.message().to_string())?;
-                let status = client
-                    .status(StatusRequest {})
-                    .await
-                    .map_err(|e| e.message().to_string())?;
-                Ok::<_, String>(status.into_inner().object_records)
-            };
-            tokio::time::timeout(STATUS_TIMEOUT, ask)
-                .await
-                .unwrap_or_else(|_| Err("no answer".into()))
-        };
-        (node, count)
-    });
-    for (node, count) in futures::future::join_all(counts).await {
-        match count {
-            Ok(0) => {}
-            Ok(n) => {
-                return Err(format!(
-                    "the cluster holds data (node {} has {n} object records): changing the ring needs \
-                     online rebalancing, which this version of Cairn does not have yet",
-                    node.id
-                ));
-            }
-            Err(e) => {
-                return Err(format!(
-                    "cannot confirm that node {} ({}) holds no data ({e}); the ring is only changed while \
-                     every node of the layout reports no data",
-                    node.id, node.addr
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The layout with `node` added (`--auto-layout`), if the cluster has a layout and holds no
-/// data. Replication grows with the node count up to `target`, never shrinks.
+/// The layout with `node` added (`--auto-layout`), if the cluster has a layout. Replication
+/// grows with the node count up to `target`, never shrinks.
 pub(super) async fn auto_add(
     state: &NodeState,
     node: &LayoutNode,
@@ -85,7 +33,6 @@ pub(super) async fn auto_add(
     if current.nodes.is_empty() {
         return Err("the cluster has no layout yet".into());
     }
-    check_no_data(state).await?;
     let mut next = current.clone();
     next.version += 1;
     next.nodes.push(node.clone());
@@ -94,8 +41,7 @@ pub(super) async fn auto_add(
     Ok(next)
 }
 
-/// `layout apply`: commits the staged changes (and replication factor) as the next version,
-/// unless the cluster holds data.
+/// `layout apply`: commits the staged changes (and replication factor) as the next version.
 pub async fn apply(state: &NodeState, replication: Option<u32>) -> Result<Layout, Status> {
     let (_, meta) = state
         .raft
@@ -105,9 +51,6 @@ pub async fn apply(state: &NodeState, replication: Option<u32>) -> Result<Layout
     let next = meta
         .next_layout(replication)
         .map_err(|e| Status::invalid_argument(e.to_string()))?;
-    check_no_data(state)
-        .await
-        .map_err(Status::failed_precondition)?;
     let cmd = MetaCommand::ApplyLayout {
         version: next.version,
         replication,

@@ -74,6 +74,9 @@ impl fmt::Display for MetaRequest {
             }
             MetaCommand::SetLayout { layout } => write!(f, "SetLayout(v{})", layout.version),
             MetaCommand::RegisterNode { node } => write!(f, "RegisterNode({})", node.id),
+            MetaCommand::LayoutSynced { node, version } => {
+                write!(f, "LayoutSynced({node}, v{version})")
+            }
             MetaCommand::StageLayout { id, .. } => write!(f, "StageLayout({id})"),
             MetaCommand::RevertLayout => write!(f, "RevertLayout"),
             MetaCommand::ApplyLayout { version, .. } => write!(f, "ApplyLayout(v{version})"),

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use cairn_proto::Ring;
+use cairn_proto::Placement;
 use cairn_proto::ids::record_blocks;
 use cairn_proto::meta::LayoutNode;
 use cairn_proto::pb::{
@@ -45,6 +45,8 @@ pub struct PassReport {
     pub errors: Vec<String>,
     /// The block copy budget ran out: the rest waits for the next pass.
     pub more_work: bool,
+    /// Every record the current layout gives this node is here (see [`holds_all_records`]).
+    pub records_complete: bool,
 }
 
 impl PassReport {
@@ -54,15 +56,15 @@ impl PassReport {
     }
 }
 
-/// Runs one pass with the current ring.
+/// Runs one pass over the active layouts' partitions.
 pub async fn pass(
     state: &Arc<NodeState>,
     config: &AntiEntropyConfig,
     sweep: &mut Sweep,
 ) -> PassReport {
-    let ring = state.ring();
+    let placement = state.placement();
     let mut report = PassReport::default();
-    let Placement { mine, peers } = Placement::of(state, &ring);
+    let Shares { mine, peers } = Shares::of(state, &placement);
     let local = if peers.is_empty() {
         Vec::new()
     } else {
@@ -79,12 +81,14 @@ pub async fn pass(
     };
 
     let mut pulled = Vec::new();
+    let mut answered = vec![state.id];
     for (peer, indexes) in peers.values() {
         let parts: Vec<Partition> = indexes.iter().map(|i| mine[*i]).collect();
         let ours: Vec<pb::PartitionDigest> = indexes.iter().map(|i| local[*i]).collect();
-        match pull_from(state, &ring, peer, &parts, &ours, &mut pulled).await {
+        match pull_from(state, &placement, peer, &parts, &ours, &mut pulled).await {
             Ok((n, incarnation)) => {
                 report.records_pulled += n;
+                answered.push(peer.id);
                 sweep.note_peer(peer.id, Some(incarnation));
             }
             Err(e) => {
@@ -95,11 +99,15 @@ pub async fn pass(
             }
         }
     }
+    report.records_complete = holds_all_records(state, &placement, &mine, &answered);
 
     // Blocks: of what was pulled, of what earlier passes left over, of the sweep's next batch.
     let mut records = sweep.take_carried();
     records.append(&mut pulled);
-    match sweep.next_batch(state, &ring, config.sweep_records).await {
+    match sweep
+        .next_batch(state, &placement, config.sweep_records)
+        .await
+    {
         Ok(batch) => records.extend(batch),
         Err(e) => report.errors.push(format!("block sweep: {}", e.message())),
     }
@@ -109,7 +117,7 @@ pub async fn pass(
             sweep.carry(chunk);
             continue;
         }
-        let done = ensure_blocks(state, &ring, chunk, copies_left).await;
+        let done = ensure_blocks(state, &placement, chunk, copies_left).await;
         copies_left = copies_left.saturating_sub(done.blocks_copied as usize);
         report.blocks_copied += done.blocks_copied;
         report.refs_added += done.refs_added;
@@ -122,35 +130,58 @@ pub async fn pass(
     report
 }
 
-/// The partitions this node replicates, and which of them each other replica shares.
-struct Placement {
+/// Whether this node now holds every record the current layout gives it: for each of its
+/// partitions in the current ring, a read quorum of every older ring's replicas (this node
+/// included) was compared with, so it saw every write acknowledged under those layouts.
+fn holds_all_records(
+    state: &NodeState,
+    placement: &Placement,
+    mine: &[Partition],
+    answered: &[Uuid],
+) -> bool {
+    mine.iter().all(|part| {
+        let sets = placement.replica_sets(part.end);
+        let Some((current, older)) = sets.split_last() else {
+            return true;
+        };
+        !current.iter().any(|n| state.is_self(n))
+            || older.iter().all(|set| {
+                let seen = set.iter().filter(|n| answered.contains(&n.id)).count();
+                seen > set.len() / 2
+            })
+    })
+}
+
+/// The partitions this node replicates in some active layout, and which of them each other
+/// replica (in any active layout) shares.
+struct Shares {
     mine: Vec<Partition>,
     /// Per peer: the node and the indexes into `mine` of the partitions it replicates too.
     peers: BTreeMap<Uuid, (LayoutNode, Vec<usize>)>,
 }
 
-impl Placement {
-    fn of(state: &NodeState, ring: &Ring) -> Self {
-        let mut placement = Placement {
+impl Shares {
+    fn of(state: &NodeState, placement: &Placement) -> Self {
+        let mut shares = Shares {
             mine: Vec::new(),
             peers: BTreeMap::new(),
         };
-        for part in ring.partitions() {
-            let replicas = ring.replicas(part.end);
+        for part in placement.partitions() {
+            let replicas = placement.write_targets(part.end);
             if !replicas.iter().any(|n| state.is_self(n)) {
                 continue;
             }
             for node in replicas.into_iter().filter(|n| !state.is_self(n)) {
-                placement
+                shares
                     .peers
                     .entry(node.id)
                     .or_insert_with(|| (node.clone(), Vec::new()))
                     .1
-                    .push(placement.mine.len());
+                    .push(shares.mine.len());
             }
-            placement.mine.push(part);
+            shares.mine.push(part);
         }
-        placement
+        shares
     }
 }
 
@@ -159,14 +190,14 @@ impl Placement {
 /// blocks to `pulled`.
 async fn pull_from(
     state: &Arc<NodeState>,
-    ring: &Ring,
+    placement: &Placement,
     peer: &LayoutNode,
     parts: &[Partition],
     ours: &[pb::PartitionDigest],
     pulled: &mut Vec<pb::ObjectRecord>,
 ) -> Result<(u64, u64), Status> {
     let mut client = state.peers.objects(&peer.addr)?;
-    let layout_version = ring.version();
+    let layout_version = placement.version();
     let answer = client
         .partition_digests(PartitionDigestsRequest {
             partitions: to_ranges(parts),

@@ -12,7 +12,7 @@ use cairn_proto::ids::{record_blocks, record_owner};
 use cairn_proto::meta::LayoutNode;
 use cairn_proto::pb::{self, GetBlockRequest, PutBlockHeader, RecordState, RefsRequest};
 use cairn_proto::ring::object_hash;
-use cairn_proto::{BlockId, Ring};
+use cairn_proto::{BlockId, Placement};
 use prost::Message;
 use tonic::Status;
 use uuid::Uuid;
@@ -82,7 +82,7 @@ struct Lacking {
 /// (from a replica that has one) where it is not, at most `max_copies` of them.
 pub async fn ensure_blocks(
     state: &Arc<NodeState>,
-    ring: &Ring,
+    placement: &Placement,
     records: &[pb::ObjectRecord],
     max_copies: usize,
 ) -> BlockRepair {
@@ -94,11 +94,11 @@ pub async fn ensure_blocks(
     // Ask every block replica what it lacks; remember who holds which block.
     let mut holders: HashMap<Vec<u8>, Vec<LayoutNode>> = HashMap::new();
     let mut lacking: Vec<Lacking> = Vec::new();
-    for (node, batch) in refs_by_replica(ring, &entries) {
+    for (node, batch) in refs_by_replica(placement, &entries) {
         let answer = if state.is_self(&node) {
             missing_refs(state, batch.clone()).await
         } else {
-            ask_missing(state, &node, batch.clone(), ring.version()).await
+            ask_missing(state, &node, batch.clone(), placement.version()).await
         };
         let answer = match answer {
             Ok(a) => a,
@@ -136,7 +136,7 @@ pub async fn ensure_blocks(
     let mut copies_left = max_copies;
     for lack in lacking {
         if !lack.refs.is_empty() {
-            match add_refs(state, &lack.node, lack.refs.clone(), ring.version()).await {
+            match add_refs(state, &lack.node, lack.refs.clone(), placement.version()).await {
                 Ok(()) => report.refs_added += lack.refs.len() as u64,
                 Err(e) => {
                     report
@@ -154,7 +154,8 @@ pub async fn ensure_blocks(
                 tracing::warn!(block = %hex::encode(&block), "no replica holds this block");
                 continue;
             };
-            match copy_block(state, sources, &lack.node, &block, &owners, ring.version()).await {
+            let version = placement.version();
+            match copy_block(state, sources, &lack.node, &block, &owners, version).await {
                 Ok(()) => {
                     copies_left -= 1;
                     report.blocks_copied += 1;
@@ -355,10 +356,10 @@ impl Sweep {
     pub async fn next_batch(
         &mut self,
         state: &Arc<NodeState>,
-        ring: &Arc<Ring>,
+        placement: &Arc<Placement>,
         budget: usize,
     ) -> Result<Vec<pb::ObjectRecord>, Status> {
-        let (index, ring, me) = (state.index.clone(), ring.clone(), state.id);
+        let (index, placement, me) = (state.index.clone(), placement.clone(), state.id);
         let after = self.cursor.clone();
         let (batch, next) = blocking(move || {
             let (mut batch, mut next, mut looked) = (Vec::new(), Vec::new(), 0);
@@ -366,7 +367,7 @@ impl Sweep {
                 looked += 1;
                 if record.state() == RecordState::Complete
                     && !record_blocks(&record).is_empty()
-                    && is_primary(&ring, me, &record)
+                    && is_primary(&placement, me, &record)
                 {
                     batch.push(record);
                 }
@@ -384,9 +385,11 @@ impl Sweep {
     }
 }
 
-/// Whether `node` is the first replica of the record's key.
-fn is_primary(ring: &Ring, node: Uuid, record: &pb::ObjectRecord) -> bool {
-    ring.replicas(object_hash(&bucket_of(record), &record.key))
+/// Whether `node` is the first replica of the record's key (in the oldest active ring,
+/// whose replicas hold every record).
+fn is_primary(placement: &Placement, node: Uuid, record: &pb::ObjectRecord) -> bool {
+    placement
+        .read_set(object_hash(&bucket_of(record), &record.key))
         .first()
         .is_some_and(|n| n.id == node)
 }

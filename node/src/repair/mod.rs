@@ -34,6 +34,7 @@
 mod antientropy;
 pub mod blocks;
 pub mod digest;
+mod transition;
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -167,7 +168,7 @@ async fn blocking<T: Send + 'static>(
 /// Runs anti-entropy passes forever: soon after start, after every layout change and every
 /// `interval` (sooner after a pass that missed a peer), while this node is in the layout.
 pub async fn run(state: Arc<NodeState>, config: AntiEntropyConfig) {
-    let mut ring_changes = state.ring_changes();
+    let mut ring_changes = state.placement_changes();
     let mut sweep = blocks::Sweep::default();
     let mut pause = SETTLE_PAUSE;
     loop {
@@ -184,11 +185,18 @@ pub async fn run(state: Arc<NodeState>, config: AntiEntropyConfig) {
         pause = config.interval;
         // Changes from here on trigger another pass after this one.
         ring_changes.borrow_and_update();
-        if state.ring().node(&state.id).is_none() {
+        let placement = state.placement();
+        if placement.node(&state.id).is_none() {
             continue;
         }
         let started = std::time::Instant::now();
-        let report = pass(&state, &config, &mut sweep).await;
+        let mut report = pass(&state, &config, &mut sweep).await;
+        if report.records_complete
+            && transition::owes_sync(&state, &placement)
+            && let Err(e) = transition::finish_sync(&state, &placement).await
+        {
+            report.errors.push(format!("layout handoff: {e}"));
+        }
         let took = started.elapsed();
         let new_errors = state.repair.record(&report, took);
         if report.changed() {

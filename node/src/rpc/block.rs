@@ -109,7 +109,6 @@ impl BlockService for BlockRpc {
         req: Request<RefsRequest>,
     ) -> Result<Response<MissingRefsResponse>, Status> {
         let req = req.into_inner();
-        self.0.check_layout(req.layout_version)?;
         Ok(Response::new(
             crate::repair::missing_refs(&self.0, req.refs).await?,
         ))

@@ -62,7 +62,6 @@ impl ObjectService for ObjectRpc {
         req: Request<GetRecordRequest>,
     ) -> Result<Response<GetRecordResponse>, Status> {
         let req = req.into_inner();
-        self.0.check_layout(req.layout_version)?;
         let bucket = bucket_id(&req.bucket_id)?;
         let record = self
             .0
@@ -101,7 +100,6 @@ impl ObjectService for ObjectRpc {
 
     async fn list(&self, req: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
         let req = req.into_inner();
-        self.0.check_layout(req.layout_version)?;
         let query = ListQuery {
             bucket: bucket_id(&req.bucket_id)?,
             prefix: req.prefix,

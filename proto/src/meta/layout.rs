@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{Layout, LayoutNode, MetaError, MetaResult, Metadata};
+use crate::ring::Placement;
 
 /// One staged change of one node.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -68,6 +69,50 @@ impl Layout {
 }
 
 impl Metadata {
+    /// Makes `next` the current layout. When it places data differently, the current one
+    /// stays active (in `layout_history`) until every node of `next` reports it synced; an
+    /// address-only change is applied to the active older layouts too.
+    pub(super) fn replace_layout(&mut self, next: Layout) {
+        let previous = std::mem::replace(&mut self.layout, next);
+        if previous.nodes.is_empty() {
+            return;
+        }
+        if previous.ring_differs(&self.layout) {
+            self.layout_history.push(previous);
+        } else {
+            for old in &mut self.layout_history {
+                for node in &mut old.nodes {
+                    if let Some(now) = self.layout.node(&node.id) {
+                        node.addr = now.addr.clone();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Retires the older layouts once every node of the current one has synced to it.
+    pub(super) fn retire_synced_layouts(&mut self) {
+        let version = self.layout.version;
+        let synced = |id: &Uuid| self.layout_synced.get(id).is_some_and(|v| *v >= version);
+        if !self.layout_history.is_empty() && self.layout.nodes.iter().all(|n| synced(&n.id)) {
+            self.layout_history.clear();
+            let current: Vec<Uuid> = self.layout.nodes.iter().map(|n| n.id).collect();
+            self.layout_synced.retain(|id, _| current.contains(id));
+        }
+    }
+
+    /// Every active layout, oldest first (the current one last).
+    pub fn active_layouts(&self) -> impl Iterator<Item = &Layout> {
+        self.layout_history
+            .iter()
+            .chain(std::iter::once(&self.layout))
+    }
+
+    /// Where data lives under the active layouts.
+    pub fn placement(&self) -> Placement {
+        Placement::new(self.active_layouts())
+    }
+
     /// Stages one change; a change that would leave the node as it is in the current layout
     /// cancels what was staged for it.
     pub(super) fn stage_layout(
