@@ -1,7 +1,8 @@
-//! Scaling out with real processes: two nodes join a 3-node cluster that holds data, under a
-//! continuous read/write workload through two gateways. The layout transition moves the data
-//! (new owners pull it, writes go to both layouts meanwhile) with no failed client request,
-//! and afterwards the new nodes hold replicas the cluster relies on.
+//! Scaling out with real processes: two nodes join a 3-node cluster holding 5000 objects
+//! (inline, one and two blocks, multipart), under a continuous read/write workload through
+//! two gateways. The layout transition moves the data (new owners pull it, writes go to both
+//! layouts meanwhile) with no failed client request; afterwards every node holds its fifth of
+//! the block bytes and the cluster relies on the new nodes' replicas.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -11,14 +12,80 @@ use aws_sdk_s3::primitives::ByteStream;
 use cluster_tests::{Cluster, ClusterOptions, quoted_md5, random_bytes, s3_failure, unique_bucket};
 
 /// Objects written before the new nodes join.
-const OBJECTS: usize = 240;
+const OBJECTS: usize = 5000;
+/// Multipart objects among them (two 5 MiB parts and a small one each).
+const MULTIPART: usize = 2;
 
 fn body_for(i: usize) -> Vec<u8> {
-    match i % 8 {
-        0 => random_bytes(1024 * 1024 + 17), // two blocks
-        1 | 2 => random_bytes(200 * 1024),   // one block
-        _ => random_bytes(700 + i),          // inline
+    if i % 100 == 1 {
+        random_bytes(1024 * 1024 + 17) // two blocks
+    } else if i.is_multiple_of(20) {
+        random_bytes(256 * 1024) // one block
+    } else {
+        random_bytes(300 + i % 2000) // inline
     }
+}
+
+/// Bytes of block files under a node's data dir.
+fn block_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => block_bytes(&e.path()),
+            Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// Uploads `key` in two 5 MiB parts and a small one; returns the whole body.
+async fn multipart(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
+    let up = s3
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    let id = up.upload_id().unwrap();
+    let mut body = Vec::new();
+    let mut parts = Vec::new();
+    for (n, size) in [(1, 5 << 20), (2, 5 << 20), (3, 1000)] {
+        let data = random_bytes(size);
+        let out = s3
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(id)
+            .part_number(n)
+            .body(ByteStream::from(data.clone()))
+            .send()
+            .await
+            .unwrap();
+        parts.push(
+            aws_sdk_s3::types::CompletedPart::builder()
+                .part_number(n)
+                .set_e_tag(out.e_tag().map(str::to_string))
+                .build(),
+        );
+        body.extend(data);
+    }
+    s3.complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(id)
+        .multipart_upload(
+            aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    body
 }
 
 async fn get(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Vec<u8>, String> {
@@ -85,6 +152,24 @@ async fn workload(
     written
 }
 
+/// Waits (up to 2 minutes) until node `i` reports no layout transition; returns the
+/// `layout show` output.
+async fn wait_for_no_transition(c: &Cluster, i: usize) -> String {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let show = c.admin_ok(i, &["layout", "show"]);
+        if show.contains("transition: none") {
+            return show;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the transition did not finish:\n{show}\n{}",
+            c.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_nodes_join_a_cluster_with_data_under_load_and_take_their_share() {
     let opts = ClusterOptions {
@@ -102,11 +187,20 @@ async fn two_nodes_join_a_cluster_with_data_under_load_and_take_their_share() {
         .send()
         .await
         .unwrap();
-    let preloaded: Arc<Vec<Vec<u8>>> = Arc::new((0..OBJECTS).map(body_for).collect());
-    futures::future::join_all((0..4).map(|part| {
-        let (s3, bucket, bodies) = (gateways[0].clone(), bucket.clone(), preloaded.clone());
+    let mut bodies: Vec<Vec<u8>> = (0..OBJECTS - MULTIPART).map(body_for).collect();
+    for i in OBJECTS - MULTIPART..OBJECTS {
+        bodies.push(multipart(&gateways[0], &bucket, &format!("obj-{i:04}")).await);
+    }
+    let preloaded = Arc::new(bodies);
+    let started = Instant::now();
+    futures::future::join_all((0..8).map(|part| {
+        let (s3, bucket, bodies) = (
+            gateways[part % 2].clone(),
+            bucket.clone(),
+            preloaded.clone(),
+        );
         async move {
-            for i in (part..OBJECTS).step_by(4) {
+            for i in (part..OBJECTS - MULTIPART).step_by(8) {
                 s3.put_object()
                     .bucket(&bucket)
                     .key(format!("obj-{i:04}"))
@@ -118,6 +212,7 @@ async fn two_nodes_join_a_cluster_with_data_under_load_and_take_their_share() {
         }
     }))
     .await;
+    eprintln!("{OBJECTS} objects written in {:?}", started.elapsed());
 
     let w = Arc::new(Workload::default());
     let clients: Vec<_> = (0..4)
@@ -145,20 +240,7 @@ async fn two_nodes_join_a_cluster_with_data_under_load_and_take_their_share() {
     }
     let show = c.admin_ok(0, &["layout", "show"]);
     assert!(show.contains("5 node(s)"), "{show}");
-    let mut last_show;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        last_show = c.admin_ok(0, &["layout", "show"]);
-        if last_show.contains("transition: none") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the transition did not finish:\n{last_show}\n{}",
-            c.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let last_show = wait_for_no_transition(&c, 0).await;
     eprintln!(
         "transition finished {:?} after the first join:\n{last_show}",
         started.elapsed()
@@ -182,6 +264,36 @@ async fn two_nodes_join_a_cluster_with_data_under_load_and_take_their_share() {
         &failures[..failures.len().min(10)]
     );
 
+    // Each node ends with a fifth of the block bytes, once the old owners dropped the
+    // copies they no longer replicate.
+    let nodes: Vec<usize> = (0..3).chain(joined.iter().copied()).collect();
+    let balanced = Instant::now() + Duration::from_secs(90);
+    let mut last_total = 0;
+    loop {
+        let bytes: Vec<u64> = nodes
+            .iter()
+            .map(|i| block_bytes(&c.data_dir(*i).join("blocks")))
+            .collect();
+        let total: u64 = bytes.iter().sum();
+        let shares = bytes
+            .iter()
+            .map(|b| *b as f64 / total as f64)
+            .collect::<Vec<f64>>();
+        // Settled: no copies dropped since the last look.
+        let settled = total == last_total;
+        last_total = total;
+        if settled && shares.iter().all(|s| (s - 0.2).abs() <= 0.05) {
+            eprintln!("block bytes per node: {bytes:?} (total {total}); shares {shares:.3?}");
+            break;
+        }
+        assert!(
+            Instant::now() < balanced,
+            "block bytes per node {bytes:?}: shares {shares:.3?} not 20% ± 5%\n{}",
+            c.logs()
+        );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+
     // Everything is readable on the new layout, and the new nodes hold their replicas.
     for i in 0..OBJECTS {
         let body = get(&gateways[1], &bucket, &format!("obj-{i:04}"))
@@ -195,25 +307,57 @@ async fn two_nodes_join_a_cluster_with_data_under_load_and_take_their_share() {
             "{key}"
         );
     }
-    let status = c.admin_ok(joined[0], &["status"]);
-    eprintln!("{status}");
-    for i in &joined {
-        let id = c.node_id(*i);
-        let records: u64 = status
+    // Scale in: node 0 is removed while holding data. A node of the new layout is killed
+    // mid-transition and restarted; the transition still completes.
+    let removed = c.node_id(0);
+    c.admin_ok(1, &["layout", "remove", &removed]);
+    c.admin_ok(1, &["layout", "apply"]);
+    c.nodes[joined[0]].kill_9();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        c.admin_ok(1, &["layout", "show"]).contains("still syncing"),
+        "the transition cannot finish while a node of the new layout is down"
+    );
+    c.restart_node(joined[0]);
+    let started = Instant::now();
+    wait_for_no_transition(&c, 1).await;
+    eprintln!(
+        "node removed: transition finished {:?} after the killed node's restart",
+        started.elapsed()
+    );
+    // Out of the ring, it hands its Raft vote to a node inside it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = c.admin_ok(1, &["status"]);
+        let row = status
             .lines()
-            .find(|l| l.starts_with(&id))
-            .and_then(|l| l.split("up, ").nth(1))
-            .and_then(|s| s.split(' ').next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        assert!(records > 0, "new node {id} holds no records:\n{status}");
+            .find(|l| l.starts_with(&removed))
+            .unwrap_or("");
+        if row.contains("learner") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node 0 is still a voter:\n{status}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    // One original node dies: the 5-node ring with R=3 still has a quorum for every key.
+    // The drained node can go, and then any one further node: everything is still there.
     c.nodes[0].kill_9();
-    for i in (0..OBJECTS).step_by(3) {
+    c.nodes[2].kill_9();
+    for i in (0..OBJECTS).step_by(4) {
         let body = get(&gateways[1], &bucket, &format!("obj-{i:04}"))
             .await
             .unwrap();
-        assert!(body == preloaded[i], "obj-{i:04} after a node died");
+        assert!(
+            body == preloaded[i],
+            "obj-{i:04} with the removed node and another gone"
+        );
+    }
+    for (key, body) in written.iter().step_by(4) {
+        assert!(
+            get(&gateways[1], &bucket, key).await.unwrap() == *body,
+            "{key}"
+        );
     }
 }

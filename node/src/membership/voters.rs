@@ -58,12 +58,15 @@ impl Tracker {
 
 /// The voter set the leader should move to, if it differs from the current one.
 /// `down[id]`: `None` = healthy, else for how long the member has been unreachable (the
-/// leader itself is absent from `down` and counts as healthy).
+/// leader itself is absent from `down` and counts as healthy). `in_layout`: the nodes of the
+/// active layouts; a voter outside them (removed from the ring, so about to be stopped) hands
+/// its vote to a healthy learner inside them.
 pub fn plan(
     members: &Members,
     down: &BTreeMap<Uuid, Option<Duration>>,
     zones: &BTreeMap<Uuid, String>,
     timeout: Duration,
+    in_layout: &BTreeSet<Uuid>,
 ) -> Option<BTreeSet<Uuid>> {
     let healthy = |id: &Uuid| down.get(id).is_none_or(|d| d.is_none());
     let dead = |id: &Uuid| {
@@ -86,6 +89,28 @@ pub fn plan(
             }
             None => {
                 next.insert(*gone);
+            }
+        }
+    }
+    let leaving: Vec<Uuid> = next
+        .iter()
+        .filter(|id| !in_layout.is_empty() && !in_layout.contains(id))
+        .copied()
+        .collect();
+    for voter in leaving {
+        let mut inside: Vec<Uuid> = candidates
+            .iter()
+            .filter(|c| in_layout.contains(c))
+            .copied()
+            .collect();
+        next.remove(&voter);
+        match pick(&mut inside, &next, zones) {
+            Some(replacement) => {
+                candidates.retain(|c| *c != replacement);
+                next.insert(replacement);
+            }
+            None => {
+                next.insert(voter);
             }
         }
     }
@@ -169,7 +194,8 @@ impl Membership {
             .iter()
             .map(|(id, n)| (*id, n.zone.clone()))
             .collect();
-        let Some(next) = plan(&members, &down, &zones, self.voters.timeout) else {
+        let in_layout = meta.placement().nodes().iter().map(|n| n.id).collect();
+        let Some(next) = plan(&members, &down, &zones, self.voters.timeout, &in_layout) else {
             return Ok(());
         };
         tracing::info!(from = ?members.voters, to = ?next, "changing the metadata voters");
@@ -202,15 +228,36 @@ mod tests {
 
     const T: Duration = Duration::from_secs(30);
 
+    /// No layout yet: nobody is leaving it.
+    fn none() -> BTreeSet<Uuid> {
+        BTreeSet::new()
+    }
+
+    #[test]
+    fn a_voter_removed_from_the_layout_hands_its_vote_to_a_learner_inside_it() {
+        let m = members(&[1, 2, 3], &[4, 5]);
+        let down = BTreeMap::from([(id(2), None), (id(3), None), (id(4), None), (id(5), None)]);
+        let in_layout: BTreeSet<Uuid> = [2, 3, 5].into_iter().map(id).collect();
+        let next = plan(&m, &down, &BTreeMap::new(), T, &in_layout).expect("hand over");
+        assert_eq!(next, [2, 3, 5].into_iter().map(id).collect());
+        let only_outside: BTreeSet<Uuid> = [2, 3].into_iter().map(id).collect();
+        let m = members(&[1, 2, 3], &[4]);
+        assert_eq!(
+            plan(&m, &down, &BTreeMap::new(), T, &only_outside),
+            None,
+            "no learner inside the layout: the voter stays"
+        );
+    }
+
     #[test]
     fn learners_are_promoted_up_to_three_voters() {
         let m = members(&[1], &[2, 3, 4]);
         let down = BTreeMap::from([(id(2), None), (id(3), None), (id(4), None)]);
-        let next = plan(&m, &down, &BTreeMap::new(), T).expect("promote");
+        let next = plan(&m, &down, &BTreeMap::new(), T, &none()).expect("promote");
         assert_eq!(next.len(), 3);
         assert!(next.contains(&id(1)));
         let full = members(&[1, 2, 3], &[4]);
-        assert_eq!(plan(&full, &down, &BTreeMap::new(), T), None);
+        assert_eq!(plan(&full, &down, &BTreeMap::new(), T, &none()), None);
     }
 
     #[test]
@@ -223,21 +270,25 @@ mod tests {
             (id(4), None),
             (id(5), None),
         ]);
-        let next = plan(&m, &down, &z, T).expect("replace");
+        let next = plan(&m, &down, &z, T, &none()).expect("replace");
         assert_eq!(
             next,
             BTreeSet::from([id(1), id(2), id(5)]),
             "zone c is uncovered after 3 left"
         );
         down.insert(id(3), Some(T / 2));
-        assert_eq!(plan(&m, &down, &z, T), None, "not down long enough");
+        assert_eq!(
+            plan(&m, &down, &z, T, &none()),
+            None,
+            "not down long enough"
+        );
     }
 
     #[test]
     fn a_dead_voter_stays_when_no_healthy_learner_can_replace_it() {
         let m = members(&[1, 2, 3], &[4]);
         let down = BTreeMap::from([(id(2), None), (id(3), Some(T * 2)), (id(4), Some(T * 2))]);
-        assert_eq!(plan(&m, &down, &BTreeMap::new(), T), None);
+        assert_eq!(plan(&m, &down, &BTreeMap::new(), T, &none()), None);
     }
 
     #[test]

@@ -194,7 +194,8 @@ fn block_refs(records: &[pb::ObjectRecord]) -> Vec<pb::BlockRefEntry> {
         .collect()
 }
 
-async fn ask_missing(
+/// Asks `node` which of `refs` it lacks (whole blocks, or only the references).
+pub(super) async fn ask_missing(
     state: &NodeState,
     node: &LayoutNode,
     refs: Vec<pb::BlockRefEntry>,

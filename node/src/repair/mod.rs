@@ -34,6 +34,7 @@
 mod antientropy;
 pub mod blocks;
 pub mod digest;
+mod foreign;
 mod transition;
 
 use std::sync::Arc;
@@ -170,6 +171,8 @@ async fn blocking<T: Send + 'static>(
 pub async fn run(state: Arc<NodeState>, config: AntiEntropyConfig) {
     let mut ring_changes = state.placement_changes();
     let mut sweep = blocks::Sweep::default();
+    // The layout version under which this node last held nothing outside its share.
+    let mut foreign_clean_at = None;
     let mut pause = SETTLE_PAUSE;
     loop {
         tokio::select! {
@@ -196,6 +199,15 @@ pub async fn run(state: Arc<NodeState>, config: AntiEntropyConfig) {
             && let Err(e) = transition::finish_sync(&state, &placement).await
         {
             report.errors.push(format!("layout handoff: {e}"));
+        }
+        if !placement.in_transition() && foreign_clean_at != Some(placement.version()) {
+            match foreign::drop_foreign(&state, &placement).await {
+                Ok(dropped) if dropped.kept == 0 => foreign_clean_at = Some(placement.version()),
+                Ok(_) => pause = pause.min(RETRY_PAUSE),
+                Err(e) => report
+                    .errors
+                    .push(format!("dropping foreign copies: {}", e.message())),
+            }
         }
         let took = started.elapsed();
         let new_errors = state.repair.record(&report, took);

@@ -200,6 +200,11 @@ impl BlockStore {
     }
 
     /// Removes a block file (absent is fine).
+    /// Size of the block's file on disk (header included), if it exists.
+    pub fn size(&self, id: &BlockId) -> io::Result<u64> {
+        Ok(fs::metadata(self.path(id))?.len())
+    }
+
     pub fn delete(&self, id: &BlockId) -> io::Result<()> {
         match fs::remove_file(self.path(id)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),

@@ -64,6 +64,9 @@ impl From<redb::DatabaseError> for IndexError {
     }
 }
 
+/// A block and the owners (encoded `BlockOwner`s) of its references.
+pub type BlockOwners = (BlockId, Vec<Vec<u8>>);
+
 /// One change to the index, applied inside a group-committed transaction.
 // Ops live only until their batch commits: boxing the record would cost an allocation per write.
 #[allow(clippy::large_enum_variant)]
@@ -363,6 +366,44 @@ impl Index {
             }
         }
         Ok(())
+    }
+
+    /// The blocks with references after `after` (from the start when `None`), up to
+    /// `limit` of them, each with its owners (encoded `BlockOwner`s). Blocking.
+    pub fn referenced_blocks(
+        &self,
+        after: Option<&BlockId>,
+        limit: usize,
+    ) -> Result<Vec<BlockOwners>, IndexError> {
+        use std::ops::Bound;
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(REFS)?;
+        let mut end_of_after = after.map(|b| b.0.to_vec());
+        if let Some(k) = end_of_after.as_mut() {
+            k.push(0xFF);
+        }
+        let start = end_of_after
+            .as_deref()
+            .map_or(Bound::Unbounded, Bound::Excluded);
+        let mut out: Vec<BlockOwners> = Vec::new();
+        for entry in table.range::<&[u8]>((start, Bound::Unbounded))? {
+            let (k, _) = entry?;
+            let k = k.value();
+            let Some(block) = k.get(..16).and_then(BlockId::from_slice) else {
+                return Err(IndexError::Corrupt("short block reference key".into()));
+            };
+            let owner = k[16..].to_vec();
+            if let Some((last, owners)) = out.last_mut()
+                && *last == block
+            {
+                owners.push(owner);
+            } else if out.len() == limit {
+                break;
+            } else {
+                out.push((block, vec![owner]));
+            }
+        }
+        Ok(out)
     }
 
     /// Whether `owner` (an encoded `BlockOwner`) holds a reference on `block`.
