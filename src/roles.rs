@@ -221,6 +221,16 @@ fn node_metrics(node: &RunningNode, data_dir: &Path, m: &mut Metrics) {
         meta.layout.nodes.len() as f64,
     );
     m.gauge(
+        "cairn_layout_transition_active",
+        "1 while data moves from older layout versions to the current one.",
+        f64::from(u8::from(!meta.layout_history.is_empty())),
+    );
+    m.gauge(
+        "cairn_layout_nodes_syncing",
+        "Nodes of the current layout that have not pulled their share yet.",
+        meta.nodes_syncing().len() as f64,
+    );
+    m.gauge(
         "cairn_buckets",
         "Buckets in the metadata.",
         meta.buckets.len() as f64,

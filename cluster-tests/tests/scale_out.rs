@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
+use cairn_proto::client::Peers;
+use cairn_proto::pb::{RefsRequest, StoreRequest};
 use cluster_tests::{Cluster, ClusterOptions, quoted_md5, random_bytes, s3_failure, unique_bucket};
 
 /// Objects written before the new nodes join.
@@ -245,6 +247,34 @@ async fn two_nodes_join_a_cluster_with_data_under_load_and_take_their_share() {
         "transition finished {:?} after the first join:\n{last_show}",
         started.elapsed()
     );
+    // A sender still on the first layout cannot write: nodes refuse its writes (a gateway
+    // then refreshes and retries), so nothing lands on the old owners only.
+    let peers = Peers::new(c.cluster_secret()).unwrap();
+    let stale = 1;
+    let res = peers
+        .objects(&c.rpc(joined[0]))
+        .unwrap()
+        .store(StoreRequest {
+            record: Some(Default::default()),
+            layout_version: stale,
+        })
+        .await;
+    let refused = res.expect_err("a write from layout 1 must be refused");
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition, "{refused}");
+    assert!(refused.message().starts_with("stale layout"), "{refused}");
+    let res = peers
+        .blocks(&c.rpc(1))
+        .unwrap()
+        .add_refs(RefsRequest {
+            refs: Vec::new(),
+            layout_version: stale,
+        })
+        .await;
+    assert_eq!(
+        res.expect_err("refs from layout 1 must be refused").code(),
+        tonic::Code::FailedPrecondition
+    );
+
     // Keep the workload going on the new layout for a moment, then stop it.
     tokio::time::sleep(Duration::from_secs(2)).await;
     w.stop.store(true, Ordering::Relaxed);
@@ -325,20 +355,25 @@ async fn two_nodes_join_a_cluster_with_data_under_load_and_take_their_share() {
         "node removed: transition finished {:?} after the killed node's restart",
         started.elapsed()
     );
-    // Out of the ring, it hands its Raft vote to a node inside it.
+    // Out of the ring, it hands its Raft vote to a node inside it (if it leads, it keeps
+    // leading without a vote until it stops).
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let status = c.admin_ok(1, &["status"]);
-        let row = status
+        let row = |id: &str| status.lines().find(|l| l.starts_with(id)).unwrap_or("");
+        let voting_inside = status
             .lines()
-            .find(|l| l.starts_with(&removed))
-            .unwrap_or("");
-        if row.contains("learner") {
+            .filter(|l| !l.starts_with(&removed))
+            .filter(|l| l.contains(" voter ") || l.contains(" leader "))
+            .count();
+        let handed_over = row(&removed).contains(" learner ")
+            || (row(&removed).contains(" leader ") && voting_inside == 3);
+        if handed_over {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "node 0 is still a voter:\n{status}"
+            "node 0 still holds a vote:\n{status}"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

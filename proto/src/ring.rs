@@ -343,6 +343,104 @@ mod tests {
             .collect()
     }
 
+    /// Replica copies that change hands when going from `before` to `after`, over `keys`
+    /// keys: for each key, the nodes of the new replica set that were not in the old one.
+    fn moved_copies(before: &Ring, after: &Ring, keys: u32) -> usize {
+        let bucket = Uuid::from_u128(42);
+        (0..keys)
+            .map(|k| {
+                let hash = object_hash(&bucket, &format!("key-{k}"));
+                let old: Vec<Uuid> = before.replicas(hash).iter().map(|n| n.id).collect();
+                after
+                    .replicas(hash)
+                    .iter()
+                    .filter(|n| !old.contains(&n.id))
+                    .count()
+            })
+            .sum()
+    }
+
+    #[test]
+    fn adding_a_fifth_node_moves_about_a_fifth_of_the_copies() {
+        for zones in [["z"; 5], ["a", "b", "c", "d", "e"]] {
+            let five = layout(&zones.map(|z| (z, 1)), 3);
+            let mut four = five.clone();
+            four.nodes.pop();
+            let keys = 100_000;
+            let moved = moved_copies(&Ring::new(&four), &Ring::new(&five), keys);
+            // The new node should end up with a fifth of all copies, and nothing else move.
+            let optimum = (keys as usize * 3) / 5;
+            let ratio = moved as f64 / optimum as f64;
+            println!("zones {zones:?}: {moved} copies moved, optimum {optimum}, ratio {ratio:.3}");
+            assert!(ratio <= 1.3, "moved {ratio:.3}× the optimum");
+        }
+    }
+
+    #[test]
+    fn placement_writes_to_every_active_set_and_reads_the_oldest() {
+        let five = layout(&[("z", 1); 5], 3);
+        let mut four = five.clone();
+        four.nodes.pop();
+        four.version = 1;
+        let mut next = five.clone();
+        next.version = 2;
+        let placement = Placement::new([&four, &next]);
+        assert!(placement.in_transition());
+        assert_eq!(placement.version(), 2);
+        let new_node = next.nodes[4].id;
+        let hash = (0..u64::MAX)
+            .step_by(1 << 40)
+            .find(|h| {
+                placement
+                    .current()
+                    .replicas(*h)
+                    .iter()
+                    .any(|n| n.id == new_node)
+            })
+            .expect("a position the new node replicates");
+        let sets = placement.replica_sets(hash);
+        assert_eq!(sets.len(), 2);
+        assert_eq!(
+            placement
+                .read_set(hash)
+                .iter()
+                .map(|n| n.id)
+                .collect::<Vec<_>>(),
+            sets[0].iter().map(|n| n.id).collect::<Vec<_>>()
+        );
+        let targets: Vec<Uuid> = placement.write_targets(hash).iter().map(|n| n.id).collect();
+        assert!(targets.contains(&new_node) && targets.len() == 4);
+        // A quorum of the old set that is not one of the new set is not enough.
+        let old: Vec<Uuid> = sets[0].iter().map(|n| n.id).collect();
+        let new: Vec<Uuid> = sets[1].iter().map(|n| n.id).collect();
+        let leaving = *old
+            .iter()
+            .find(|id| !new.contains(id))
+            .expect("a node leaves");
+        let staying = *old
+            .iter()
+            .find(|id| new.contains(id))
+            .expect("a node stays");
+        let acked = [leaving, staying];
+        assert!(!placement.write_quorum(hash, |id| acked.contains(id)));
+        let acked = [leaving, staying, new_node];
+        assert!(placement.write_quorum(hash, |id| acked.contains(id)));
+        assert!(placement.holds(&new_node, hash));
+        // Partitions of the combined rings each map to one replica set per ring.
+        for part in placement.partitions().iter().take(200) {
+            let at_end = placement.replica_sets(part.end);
+            let inside = placement.replica_sets(part.end.wrapping_sub(1));
+            if part.contains(part.end.wrapping_sub(1)) {
+                let ids = |s: &Vec<Vec<&LayoutNode>>| {
+                    s.iter()
+                        .map(|set| set.iter().map(|n| n.id).collect::<Vec<_>>())
+                        .collect::<Vec<_>>()
+                };
+                assert_eq!(ids(&at_end), ids(&inside));
+            }
+        }
+    }
+
     #[test]
     fn five_equal_nodes_each_own_a_fifth() {
         let ring = Ring::new(&layout(

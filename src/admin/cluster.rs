@@ -261,14 +261,8 @@ fn transition_summary(meta: &Metadata) -> String {
         .map(|l| format!("v{}", l.version))
         .collect();
     let pending: Vec<String> = meta
-        .layout
-        .nodes
+        .nodes_syncing()
         .iter()
-        .filter(|n| {
-            meta.layout_synced
-                .get(&n.id)
-                .is_none_or(|v| *v < meta.layout.version)
-        })
         .map(|n| n.id.to_string())
         .collect();
     format!(

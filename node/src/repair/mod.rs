@@ -195,7 +195,7 @@ pub async fn run(state: Arc<NodeState>, config: AntiEntropyConfig) {
         let started = std::time::Instant::now();
         let mut report = pass(&state, &config, &mut sweep).await;
         if report.records_complete
-            && transition::owes_sync(&state, &placement)
+            && transition::owes_sync(&state)
             && let Err(e) = transition::finish_sync(&state, &placement).await
         {
             report.errors.push(format!("layout handoff: {e}"));

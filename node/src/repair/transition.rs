@@ -21,14 +21,9 @@ use crate::store::index::bucket_of;
 const HANDOFF_BATCH: usize = 1000;
 
 /// Whether this node still owes a `LayoutSynced` for the current layout.
-pub fn owes_sync(state: &NodeState, placement: &Placement) -> bool {
+pub fn owes_sync(state: &NodeState) -> bool {
     let meta = state.raft.current().1;
-    placement.in_transition()
-        && placement.current().node(&state.id).is_some()
-        && meta
-            .layout_synced
-            .get(&state.id)
-            .is_none_or(|v| *v < placement.version())
+    meta.nodes_syncing().iter().any(|n| n.id == state.id)
 }
 
 /// Copies the blocks this node is responsible for to the current layout's replicas, then

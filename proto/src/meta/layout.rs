@@ -90,11 +90,23 @@ impl Metadata {
         }
     }
 
+    /// The nodes of the current layout that still have to pull their share of it (none
+    /// outside transitions).
+    pub fn nodes_syncing(&self) -> Vec<&LayoutNode> {
+        if self.layout_history.is_empty() {
+            return Vec::new();
+        }
+        let version = self.layout.version;
+        self.layout
+            .nodes
+            .iter()
+            .filter(|n| self.layout_synced.get(&n.id).is_none_or(|v| *v < version))
+            .collect()
+    }
+
     /// Retires the older layouts once every node of the current one has synced to it.
     pub(super) fn retire_synced_layouts(&mut self) {
-        let version = self.layout.version;
-        let synced = |id: &Uuid| self.layout_synced.get(id).is_some_and(|v| *v >= version);
-        if !self.layout_history.is_empty() && self.layout.nodes.iter().all(|n| synced(&n.id)) {
+        if !self.layout_history.is_empty() && self.nodes_syncing().is_empty() {
             self.layout_history.clear();
             let current: Vec<Uuid> = self.layout.nodes.iter().map(|n| n.id).collect();
             self.layout_synced.retain(|id, _| current.contains(id));
@@ -277,6 +289,46 @@ mod tests {
         assert_eq!(next.nodes, vec![node(1, "a")]);
         m.apply(&MetaCommand::RevertLayout);
         assert!(m.staged.is_empty());
+    }
+
+    #[test]
+    fn a_ring_change_keeps_the_old_layout_until_every_new_node_synced() {
+        let mut m = with_layout(vec![node(1, "a"), node(2, "b"), node(3, "c")], 3);
+        assert!(m.nodes_syncing().is_empty());
+        stage(&mut m, 4, StagedNode::Set(node(4, "d")));
+        let apply = MetaCommand::ApplyLayout {
+            version: 2,
+            replication: None,
+        };
+        assert!(matches!(m.apply(&apply), MetaResult::Layout(_)));
+        assert_eq!(m.layout_history.len(), 1);
+        assert_eq!(m.placement().rings().len(), 2);
+        assert_eq!(m.nodes_syncing().len(), 4);
+        let synced = |m: &mut Metadata, i: u128, version: u64| {
+            m.apply(&MetaCommand::LayoutSynced {
+                node: Uuid::from_u128(i),
+                version,
+            })
+        };
+        for i in 1..=3 {
+            synced(&mut m, i, 2);
+        }
+        synced(&mut m, 4, 1);
+        assert_eq!(
+            m.layout_history.len(),
+            1,
+            "node 4 synced an older version only"
+        );
+        synced(&mut m, 4, 2);
+        assert!(m.layout_history.is_empty() && m.nodes_syncing().is_empty());
+        assert!(!m.placement().in_transition());
+
+        // An address change moves nothing: no transition.
+        let mut moved = m.layout.clone();
+        moved.version = 3;
+        moved.nodes[0].addr = "elsewhere:1".into();
+        m.apply(&MetaCommand::SetLayout { layout: moved });
+        assert!(m.layout_history.is_empty());
     }
 
     #[test]
