@@ -352,6 +352,24 @@ impl Cluster {
         spawn_gateway(&self.bin, root, &format!("gateway{n}"), &rpcs, &self.secret)
     }
 
+    /// Starts a second gateway and creates a fresh bucket (`prefix-<random>`): returns that
+    /// gateway (keep it alive), a client through each gateway and the bucket name.
+    pub async fn two_gateways_and_bucket(
+        &mut self,
+        prefix: &str,
+    ) -> (Proc, [aws_sdk_s3::Client; 2], String) {
+        let second = self.spawn_gateway();
+        let clients = [self.client(), self.client_via(&second)];
+        let bucket = crate::s3::unique_bucket(prefix);
+        clients[0]
+            .create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("CreateBucket {bucket}: {e:?}"));
+        (second, clients, bucket)
+    }
+
     /// aws-sdk-s3 client through `gateway` with the root key.
     pub fn client_via(&self, gateway: &Proc) -> aws_sdk_s3::Client {
         crate::s3::s3_client(

@@ -14,6 +14,7 @@
 //! - [`Weed`] starts SeaweedFS (`weed mini`) for comparison benchmarks.
 //! - [`k8s`] renders a kustomize overlay and turns its pods into `cairn` command lines and
 //!   environments on loopback (a loopback address per pod for its DNS name).
+//! - [`checks`]: PUT/GET with ETags checked, waiting for a condition, `cairn status` rows.
 //! - [`data`] makes test bodies: random bytes and a deterministic streamed body of any size.
 //!
 //! The binary is built once per test process with the same cargo (`cargo build -p cairn`),
@@ -22,6 +23,7 @@
 pub mod aws_cli;
 pub mod binary;
 pub mod browser;
+pub mod checks;
 pub mod cluster;
 pub mod data;
 pub mod k8s;
@@ -35,6 +37,7 @@ pub mod weed;
 pub use aws_cli::{AwsCli, aws_cli_present, aws_env};
 pub use binary::{Profile, cairn_bin, workspace_root};
 pub use browser::{dump_dom, map_host, require_chromium, screenshot};
+pub use checks::{put_checked, status_records, status_row, try_get, wait_until};
 pub use cluster::{Cluster, ClusterOptions, Proc};
 pub use data::{md5_hex, quoted_md5, random_bytes};
 pub use proc::{CmdOutput, run_with_timeout};

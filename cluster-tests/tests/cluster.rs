@@ -5,19 +5,10 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
-use cluster_tests::{Cluster, ClusterOptions, quoted_md5, random_bytes, unique_bucket};
-
-async fn put(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, data: &[u8]) {
-    let out = s3
-        .put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from(data.to_vec()))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("PUT {key}: {e:?}"));
-    assert_eq!(out.e_tag(), Some(quoted_md5(data).as_str()));
-}
+use cluster_tests::{
+    Cluster, ClusterOptions, put_checked, quoted_md5, random_bytes, status_row, unique_bucket,
+    wait_until,
+};
 
 async fn get(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
     let out = s3
@@ -48,24 +39,6 @@ async fn list(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
         .collect()
 }
 
-/// Waits until `cond` holds, checking every 250 ms; panics with `what` after `limit`.
-fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    start.elapsed()
-}
-
-/// The status table row of a node id, if `cairn status` lists it.
-fn status_row(status: &str, id: &str) -> Option<String> {
-    status
-        .lines()
-        .find(|l| l.starts_with(id))
-        .map(str::to_string)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_survive_a_lost_node_a_restart_and_a_leader_failover() {
     let mut c = Cluster::start(3);
@@ -81,8 +54,8 @@ async fn three_nodes_survive_a_lost_node_a_restart_and_a_leader_failover() {
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
     let small = random_bytes(300);
     let large = random_bytes(3 * 1024 * 1024 + 5);
-    put(&s3, &bucket, "small", &small).await;
-    put(&s3, &bucket, "large", &large).await;
+    put_checked(&s3, &bucket, "small", &small).await;
+    put_checked(&s3, &bucket, "large", &large).await;
 
     // A follower dies: quorum 2 of 3 keeps reads, writes and listings going.
     let leader = c.leader(0).expect("a leader");
@@ -93,8 +66,8 @@ async fn three_nodes_survive_a_lost_node_a_restart_and_a_leader_failover() {
     assert_eq!(get(&s3, &bucket, "large").await, large);
     let small2 = random_bytes(100);
     let large2 = random_bytes(2 * 1024 * 1024 + 7);
-    put(&s3, &bucket, "small2", &small2).await;
-    put(&s3, &bucket, "large2", &large2).await;
+    put_checked(&s3, &bucket, "small2", &small2).await;
+    put_checked(&s3, &bucket, "large2", &large2).await;
     assert_eq!(
         list(&s3, &bucket).await,
         ["large", "large2", "small", "small2"]
@@ -108,7 +81,8 @@ async fn three_nodes_survive_a_lost_node_a_restart_and_a_leader_failover() {
         status.contains(&format!("node:          {victim_id}")),
         "{status}"
     );
-    let row = status_row(&c.admin_ok(leader, &["status"]), &victim_id).expect("victim listed");
+    let status = c.admin_ok(leader, &["status"]);
+    let row = status_row(&status, &victim_id).expect("victim listed");
     assert!(row.contains("voter") && row.contains("up"), "{row}");
 
     // The leader dies: a new one takes over and metadata writes work again within seconds.
@@ -159,7 +133,8 @@ async fn nodes_join_with_the_secret_only_and_dead_voters_are_replaced() {
         .wait_ready()
         .unwrap_or_else(|e| panic!("{e}\n{}", c.logs()));
     let four_id = c.node_id(four);
-    let row = status_row(&c.admin_ok(0, &["status"]), &four_id).expect("4th node in status");
+    let status = c.admin_ok(0, &["status"]);
+    let row = status_row(&status, &four_id).expect("4th node in status");
     assert!(row.contains("learner") && row.contains("up"), "{row}");
     let show = c.admin_ok(0, &["layout", "show"]);
     assert!(
@@ -191,7 +166,7 @@ async fn nodes_join_with_the_secret_only_and_dead_voters_are_replaced() {
     let s3 = c.client();
     let bucket = unique_bucket("layout");
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    put(&s3, &bucket, "k", b"data").await;
+    put_checked(&s3, &bucket, "k", b"data").await;
     // With data, a ring change is a transition: the older layout stays active until every
     // node of the new one holds its share.
     c.admin_ok(1, &["layout", "remove", &four_id]);
@@ -269,15 +244,7 @@ fn one_winner(what: &str, results: [&Result<String, (u16, String)>; 2]) -> usize
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn conditional_writes_race_through_two_gateways() {
     let mut c = Cluster::start(3);
-    let second = c.spawn_gateway();
-    let gateways = [c.client(), c.client_via(&second)];
-    let bucket = unique_bucket("race");
-    gateways[0]
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
+    let (_second, gateways, bucket) = c.two_gateways_and_bucket("race").await;
     let (mut creates, mut updates) = ([0; 2], [0; 2]);
     for round in 0..20 {
         let key = format!("key-{round}");

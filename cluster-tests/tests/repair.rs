@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::primitives::ByteStream;
 use cairn_proto::Metadata;
 use cairn_proto::client::Peers;
 use cairn_proto::ids::{object_owner, record_blocks};
@@ -16,7 +15,7 @@ use cairn_proto::pb::{
     StatusRequest,
 };
 use cluster_tests::{
-    Cluster, ClusterOptions, expect_s3_error, quoted_md5, random_bytes, unique_bucket,
+    Cluster, ClusterOptions, expect_s3_error, put_checked, quoted_md5, random_bytes, unique_bucket,
 };
 use futures::StreamExt;
 
@@ -38,21 +37,9 @@ fn body_for(i: usize) -> Vec<u8> {
     }
 }
 
-async fn put(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, data: &[u8]) {
-    let out = s3
-        .put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from(data.to_vec()))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("PUT {key}: {e:?}"));
-    assert_eq!(out.e_tag(), Some(quoted_md5(data).as_str()));
-}
-
 async fn put_all(s3: &aws_sdk_s3::Client, bucket: &str, objects: &[(String, Vec<u8>)]) {
     futures::stream::iter(objects)
-        .for_each_concurrent(8, |(key, data)| put(s3, bucket, key, data))
+        .for_each_concurrent(8, |(key, data)| put_checked(s3, bucket, key, data))
         .await;
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::primitives::ByteStream;
 use cairn_proto::client::Peers;
 use cairn_proto::pb::{RefsRequest, StoreRequest};
-use cluster_tests::{Cluster, ClusterOptions, quoted_md5, random_bytes, s3_failure, unique_bucket};
+use cluster_tests::{Cluster, ClusterOptions, quoted_md5, random_bytes, s3_failure};
 
 /// Objects written before the new nodes join.
 const OBJECTS: usize = 5000;
@@ -180,15 +180,7 @@ async fn two_nodes_join_a_cluster_with_data_under_load_and_take_their_share() {
         ..Default::default()
     };
     let mut c = Cluster::start_with(opts);
-    let second = c.spawn_gateway();
-    let gateways = [c.client(), c.client_via(&second)];
-    let bucket = unique_bucket("scale");
-    gateways[0]
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
+    let (_second, gateways, bucket) = c.two_gateways_and_bucket("scale").await;
     let mut bodies: Vec<Vec<u8>> = (0..OBJECTS - MULTIPART).map(body_for).collect();
     for i in OBJECTS - MULTIPART..OBJECTS {
         bodies.push(multipart(&gateways[0], &bucket, &format!("obj-{i:04}")).await);

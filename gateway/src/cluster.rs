@@ -117,7 +117,7 @@ impl ObjectClient {
 
 /// How long cached metadata counts as current without word from the cluster (nodes send a
 /// heartbeat every second while they know a Raft leader).
-pub const METADATA_STALE_AFTER: Duration = Duration::from_secs(4);
+pub const METADATA_STALE_AFTER: Duration = Duration::from_secs(6);
 
 /// Connections and cached metadata shared by all requests of a gateway.
 #[derive(Clone)]

@@ -159,6 +159,16 @@ impl Encoder {
     }
 }
 
+/// A page's common prefixes as `<CommonPrefixes>` elements.
+fn common_prefixes(page: &ListOutcome, enc: &Encoder) -> Vec<CommonPrefix> {
+    page.common_prefixes
+        .iter()
+        .map(|p| CommonPrefix {
+            prefix: enc.apply(p),
+        })
+        .collect()
+}
+
 fn object_info(record: &pb::ObjectRecord, enc: &Encoder, owner: Option<xml::Owner>) -> ObjectInfo {
     ObjectInfo {
         key: enc.apply(&record.key),
@@ -209,13 +219,7 @@ pub async fn list_objects_v1(s3: &S3, req: S3Request) -> S3Result<Response<Respo
             .iter()
             .map(|r| object_info(r, &enc, Some(owner.clone())))
             .collect(),
-        common_prefixes: page
-            .common_prefixes
-            .iter()
-            .map(|p| CommonPrefix {
-                prefix: enc.apply(p),
-            })
-            .collect(),
+        common_prefixes: common_prefixes(&page, &enc),
     };
     xml_response(StatusCode::OK, xml::to_xml(&result))
 }
@@ -270,13 +274,7 @@ pub async fn list_objects_v2(s3: &S3, req: S3Request) -> S3Result<Response<Respo
             .iter()
             .map(|r| object_info(r, &enc, owner.clone()))
             .collect(),
-        common_prefixes: page
-            .common_prefixes
-            .iter()
-            .map(|p| CommonPrefix {
-                prefix: enc.apply(p),
-            })
-            .collect(),
+        common_prefixes: common_prefixes(&page, &enc),
     };
     xml_response(StatusCode::OK, xml::to_xml(&result))
 }
@@ -333,13 +331,7 @@ pub async fn list_object_versions(s3: &S3, req: S3Request) -> S3Result<Response<
                 owner: owner.clone(),
             })
             .collect(),
-        common_prefixes: page
-            .common_prefixes
-            .iter()
-            .map(|p| CommonPrefix {
-                prefix: enc.apply(p),
-            })
-            .collect(),
+        common_prefixes: common_prefixes(&page, &enc),
     };
     xml_response(StatusCode::OK, xml::to_xml(&result))
 }

@@ -227,16 +227,9 @@ pub async fn store_body(
         Some(announced) => announced,
         None => announce_uploading(s3, record, condition).await,
     };
-    let version = match announced {
-        Ok(version) => version,
-        Err(e) => {
-            // Refused before the body was read (a failed write condition): read the rest so
-            // the answer does not race a half-sent body and the connection stays usable for
-            // the client's next request.
-            while let Ok(Some(_)) = cutter.next_block().await {}
-            return Err(e);
-        }
-    };
+    // Refused before the body was read (a failed write condition): the unread rest is
+    // drained in the background (see `body::incoming_stream`).
+    let version = announced?;
     let owner = object_owner(&record.bucket_id, &record.key, &version);
     let blocks = write_blocks(&s3.cluster, cutter, &owner, Some(first)).await?;
     record.body = Some(Body::Blocks(pb::BlockList { blocks }));
