@@ -288,3 +288,169 @@ async fn conditional_writes_race_through_two_gateways() {
     }
     eprintln!("create-only winners per gateway {creates:?}, If-Match winners {updates:?}");
 }
+
+/// The foundation's S3 operations through one gateway of a 3-node cluster, each checked
+/// through the other where it reads back.
+async fn every_operation(via: &aws_sdk_s3::Client, check: &aws_sdk_s3::Client, bucket: &str) {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
+
+    via.create_bucket().bucket(bucket).send().await.unwrap();
+    check.head_bucket().bucket(bucket).send().await.unwrap();
+    let buckets = check.list_buckets().send().await.unwrap();
+    assert!(buckets.buckets().iter().any(|b| b.name() == Some(bucket)));
+    check
+        .get_bucket_location()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+
+    let small = random_bytes(2000);
+    let large = random_bytes(2 * 1024 * 1024 + 3);
+    put_checked(via, bucket, "dir/small", &small).await;
+    put_checked(via, bucket, "dir/large", &large).await;
+    let head = check
+        .head_object()
+        .bucket(bucket)
+        .key("dir/large")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.content_length(), Some(large.len() as i64));
+    let range = check
+        .get_object()
+        .bucket(bucket)
+        .key("dir/large")
+        .range("bytes=1048570-1048580")
+        .send()
+        .await
+        .unwrap();
+    let part = range.body.collect().await.unwrap().into_bytes();
+    assert_eq!(&part[..], &large[1_048_570..=1_048_580]);
+
+    via.copy_object()
+        .bucket(bucket)
+        .key("copy")
+        .copy_source(format!("{bucket}/dir/large"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get(check, bucket, "copy").await, large);
+
+    let up = via
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key("multi")
+        .send()
+        .await
+        .unwrap();
+    let id = up.upload_id().unwrap();
+    let (p1, p2) = (random_bytes(5 << 20), random_bytes(1000));
+    let mut parts = Vec::new();
+    for (n, data) in [(1, &p1), (2, &p2)] {
+        let out = via
+            .upload_part()
+            .bucket(bucket)
+            .key("multi")
+            .upload_id(id)
+            .part_number(n)
+            .body(ByteStream::from(data.clone()))
+            .send()
+            .await
+            .unwrap();
+        parts.push(
+            CompletedPart::builder()
+                .part_number(n)
+                .set_e_tag(out.e_tag().map(str::to_string))
+                .build(),
+        );
+    }
+    let listed = check
+        .list_parts()
+        .bucket(bucket)
+        .key("multi")
+        .upload_id(id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.parts().len(), 2);
+    via.complete_multipart_upload()
+        .bucket(bucket)
+        .key("multi")
+        .upload_id(id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get(check, bucket, "multi").await, [p1, p2].concat());
+    let abandoned = via
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key("abandoned")
+        .send()
+        .await
+        .unwrap();
+    let uploads = check
+        .list_multipart_uploads()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploads.uploads().len(), 1);
+    via.abort_multipart_upload()
+        .bucket(bucket)
+        .key("abandoned")
+        .upload_id(abandoned.upload_id().unwrap())
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(
+        list(check, bucket).await,
+        ["copy", "dir/large", "dir/small", "multi"]
+    );
+    let v1 = check
+        .list_objects()
+        .bucket(bucket)
+        .delimiter("/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(v1.contents().len(), 2);
+    assert_eq!(v1.common_prefixes()[0].prefix(), Some("dir/"));
+
+    via.delete_object()
+        .bucket(bucket)
+        .key("copy")
+        .send()
+        .await
+        .unwrap();
+    let gone: Vec<ObjectIdentifier> = ["dir/large", "dir/small", "multi"]
+        .into_iter()
+        .map(|k| ObjectIdentifier::builder().key(k).build().unwrap())
+        .collect();
+    let out = via
+        .delete_objects()
+        .bucket(bucket)
+        .delete(Delete::builder().set_objects(Some(gone)).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.deleted().len(), 3);
+    assert!(list(check, bucket).await.is_empty());
+    via.delete_bucket().bucket(bucket).send().await.unwrap();
+    assert!(check.head_bucket().bucket(bucket).send().await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_works_through_either_of_two_gateways() {
+    let mut c = Cluster::start(3);
+    let second = c.spawn_gateway();
+    let gateways = [c.client(), c.client_via(&second)];
+    every_operation(&gateways[0], &gateways[1], &unique_bucket("via-first")).await;
+    every_operation(&gateways[1], &gateways[0], &unique_bucket("via-second")).await;
+}

@@ -16,7 +16,7 @@ use cairn_proto::pb::block_service_client::BlockServiceClient;
 use cairn_proto::pb::{GetBlockRequest, GetRecordRequest, MetaReadRequest, StatusRequest};
 use cluster_tests::{
     Cluster, ClusterOptions, expect_s3_error, put_checked, quoted_md5, random_bytes, s3_failure,
-    status_records, try_get, unique_bucket, wait_until,
+    status_records, status_row, try_get, unique_bucket, wait_until,
 };
 use tonic::Code;
 
@@ -669,6 +669,16 @@ async fn a_wiped_node_comes_back_under_a_new_identity_and_is_refilled() {
     assert!(
         status_records(&status, &new_id).is_some_and(|n| n >= 1),
         "the new node holds nothing:\n{status}"
+    );
+    // The dead identity was a Raft voter: out of the ring, its vote goes to the new node.
+    wait_until(
+        Duration::from_secs(20),
+        "the new node becomes a voter",
+        || {
+            let status = c.admin_ok(leader, &["status"]);
+            status_row(&status, &new_id)
+                .is_some_and(|r| r.contains(" voter ") || r.contains(" leader "))
+        },
     );
     let other = (0..3).find(|i| *i != victim && *i != leader).unwrap();
     c.nodes[other].kill_9();
