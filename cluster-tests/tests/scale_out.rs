@@ -43,8 +43,16 @@ fn block_bytes(dir: &std::path::Path) -> u64 {
         .sum()
 }
 
-/// Uploads `key` in two 5 MiB parts and a small one; returns the whole body.
-async fn multipart(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
+/// A multipart upload with its parts uploaded, not completed yet.
+struct OpenUpload {
+    key: String,
+    id: String,
+    parts: Vec<aws_sdk_s3::types::CompletedPart>,
+    body: Vec<u8>,
+}
+
+/// Starts an upload of `key` and uploads two 5 MiB parts and a small one.
+async fn upload_parts(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> OpenUpload {
     let up = s3
         .create_multipart_upload()
         .bucket(bucket)
@@ -52,42 +60,51 @@ async fn multipart(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> 
         .send()
         .await
         .unwrap();
-    let id = up.upload_id().unwrap();
-    let mut body = Vec::new();
-    let mut parts = Vec::new();
+    let id = up.upload_id().unwrap().to_string();
+    let mut open = OpenUpload {
+        key: key.to_string(),
+        id,
+        parts: Vec::new(),
+        body: Vec::new(),
+    };
     for (n, size) in [(1, 5 << 20), (2, 5 << 20), (3, 1000)] {
         let data = random_bytes(size);
         let out = s3
             .upload_part()
             .bucket(bucket)
             .key(key)
-            .upload_id(id)
+            .upload_id(&open.id)
             .part_number(n)
             .body(ByteStream::from(data.clone()))
             .send()
             .await
             .unwrap();
-        parts.push(
+        open.parts.push(
             aws_sdk_s3::types::CompletedPart::builder()
                 .part_number(n)
                 .set_e_tag(out.e_tag().map(str::to_string))
                 .build(),
         );
-        body.extend(data);
+        open.body.extend(data);
     }
+    open
+}
+
+/// Completes an upload; returns the object's body.
+async fn complete(s3: &aws_sdk_s3::Client, bucket: &str, open: OpenUpload) -> Vec<u8> {
     s3.complete_multipart_upload()
         .bucket(bucket)
-        .key(key)
-        .upload_id(id)
+        .key(&open.key)
+        .upload_id(&open.id)
         .multipart_upload(
             aws_sdk_s3::types::CompletedMultipartUpload::builder()
-                .set_parts(Some(parts))
+                .set_parts(Some(open.parts))
                 .build(),
         )
         .send()
         .await
-        .unwrap();
-    body
+        .unwrap_or_else(|e| panic!("complete {}: {:?}", open.key, s3_failure(&e)));
+    open.body
 }
 
 async fn get(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Vec<u8>, String> {
@@ -183,7 +200,8 @@ async fn two_nodes_join_a_cluster_with_data_under_load_and_take_their_share() {
     let (_second, gateways, bucket) = c.two_gateways_and_bucket("scale").await;
     let mut bodies: Vec<Vec<u8>> = (0..OBJECTS - MULTIPART).map(body_for).collect();
     for i in OBJECTS - MULTIPART..OBJECTS {
-        bodies.push(multipart(&gateways[0], &bucket, &format!("obj-{i:04}")).await);
+        let open = upload_parts(&gateways[0], &bucket, &format!("obj-{i:04}")).await;
+        bodies.push(complete(&gateways[0], &bucket, open).await);
     }
     let preloaded = Arc::new(bodies);
     let started = Instant::now();
@@ -207,6 +225,9 @@ async fn two_nodes_join_a_cluster_with_data_under_load_and_take_their_share() {
     }))
     .await;
     eprintln!("{OBJECTS} objects written in {:?}", started.elapsed());
+
+    // An upload whose parts are written before the change and completed after it.
+    let spanning = upload_parts(&gateways[1], &bucket, "spanning").await;
 
     let w = Arc::new(Workload::default());
     let clients: Vec<_> = (0..4)
@@ -315,6 +336,9 @@ async fn two_nodes_join_a_cluster_with_data_under_load_and_take_their_share() {
         );
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
+
+    let spanning_body = complete(&gateways[0], &bucket, spanning).await;
+    assert!(get(&gateways[1], &bucket, "spanning").await.unwrap() == spanning_body);
 
     // Everything is readable on the new layout, and the new nodes hold their replicas.
     for i in 0..OBJECTS {

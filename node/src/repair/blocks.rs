@@ -86,8 +86,22 @@ pub async fn ensure_blocks(
     records: &[pb::ObjectRecord],
     max_copies: usize,
 ) -> BlockRepair {
+    let report = ensure_refs(state, placement, block_refs(records), max_copies).await;
+    if report.refs_added > 0 {
+        release_superseded(state, records).await;
+    }
+    report
+}
+
+/// Makes every replica of each entry's block hold the block and the entry's reference
+/// (blocks copied from a replica that has one, at most `max_copies` of them).
+pub async fn ensure_refs(
+    state: &Arc<NodeState>,
+    placement: &Placement,
+    entries: Vec<pb::BlockRefEntry>,
+    max_copies: usize,
+) -> BlockRepair {
     let mut report = BlockRepair::default();
-    let entries = block_refs(records);
     if entries.is_empty() {
         return report;
     }
@@ -170,9 +184,6 @@ pub async fn ensure_blocks(
                 )),
             }
         }
-    }
-    if report.refs_added > 0 {
-        release_superseded(state, records).await;
     }
     report
 }

@@ -1,8 +1,9 @@
 //! This node's part in a layout transition. Anti-entropy passes already pull records across
 //! every active layout; once a pass shows this node holds every record the current layout
-//! gives it, it copies the blocks of the records it is the current primary of to their
-//! current replicas (every record has one current primary, which reports too, so every block
-//! is covered), then reports `LayoutSynced` through Raft. The older layouts retire once every
+//! gives it, it copies the blocks of the records — and of the parts of in-progress multipart
+//! uploads — whose key it is the current primary of to their current replicas (every key has
+//! one current primary, which reports too, so every block is covered), then reports
+//! `LayoutSynced` through Raft. The older layouts retire once every
 //! node of the current one has reported.
 
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use cairn_proto::ring::object_hash;
 use cairn_proto::{MetaCommand, Placement};
 
 use super::blocking;
-use super::blocks::ensure_blocks;
+use super::blocks::{ensure_blocks, ensure_refs};
 use crate::state::NodeState;
 use crate::store::index::bucket_of;
 
@@ -43,6 +44,11 @@ pub async fn finish_sync(state: &Arc<NodeState>, placement: &Arc<Placement>) -> 
             None => break,
         }
     }
+    let parts = upload_part_refs(state, placement);
+    let done = ensure_refs(state, placement, parts, usize::MAX).await;
+    if !done.errors.is_empty() {
+        return Err(done.errors.join("; "));
+    }
     let version = placement.version();
     state
         .raft
@@ -54,6 +60,38 @@ pub async fn finish_sync(state: &Arc<NodeState>, placement: &Arc<Placement>) -> 
         .map_err(|e| format!("reporting the layout synced: {e}"))?;
     tracing::info!(version, "holds everything layout {version} gives it");
     Ok(())
+}
+
+/// The references the parts of in-progress multipart uploads hold on their blocks, for the
+/// uploads whose key this node is the current primary of: they become the object's blocks
+/// when the upload completes, so they move with the records.
+fn upload_part_refs(state: &NodeState, placement: &Placement) -> Vec<pb::BlockRefEntry> {
+    let meta = state.raft.current().1;
+    let mut entries = Vec::new();
+    for upload in meta.uploads.values() {
+        let primary = placement
+            .current()
+            .replicas(object_hash(&upload.bucket_id, &upload.key))
+            .first()
+            .is_some_and(|n| n.id == state.id);
+        if !primary {
+            continue;
+        }
+        for part in upload.parts.values() {
+            let owner = pb::BlockOwner {
+                owner: Some(pb::block_owner::Owner::UploadId(part.owner_id(&upload.id))),
+            };
+            for block in &part.blocks {
+                if let Ok(id) = hex::decode(&block.id) {
+                    entries.push(pb::BlockRefEntry {
+                        block_id: id,
+                        owner: Some(owner.clone()),
+                    });
+                }
+            }
+        }
+    }
+    entries
 }
 
 /// The next (up to) [`HANDOFF_BATCH`] complete records with blocks after `after` whose first
