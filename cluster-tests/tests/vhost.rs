@@ -147,6 +147,43 @@ async fn exercise(style: &Style, bucket: &str) {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200, "{}", what("presigned PUT"));
 
+    // Website configuration.
+    s3.put_bucket_website()
+        .bucket(bucket)
+        .website_configuration(
+            aws_sdk_s3::types::WebsiteConfiguration::builder()
+                .index_document(
+                    aws_sdk_s3::types::IndexDocument::builder()
+                        .suffix("index.html")
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e:?}", what("PutBucketWebsite")));
+    let site = s3.get_bucket_website().bucket(bucket).send().await.unwrap();
+    assert_eq!(
+        site.index_document().map(|d| d.suffix()),
+        Some("index.html"),
+        "{}",
+        what("GetBucketWebsite")
+    );
+    s3.delete_bucket_website()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e:?}", what("DeleteBucketWebsite")));
+    let gone = s3.get_bucket_website().bucket(bucket).send().await;
+    assert_eq!(
+        gone.err()
+            .and_then(|e| e.into_service_error().meta().code().map(str::to_string)),
+        Some("NoSuchWebsiteConfiguration".to_string()),
+        "{}",
+        what("GetBucketWebsite after delete")
+    );
+
     // CORS configuration, preflight and response headers.
     let rule = CorsRule::builder()
         .allowed_origins("https://app.example")
