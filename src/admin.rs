@@ -24,6 +24,7 @@ macro_rules! out {
 }
 
 mod cluster;
+mod rebalance;
 
 /// Upper bound of one admin command.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -135,6 +136,10 @@ pub async fn status(args: AdminArgs) -> anyhow::Result<()> {
 
 pub async fn layout(args: AdminArgs, command: LayoutCommand) -> anyhow::Result<()> {
     let admin = Admin::connect(&args)?;
+    if command.waits() {
+        // Each request inside has its own timeout.
+        return cluster::layout(&admin, command).await;
+    }
     with_timeout(&args.node, cluster::layout(&admin, command)).await
 }
 

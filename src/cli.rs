@@ -202,6 +202,15 @@ pub struct NodeArgs {
     #[arg(long, env = "CAIRN_REPLICATION", default_value_t = 3,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub replication: u32,
+    /// Limit on the bytes this node moves for layout transitions, in MiB/s (0 = unlimited);
+    /// `cairn layout rate` overrides it cluster-wide.
+    #[arg(
+        long,
+        env = "CAIRN_REBALANCE_RATE_MIB",
+        default_value_t = 0,
+        value_name = "MIB"
+    )]
+    pub rebalance_rate_mib: u32,
     #[command(flatten)]
     pub secret: SecretArgs,
 }
@@ -281,13 +290,30 @@ pub enum LayoutCommand {
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         weight: Option<u32>,
     },
-    /// Stage removing a node from the ring.
+    /// Stage removing a node from the ring (with --wait: also apply, and drain it).
     Remove {
         /// Node id (a unique prefix is enough).
         node_id: String,
         /// Remove a node that is down (its data cannot be drained from it).
         #[arg(long)]
         force: bool,
+        /// Apply the removal at once and wait, printing progress, until the transition
+        /// retired: then the node holds nothing the cluster needs and can be stopped.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Stage a new weight (relative capacity) for a node of the ring.
+    SetWeight {
+        /// Node id (a unique prefix is enough).
+        node_id: String,
+        #[arg(value_parser = clap::value_parser!(u32).range(1..))]
+        weight: u32,
+    },
+    /// Stage a new failure zone for a node of the ring.
+    SetZone {
+        /// Node id (a unique prefix is enough).
+        node_id: String,
+        zone: String,
     },
     /// Commit the staged changes (and replication factor) as the next layout version.
     Apply {
@@ -297,6 +323,51 @@ pub enum LayoutCommand {
     },
     /// Drop the staged changes.
     Revert,
+    /// Pause the data movement of layout transitions (client requests go on).
+    Pause,
+    /// Resume the data movement of layout transitions.
+    Resume,
+    /// Show or set the cluster-wide limit on transition data movement per node.
+    Rate {
+        /// MiB/s (0 = unlimited), or `node` to use each node's --rebalance-rate-mib.
+        #[arg(value_parser = parse_rate)]
+        limit: Option<RateLimit>,
+    },
+    /// Follow the current transition until it retired: moved objects and bytes, rate, ETA.
+    Watch {
+        /// Seconds between progress lines.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
+        interval: u64,
+    },
+}
+
+impl LayoutCommand {
+    /// Whether the verb runs until something happens in the cluster (no command timeout).
+    pub fn waits(&self) -> bool {
+        matches!(
+            self,
+            LayoutCommand::Watch { .. } | LayoutCommand::Remove { wait: true, .. }
+        )
+    }
+}
+
+/// The argument of `cairn layout rate`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RateLimit {
+    /// Each node's own `--rebalance-rate-mib`.
+    PerNode,
+    /// MiB/s for every node (0 = unlimited).
+    MiB(u32),
+}
+
+fn parse_rate(s: &str) -> Result<RateLimit, String> {
+    match s.trim() {
+        "node" => Ok(RateLimit::PerNode),
+        n => n
+            .parse()
+            .map(RateLimit::MiB)
+            .map_err(|_| format!("{s:?} is neither a number of MiB/s nor `node`")),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -585,6 +656,27 @@ mod tests {
         ));
         assert!(parse(&["layout", "apply", "--replication", "0"]).is_err());
         assert!(parse(&["layout", "remove", "abc", "--force"]).is_ok());
+        let cli = parse(&["layout", "remove", "abc", "--wait"]).unwrap();
+        let Command::Layout { command, .. } = cli.command else {
+            panic!()
+        };
+        assert!(command.waits());
+        assert!(parse(&["layout", "set-weight", "abc", "2"]).is_ok());
+        assert!(parse(&["layout", "set-weight", "abc", "0"]).is_err());
+        assert!(parse(&["layout", "set-zone", "abc", "z9"]).is_ok());
+        for (arg, want) in [
+            ("5", Some(RateLimit::MiB(5))),
+            ("0", Some(RateLimit::MiB(0))),
+            ("node", Some(RateLimit::PerNode)),
+        ] {
+            let cli = parse(&["layout", "rate", arg]).unwrap();
+            assert!(matches!(
+                cli.command,
+                Command::Layout { command: LayoutCommand::Rate { limit }, .. } if limit == want
+            ));
+        }
+        assert!(parse(&["layout", "rate", "fast"]).is_err());
+        assert!(parse(&["layout", "watch", "--interval", "1"]).is_ok());
     }
 
     #[test]

@@ -265,6 +265,53 @@ fn node_metrics(node: &RunningNode, data_dir: &Path, m: &mut Metrics) {
         );
     }
     repair_metrics(&node.state.repair.snapshot(), m);
+    rebalance_metrics(&node.state.repair.rebalance.snapshot(&meta), m);
+}
+
+/// What this node moved for the current (or last) layout transition.
+fn rebalance_metrics(r: &cairn_proto::pb::RebalanceStatus, m: &mut Metrics) {
+    m.gauge(
+        "cairn_rebalance_layout_version",
+        "Layout version of the transition the rebalance gauges count for.",
+        r.layout_version as f64,
+    );
+    m.gauge(
+        "cairn_rebalance_paused",
+        "1 while the cluster metadata pauses transition data movement.",
+        f64::from(u8::from(r.paused)),
+    );
+    m.gauge(
+        "cairn_rebalance_rate_limit_bytes",
+        "Limit on transition data movement in bytes per second (0 = unlimited).",
+        r.rate_limit_bytes as f64,
+    );
+    m.gauge(
+        "cairn_rebalance_objects_moved",
+        "Object records this node pulled for the transition.",
+        r.objects_moved as f64,
+    );
+    m.gauge(
+        "cairn_rebalance_blocks_moved",
+        "Blocks this node copied for the transition.",
+        r.blocks_moved as f64,
+    );
+    m.gauge(
+        "cairn_rebalance_bytes_moved",
+        "Bytes of records and blocks this node moved for the transition.",
+        r.bytes_moved as f64,
+    );
+    if r.totals_known {
+        m.gauge(
+            "cairn_rebalance_bytes_checked",
+            "Block bytes of the records this node hands off that it checked so far.",
+            r.bytes_checked as f64,
+        );
+        m.gauge(
+            "cairn_rebalance_bytes_total",
+            "Block bytes of the records this node hands off before it reports synced.",
+            r.bytes_total as f64,
+        );
+    }
 }
 
 /// Anti-entropy (replica repair) progress of a node.
@@ -504,7 +551,10 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
         },
         cluster_secret: secret,
         gc: gc()?,
-        anti_entropy: anti_entropy()?,
+        anti_entropy: cairn_node::repair::AntiEntropyConfig {
+            rebalance_rate_mib: args.rebalance_rate_mib,
+            ..anti_entropy()?
+        },
     })
     .await?;
     let node = Arc::new(node);

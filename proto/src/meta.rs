@@ -15,7 +15,7 @@ mod upload;
 mod website;
 
 pub use cors::{CorsConfig, CorsRule};
-pub use layout::{StagedLayout, StagedNode};
+pub use layout::{RebalanceControl, StagedLayout, StagedNode};
 pub use upload::{MAX_PART_NUMBER, ObjectTemplate, Part, PartBlock, Upload, part_owner_id};
 pub use website::{
     Condition, InvalidKind, InvalidWebsite, Protocol, Redirect, RedirectAll, RoutingRule,
@@ -47,6 +47,9 @@ pub struct Metadata {
     /// Per node: the newest layout version for which it holds everything it should.
     #[serde(default)]
     pub layout_synced: BTreeMap<Uuid, u64>,
+    /// Operator controls of transition data movement (pause, rate limit).
+    #[serde(default)]
+    pub rebalance: RebalanceControl,
 }
 
 /// A bucket. Object records are keyed by `id`, never by name.
@@ -208,6 +211,15 @@ pub enum MetaCommand {
     ApplyLayout {
         version: u64,
         replication: Option<u32>,
+    },
+    /// Pauses (`true`) or resumes the data movement of layout transitions.
+    PauseRebalance {
+        paused: bool,
+    },
+    /// Sets the cluster-wide rebalance rate limit in MiB/s (0 = unlimited); `None` leaves
+    /// it to each node's `--rebalance-rate-mib`.
+    SetRebalanceRate {
+        rate_mib: Option<u32>,
     },
     /// Starts a multipart upload (its `parts` are ignored).
     CreateUpload {
@@ -434,6 +446,14 @@ impl Metadata {
                 self.replace_layout(next.clone());
                 self.staged = StagedLayout::default();
                 Ok(MetaResult::Layout(next))
+            }
+            MetaCommand::PauseRebalance { paused } => {
+                self.rebalance.paused = *paused;
+                Ok(MetaResult::Ok)
+            }
+            MetaCommand::SetRebalanceRate { rate_mib } => {
+                self.rebalance.rate_mib = *rate_mib;
+                Ok(MetaResult::Ok)
             }
             MetaCommand::CreateUpload { upload } => self.create_upload(upload),
             MetaCommand::PutPart { upload_id, part } => self.put_part(upload_id, part),

@@ -9,7 +9,7 @@ use cairn_proto::meta::{LayoutNode, MetaCommand, Metadata, StagedNode};
 use cairn_proto::pb::{ApplyLayoutRequest, StatusResponse};
 use uuid::Uuid;
 
-use super::{Admin, meta_error, print_table, rpc_error};
+use super::{Admin, meta_error, print_table, rebalance, rpc_error};
 use crate::cli::LayoutCommand;
 
 /// How long `status` and `layout remove` wait for another node's status.
@@ -23,8 +23,25 @@ pub async fn layout(admin: &Admin, command: LayoutCommand) -> anyhow::Result<()>
             zone,
             weight,
         } => layout_add(admin, &node_id, zone, weight).await,
-        LayoutCommand::Remove { node_id, force } => layout_remove(admin, &node_id, force).await,
+        LayoutCommand::Remove {
+            node_id,
+            force,
+            wait,
+        } => layout_remove(admin, &node_id, force, wait).await,
+        LayoutCommand::SetWeight { node_id, weight } => {
+            layout_set(admin, &node_id, None, Some(weight)).await
+        }
+        LayoutCommand::SetZone { node_id, zone } => {
+            layout_set(admin, &node_id, Some(zone), None).await
+        }
         LayoutCommand::Apply { replication } => layout_apply(admin, replication).await,
+        LayoutCommand::Pause => rebalance::set_paused(admin, true).await,
+        LayoutCommand::Resume => rebalance::set_paused(admin, false).await,
+        LayoutCommand::Rate { limit } => rebalance::rate(admin, limit).await,
+        LayoutCommand::Watch { interval } => {
+            rebalance::follow(admin, Duration::from_secs(interval)).await?;
+            Ok(())
+        }
         LayoutCommand::Revert => {
             admin
                 .write(&MetaCommand::RevertLayout)
@@ -198,6 +215,8 @@ pub async fn print_status(admin: &Admin) -> anyhow::Result<()> {
         meta.buckets.len(),
         meta.keys.len()
     );
+    out!("{}", transition_summary(&meta));
+    out!("{}", rebalance::controls_summary(&meta));
     let nodes = known_nodes(&meta, &local);
     if nodes.is_empty() {
         return Ok(());
@@ -302,6 +321,7 @@ async fn layout_show(admin: &Admin) -> anyhow::Result<()> {
     }
     out!("");
     out!("{}", transition_summary(&meta));
+    out!("{}", rebalance::controls_summary(&meta));
     if !meta.staged.is_empty() {
         out!("");
         out!("staged changes (commit with `cairn layout apply`, drop with `cairn layout revert`):");
@@ -362,7 +382,12 @@ async fn layout_add(
             .unwrap_or_else(|| "default".into()),
         weight: weight.or_else(|| known.map(|n| n.weight)).unwrap_or(1),
     };
-    let (zone, weight) = (node.zone.clone(), node.weight);
+    stage_set(admin, node).await
+}
+
+/// Stages `node` (in the ring with its zone and weight).
+async fn stage_set(admin: &Admin, node: LayoutNode) -> anyhow::Result<()> {
+    let (id, zone, weight) = (node.id, node.zone.clone(), node.weight);
     let cmd = MetaCommand::StageLayout {
         id,
         change: StagedNode::Set(node),
@@ -372,15 +397,69 @@ async fn layout_add(
     Ok(())
 }
 
-async fn layout_remove(admin: &Admin, given: &str, force: bool) -> anyhow::Result<()> {
+/// `layout set-weight` / `set-zone`: stages a ring node (or a staged addition) with a new
+/// zone or weight, keeping what else is staged for it.
+async fn layout_set(
+    admin: &Admin,
+    given: &str,
+    zone: Option<String>,
+    weight: Option<u32>,
+) -> anyhow::Result<()> {
     let (_, meta) = admin.read().await?;
+    let staged = |id: &Uuid| match meta.staged.changes.get(id) {
+        Some(StagedNode::Set(n)) => Some(n),
+        _ => None,
+    };
     let candidates = meta
         .layout
         .nodes
         .iter()
         .map(|n| &n.id)
-        .chain(meta.staged.changes.keys());
+        .chain(meta.staged.changes.keys().filter(|id| staged(id).is_some()));
     let id = resolve_id(given, candidates)?;
+    let Some(base) = staged(&id).or(meta.layout.node(&id)) else {
+        bail!("node {id} is not in the ring (stage it with `cairn layout add`)");
+    };
+    let mut node = base.clone();
+    if let Some(zone) = zone {
+        let zone = zone.trim();
+        if zone.is_empty() {
+            bail!("a zone needs a name");
+        }
+        node.zone = zone.to_string();
+    }
+    node.weight = weight.unwrap_or(node.weight);
+    stage_set(admin, node).await
+}
+
+async fn layout_remove(admin: &Admin, given: &str, force: bool, wait: bool) -> anyhow::Result<()> {
+    let (_, meta) = admin.read().await?;
+    let leaving = |id: &Uuid| {
+        meta.layout.node(id).is_none() && meta.layout_history.iter().any(|l| l.node(id).is_some())
+    };
+    let candidates = meta
+        .layout
+        .nodes
+        .iter()
+        .map(|n| &n.id)
+        .chain(meta.staged.changes.keys())
+        .chain(
+            meta.layout_history
+                .iter()
+                .flat_map(|l| l.nodes.iter().map(|n| &n.id))
+                .filter(|id| wait && leaving(id)),
+        );
+    let id = resolve_id(given, candidates)?;
+    if wait && leaving(&id) {
+        out!("node {id} is already leaving the ring; waiting for the transition");
+        return drain(admin, id).await;
+    }
+    if wait && meta.staged.changes.keys().any(|other| *other != id) {
+        bail!(
+            "other layout changes are staged: `layout remove --wait` applies only the removal \
+             (see `cairn layout show`; apply or revert them first)"
+        );
+    }
     if let Some(node) = meta.layout.node(&id)
         && !force
         && let Err(e) = tokio::time::timeout(PEER_STATUS_TIMEOUT, admin.status_of(&node.addr))
@@ -397,7 +476,19 @@ async fn layout_remove(admin: &Admin, given: &str, force: bool) -> anyhow::Resul
         change: StagedNode::Remove,
     };
     admin.write(&cmd).await?.map_err(|e| meta_error(e, ""))?;
-    out!("staged: remove {id}; commit with `cairn layout apply`");
+    if !wait {
+        out!("staged: remove {id}; commit with `cairn layout apply`");
+        return Ok(());
+    }
+    out!("staged: remove {id}");
+    layout_apply(admin, None).await?;
+    drain(admin, id).await
+}
+
+/// Follows the transition until it retired: then `id` holds nothing the cluster needs.
+async fn drain(admin: &Admin, id: Uuid) -> anyhow::Result<()> {
+    rebalance::follow(admin, Duration::from_secs(2)).await?;
+    out!("node {id} is out of the ring and holds no data the cluster needs: it can be stopped");
     Ok(())
 }
 

@@ -80,6 +80,10 @@ impl fmt::Display for MetaRequest {
             MetaCommand::StageLayout { id, .. } => write!(f, "StageLayout({id})"),
             MetaCommand::RevertLayout => write!(f, "RevertLayout"),
             MetaCommand::ApplyLayout { version, .. } => write!(f, "ApplyLayout(v{version})"),
+            MetaCommand::PauseRebalance { paused } => write!(f, "PauseRebalance({paused})"),
+            MetaCommand::SetRebalanceRate { rate_mib } => {
+                write!(f, "SetRebalanceRate({rate_mib:?})")
+            }
             MetaCommand::CreateUpload { upload } => write!(f, "CreateUpload({})", upload.id),
             MetaCommand::PutPart { upload_id, part } => {
                 write!(f, "PutPart({upload_id}, {})", part.number)

@@ -16,6 +16,7 @@ use cairn_proto::pb::{
     PartitionDigestsResponse, PartitionRecordsRequest, PartitionRecordsResponse, RecordState,
 };
 use cairn_proto::ring::Partition;
+use prost::Message;
 use tonic::Status;
 use uuid::Uuid;
 
@@ -235,6 +236,8 @@ async fn pull_from(
             .into_inner();
         let wanted = newer_than_local(state, page.summaries).await?;
         for keys in wanted.chunks(FETCH_BATCH) {
+            let rebalance = &state.repair.rebalance;
+            rebalance.wait_unpaused(state).await;
             let records = client
                 .get_records(GetRecordsRequest {
                     keys: keys.to_vec(),
@@ -243,7 +246,13 @@ async fn pull_from(
                 .await?
                 .into_inner()
                 .records;
-            stored += store_pulled(state, records, pulled).await?;
+            let bytes: u64 = records.iter().map(|r| r.encoded_len() as u64).sum();
+            rebalance.throttle(state, bytes).await;
+            let n = store_pulled(state, records, pulled).await?;
+            if placement.in_transition() {
+                rebalance.moved(layout_version, n, 0, bytes);
+            }
+            stored += n;
         }
         if page.next.is_empty() {
             return Ok((stored, incarnation));

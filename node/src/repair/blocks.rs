@@ -170,7 +170,10 @@ pub async fn ensure_refs(
             };
             let version = placement.version();
             match copy_block(state, sources, &lack.node, &block, &owners, version).await {
-                Ok(()) => {
+                Ok(size) => {
+                    if placement.in_transition() {
+                        state.repair.rebalance.moved(version, 0, 1, size);
+                    }
                     copies_left -= 1;
                     report.blocks_copied += 1;
                     report.refs_added += owners.len() as u64;
@@ -258,7 +261,8 @@ async fn add_refs(
 }
 
 /// Copies one block from the first of `sources` that serves it to `target`, with a
-/// reference for each of `owners`.
+/// reference for each of `owners`; returns its size. During a transition it waits while
+/// rebalancing is paused and for the rate limit.
 async fn copy_block(
     state: &Arc<NodeState>,
     sources: &[LayoutNode],
@@ -266,7 +270,8 @@ async fn copy_block(
     block: &[u8],
     owners: &[pb::BlockRefEntry],
     layout_version: u64,
-) -> Result<(), Status> {
+) -> Result<u64, Status> {
+    state.repair.rebalance.wait_unpaused(state).await;
     let mut data = None;
     let mut last = Status::not_found("no replica holds the block");
     for source in sources {
@@ -288,10 +293,12 @@ async fn copy_block(
     let (first, rest) = owners
         .split_first()
         .ok_or_else(|| Status::invalid_argument("no owner"))?;
+    let size = data.iter().map(|c| c.len() as u64).sum();
+    state.repair.rebalance.throttle(state, size).await;
     let header = PutBlockHeader {
         id: block.to_vec(),
         owner: first.owner.clone(),
-        size: data.iter().map(|c| c.len() as u64).sum(),
+        size,
         layout_version,
     };
     block_node(state, target)?.put_block(header, data).await?;
@@ -299,7 +306,7 @@ async fn copy_block(
         add_refs(state, target, rest.to_vec(), layout_version).await?;
     }
     tracing::debug!(block = %hex::encode(block), to = %target.id, "anti-entropy copied a block");
-    Ok(())
+    Ok(size)
 }
 
 /// How this node reaches a block replica: its own stores in process, a peer over gRPC.

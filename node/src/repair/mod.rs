@@ -35,6 +35,7 @@ mod antientropy;
 pub mod blocks;
 pub mod digest;
 mod foreign;
+pub mod rebalance;
 mod transition;
 
 use std::sync::Arc;
@@ -68,6 +69,9 @@ pub struct AntiEntropyConfig {
     pub sweep_records: usize,
     /// Most block copies per pass; the rest wait for the next pass.
     pub max_block_copies: usize,
+    /// This node's limit on the bytes layout transitions move, in MiB/s (0 = unlimited),
+    /// while the cluster metadata sets none (`cairn layout rate`).
+    pub rebalance_rate_mib: u32,
 }
 
 impl Default for AntiEntropyConfig {
@@ -76,6 +80,7 @@ impl Default for AntiEntropyConfig {
             interval: Duration::from_secs(60),
             sweep_records: 2000,
             max_block_copies: 256,
+            rebalance_rate_mib: 0,
         }
     }
 }
@@ -94,6 +99,8 @@ pub struct RepairState {
     blocks_copied: AtomicU64,
     refs_added: AtomicU64,
     last_error: Mutex<String>,
+    /// Pause, rate limit and progress of layout transitions.
+    pub rebalance: rebalance::Rebalance,
 }
 
 impl Default for RepairState {
@@ -108,6 +115,7 @@ impl Default for RepairState {
             blocks_copied: AtomicU64::default(),
             refs_added: AtomicU64::default(),
             last_error: Mutex::default(),
+            rebalance: Default::default(),
         }
     }
 }
@@ -169,6 +177,10 @@ async fn blocking<T: Send + 'static>(
 /// Runs anti-entropy passes forever: soon after start, after every layout change and every
 /// `interval` (sooner after a pass that missed a peer), while this node is in the layout.
 pub async fn run(state: Arc<NodeState>, config: AntiEntropyConfig) {
+    state
+        .repair
+        .rebalance
+        .set_default_rate_mib(config.rebalance_rate_mib);
     let mut ring_changes = state.placement_changes();
     let mut sweep = blocks::Sweep::default();
     // The layout version under which this node last held nothing outside its share.

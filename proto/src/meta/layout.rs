@@ -28,6 +28,18 @@ pub struct StagedLayout {
     pub changes: BTreeMap<Uuid, StagedNode>,
 }
 
+/// Operator controls of the data a layout transition moves (`cairn layout pause|resume|rate`).
+/// Client reads and writes are never paused or limited.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct RebalanceControl {
+    /// Nodes move no transition data while set.
+    pub paused: bool,
+    /// Cluster-wide limit in MiB/s per node (0 = unlimited); `None`: each node's own
+    /// `--rebalance-rate-mib`.
+    pub rate_mib: Option<u32>,
+}
+
 impl StagedLayout {
     pub fn is_empty(&self) -> bool {
         self.changes.is_empty()
