@@ -82,6 +82,8 @@ struct Totals {
     bytes_moved: u64,
     /// Block bytes the syncing nodes still have to check, once all of them know it.
     bytes_left: Option<u64>,
+    /// Syncing nodes that have not started their handoff (or did not answer).
+    before_handoff: usize,
     bytes_checked: u64,
     answered: usize,
     asked: usize,
@@ -97,31 +99,29 @@ impl Totals {
             ..Default::default()
         };
         for (id, status) in statuses {
+            let started = status
+                .as_ref()
+                .is_some_and(|s| s.layout_version == version && s.totals_known);
+            if syncing.contains(id) && !started {
+                t.bytes_left = None;
+                t.before_handoff += 1;
+            }
             let Some(s) = status else {
-                if syncing.contains(id) {
-                    t.bytes_left = None;
-                }
                 continue;
             };
             t.answered += 1;
             if s.layout_version != version {
                 // Nothing moved for this version yet.
-                if syncing.contains(id) {
-                    t.bytes_left = None;
-                }
                 continue;
             }
             t.objects_moved += s.objects_moved;
             t.blocks_moved += s.blocks_moved;
             t.bytes_moved += s.bytes_moved;
             t.bytes_checked += s.bytes_checked;
-            if syncing.contains(id) {
-                t.bytes_left = match (t.bytes_left, s.totals_known) {
-                    (Some(left), true) => {
-                        Some(left + s.bytes_total.saturating_sub(s.bytes_checked))
-                    }
-                    _ => None,
-                };
+            if syncing.contains(id)
+                && let Some(left) = t.bytes_left
+            {
+                t.bytes_left = Some(left + s.bytes_total.saturating_sub(s.bytes_checked));
             }
         }
         t
@@ -219,7 +219,10 @@ fn progress_line(meta: &Metadata, t: &Totals, samples: &Samples) -> String {
                 duration(left as f64 / checking)
             )),
             (Some(left), _) => line.push_str(&format!("; {} left to check", mib(left))),
-            (None, _) => line.push_str("; nodes still pulling records, ETA unknown"),
+            (None, _) => line.push_str(&format!(
+                "; {} node(s) still pulling before their handoff, ETA unknown",
+                t.before_handoff
+            )),
         }
     }
     if t.answered < t.asked {
@@ -318,8 +321,9 @@ mod tests {
         assert_eq!((t.answered, t.asked), (3, 3));
         let t = Totals::sum(5, &statuses, &[a, b]);
         assert_eq!(t.bytes_left, None, "b has not started on version 5");
+        assert_eq!(t.before_handoff, 1);
         let t = Totals::sum(5, &[(a, None)], &[a]);
-        assert_eq!((t.answered, t.bytes_left), (0, None));
+        assert_eq!((t.answered, t.bytes_left, t.before_handoff), (0, None, 1));
     }
 
     #[test]
