@@ -14,6 +14,10 @@ use crate::cli::LayoutCommand;
 
 /// How long `status` and `layout remove` wait for another node's status.
 const PEER_STATUS_TIMEOUT: Duration = Duration::from_secs(2);
+/// Raft voters the leader keeps (when there are that many members).
+const RAFT_VOTERS: usize = 3;
+/// How long `layout remove --wait` waits for the drained node to hand over its vote.
+const VOTE_HANDOVER_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub async fn layout(admin: &Admin, command: LayoutCommand) -> anyhow::Result<()> {
     match command {
@@ -486,9 +490,42 @@ async fn layout_remove(admin: &Admin, given: &str, force: bool, wait: bool) -> a
 }
 
 /// Follows the transition until it retired: then `id` holds nothing the cluster needs.
+/// Then waits (a bounded while) for it to hand its Raft vote to a learner in the ring, if
+/// there is one, so stopping it keeps the quorum.
 async fn drain(admin: &Admin, id: Uuid) -> anyhow::Result<()> {
     rebalance::follow(admin, Duration::from_secs(2)).await?;
-    out!("node {id} is out of the ring and holds no data the cluster needs: it can be stopped");
+    out!("node {id} is out of the ring and holds no data the cluster needs");
+    let deadline = tokio::time::Instant::now() + VOTE_HANDOVER_TIMEOUT;
+    let mut told = false;
+    loop {
+        let (_, meta) = admin.read().await?;
+        let local = admin.status_of(&admin.node).await?;
+        let in_ring = |m: &&cairn_proto::pb::RaftMember| {
+            Uuid::parse_str(&m.node_id).is_ok_and(|m| meta.layout.node(&m).is_some())
+        };
+        let holds_vote = local
+            .members
+            .iter()
+            .any(|m| m.voter && m.node_id == id.to_string());
+        let voters_in = local.members.iter().filter(in_ring).filter(|m| m.voter);
+        let learners_in = local.members.iter().filter(in_ring).filter(|m| !m.voter);
+        if !holds_vote || learners_in.count() == 0 || voters_in.count() >= RAFT_VOTERS {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            out!(
+                "warning: node {id} still holds a Raft vote after {VOTE_HANDOVER_TIMEOUT:?}; \
+                 check `cairn status` before stopping it"
+            );
+            return Ok(());
+        }
+        if !told {
+            out!("waiting for node {id} to hand its Raft vote to a node in the ring");
+            told = true;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    out!("node {id} can be stopped");
     Ok(())
 }
 
