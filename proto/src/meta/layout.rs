@@ -344,6 +344,21 @@ mod tests {
     }
 
     #[test]
+    fn rebalance_controls_are_replicated_settings() {
+        let mut m = Metadata::default();
+        m.apply(&MetaCommand::PauseRebalance { paused: true });
+        m.apply(&MetaCommand::SetRebalanceRate { rate_mib: Some(5) });
+        let want = RebalanceControl {
+            paused: true,
+            rate_mib: Some(5),
+        };
+        assert_eq!(m.rebalance, want);
+        m.apply(&MetaCommand::PauseRebalance { paused: false });
+        m.apply(&MetaCommand::SetRebalanceRate { rate_mib: None });
+        assert_eq!(m.rebalance, RebalanceControl::default());
+    }
+
+    #[test]
     fn addresses_do_not_change_the_ring() {
         let a = Layout {
             version: 1,
