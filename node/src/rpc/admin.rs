@@ -44,6 +44,7 @@ impl AdminService for AdminRpc {
             blocks: 0,
             members,
             anti_entropy: Some(self.0.repair.snapshot()),
+            lifecycle: Some(self.0.lifecycle.snapshot()),
         }))
     }
 
