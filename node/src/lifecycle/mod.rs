@@ -1,15 +1,17 @@
 //! The lifecycle worker: applies the buckets' lifecycle rules cluster-wide.
 //!
-//! Every node runs it and acts only for the keys it coordinates (the first replica of the
-//! key's replica set), so each key is handled once; a pass that is interrupted or repeated
-//! changes nothing twice (expiry is a conditional write, aborting an aborted upload is
-//! refused). Per pass it walks the local versions of each bucket that has rules, asks
-//! [`decide`] what the rules call for, and carries it out; then it aborts the incomplete
-//! multipart uploads (from the replicated metadata) the rules call for, releasing their
-//! blocks.
+//! Every node runs it and acts only for the keys it coordinates: the first replica of the
+//! key's replica set that answered this pass's probe. So each key is handled once while the
+//! nodes agree on who is up, and by the next replica while its coordinator is down. A pass
+//! that is interrupted or repeated changes nothing twice (expiry is a conditional write,
+//! aborting an aborted upload is refused). Per pass it walks the local versions of each
+//! bucket that has rules, asks [`decide`] what the rules call for, and carries it out; then
+//! it aborts the incomplete multipart uploads (from the replicated metadata) the rules call
+//! for, releasing their blocks.
 
 mod decide;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -95,12 +97,47 @@ pub async fn run(state: Arc<NodeState>, timing: LifecycleTiming) {
     }
 }
 
-/// Whether this node coordinates `key` of `bucket` under the current placement.
-fn coordinates(state: &NodeState, bucket: &Uuid, key: &str) -> bool {
+/// How long a peer may take to answer the liveness probe of a pass.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The nodes of the placement that did not answer a probe at the start of a pass.
+async fn unreachable_nodes(state: &Arc<NodeState>) -> HashSet<Uuid> {
+    let placement = state.placement();
+    let probes = placement
+        .nodes()
+        .into_iter()
+        .filter(|n| !state.is_self(n))
+        .map(|node| {
+            let (id, client) = (node.id, state.peers.objects(&node.addr));
+            async move {
+                let probe = async {
+                    client?
+                        .get(pb::GetRecordRequest {
+                            bucket_id: Uuid::nil().as_bytes().to_vec(),
+                            key: String::new(),
+                            layout_version: 0,
+                        })
+                        .await
+                };
+                let up = matches!(tokio::time::timeout(PROBE_TIMEOUT, probe).await, Ok(Ok(_)));
+                (!up).then_some(id)
+            }
+        });
+    futures::future::join_all(probes)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// Whether this node acts for `key` of `bucket`: it is the first replica (the coordinator)
+/// of the key under the current placement that is not in `down`.
+fn coordinates(state: &NodeState, down: &HashSet<Uuid>, bucket: &Uuid, key: &str) -> bool {
     state
         .placement()
         .write_targets(object_hash(bucket, key))
-        .first()
+        .into_iter()
+        .find(|n| !down.contains(&n.id))
         .is_some_and(|n| n.id == state.id)
 }
 
@@ -108,6 +145,7 @@ fn coordinates(state: &NodeState, bucket: &Uuid, key: &str) -> bool {
 pub async fn pass(state: &Arc<NodeState>, timing: &LifecycleTiming) -> anyhow::Result<()> {
     let (_, meta) = state.raft.current();
     let day_ms = timing.day.as_millis().max(1) as i64;
+    let down = Arc::new(unreachable_nodes(state).await);
     let mut first_error = None;
     for bucket in meta.buckets.values() {
         let Some(config) = &bucket.lifecycle else {
@@ -117,12 +155,12 @@ pub async fn pass(state: &Arc<NodeState>, timing: &LifecycleTiming) -> anyhow::R
         if rules.is_empty() {
             continue;
         }
-        if let Err(e) = expire_objects(state, bucket, rules, day_ms).await {
+        if let Err(e) = expire_objects(state, &down, bucket, rules, day_ms).await {
             tracing::warn!(bucket = %bucket.name, error = %e, "lifecycle: object expiry failed");
             first_error.get_or_insert(e);
         }
     }
-    if let Err(e) = abort_uploads(state, &meta, day_ms).await {
+    if let Err(e) = abort_uploads(state, &down, &meta, day_ms).await {
         first_error.get_or_insert(e);
     }
     first_error.map_or(Ok(()), Err)
@@ -131,18 +169,19 @@ pub async fn pass(state: &Arc<NodeState>, timing: &LifecycleTiming) -> anyhow::R
 /// Decides over the local versions of the bucket's keys this node coordinates, then acts.
 async fn expire_objects(
     state: &Arc<NodeState>,
+    down: &Arc<HashSet<Uuid>>,
     bucket: &Bucket,
     rules: Vec<LifecycleRule>,
     day_ms: i64,
 ) -> anyhow::Result<()> {
     let now = now_ms();
-    let (scan_state, id) = (state.clone(), bucket.id);
+    let (scan_state, down, id) = (state.clone(), down.clone(), bucket.id);
     let actions = tokio::task::spawn_blocking(move || {
         let mut actions = Vec::new();
         let mut group: Vec<pb::ObjectRecord> = Vec::new();
         let flush = |group: &mut Vec<pb::ObjectRecord>, actions: &mut Vec<Action>| {
             if let Some(first) = group.first()
-                && coordinates(&scan_state, &id, &first.key)
+                && coordinates(&scan_state, &down, &id, &first.key)
             {
                 actions.extend(decide(&rules, group, now, day_ms));
             }
@@ -190,7 +229,12 @@ async fn expire_objects(
 
 /// Aborts the incomplete uploads whose rule says so, for the keys this node coordinates, and
 /// releases their parts' blocks.
-async fn abort_uploads(state: &Arc<NodeState>, meta: &Metadata, day_ms: i64) -> anyhow::Result<()> {
+async fn abort_uploads(
+    state: &Arc<NodeState>,
+    down: &HashSet<Uuid>,
+    meta: &Metadata,
+    day_ms: i64,
+) -> anyhow::Result<()> {
     let now = now_ms();
     for upload in meta.uploads.values().filter(|u| !u.completed) {
         let Some(config) = meta
@@ -208,7 +252,7 @@ async fn abort_uploads(state: &Arc<NodeState>, meta: &Metadata, day_ms: i64) -> 
                         <= now
             })
         });
-        if !due || !coordinates(state, &upload.bucket_id, &upload.key) {
+        if !due || !coordinates(state, down, &upload.bucket_id, &upload.key) {
             continue;
         }
         let cmd = MetaCommand::AbortUpload {
