@@ -29,6 +29,12 @@ const ANTI_ENTROPY_ENV: &str = "CAIRN_ANTI_ENTROPY_SECS";
 const TOMBSTONE_GRACE_ENV: &str = "CAIRN_TOMBSTONE_GRACE_SECS";
 /// Environment variable: seconds between garbage-collection passes (default 30).
 const GC_INTERVAL_ENV: &str = "CAIRN_GC_INTERVAL_SECS";
+/// Environment variable: seconds a block stays after losing its last reference (default 600).
+const BLOCK_GRACE_ENV: &str = "CAIRN_BLOCK_GRACE_SECS";
+/// Environment variable: seconds in a lifecycle-rule "day" (default 86400; tests shorten it).
+const LIFECYCLE_DAY_ENV: &str = "CAIRN_LIFECYCLE_DAY_SECS";
+/// Environment variable: seconds between lifecycle passes (default 3600).
+const LIFECYCLE_INTERVAL_ENV: &str = "CAIRN_LIFECYCLE_INTERVAL_SECS";
 
 /// A duration in whole seconds (at least 1) from the environment variable `name`.
 fn env_secs(name: &str, default: Duration) -> anyhow::Result<Duration> {
@@ -61,7 +67,16 @@ fn gc() -> anyhow::Result<cairn_node::gc::GcConfig> {
     Ok(cairn_node::gc::GcConfig {
         tombstone_grace: env_secs(TOMBSTONE_GRACE_ENV, defaults.tombstone_grace)?,
         interval: env_secs(GC_INTERVAL_ENV, defaults.interval)?,
+        block_grace: env_secs(BLOCK_GRACE_ENV, defaults.block_grace)?,
         ..defaults
+    })
+}
+
+fn lifecycle() -> anyhow::Result<cairn_node::lifecycle::LifecycleTiming> {
+    let defaults = cairn_node::lifecycle::LifecycleTiming::default();
+    Ok(cairn_node::lifecycle::LifecycleTiming {
+        day: env_secs(LIFECYCLE_DAY_ENV, defaults.day)?,
+        interval: env_secs(LIFECYCLE_INTERVAL_ENV, defaults.interval)?,
     })
 }
 
@@ -266,6 +281,7 @@ fn node_metrics(node: &RunningNode, data_dir: &Path, m: &mut Metrics) {
     }
     repair_metrics(&node.state.repair.snapshot(), m);
     rebalance_metrics(&node.state.repair.rebalance.snapshot(&meta), m);
+    lifecycle_metrics(&node.state.lifecycle.snapshot(), m);
 }
 
 /// What this node moved for the current (or last) layout transition.
@@ -312,6 +328,35 @@ fn rebalance_metrics(r: &cairn_proto::pb::RebalanceStatus, m: &mut Metrics) {
             r.bytes_total as f64,
         );
     }
+}
+
+/// Lifecycle worker progress of a node (for the keys it coordinates).
+fn lifecycle_metrics(l: &cairn_proto::pb::LifecycleStatus, m: &mut Metrics) {
+    m.counter(
+        "cairn_lifecycle_passes_total",
+        "Lifecycle passes completed.",
+        l.passes as f64,
+    );
+    m.counter(
+        "cairn_lifecycle_objects_expired_total",
+        "Objects deleted by lifecycle expiration rules.",
+        l.objects_expired as f64,
+    );
+    m.counter(
+        "cairn_lifecycle_uploads_aborted_total",
+        "Incomplete multipart uploads aborted by lifecycle rules.",
+        l.uploads_aborted as f64,
+    );
+    m.gauge(
+        "cairn_lifecycle_last_pass_timestamp_seconds",
+        "When the last lifecycle pass ended (unix seconds; 0 = none yet).",
+        l.last_pass_ms as f64 / 1000.0,
+    );
+    m.gauge(
+        "cairn_lifecycle_last_pass_failed",
+        "1 if the last lifecycle pass ended with an error.",
+        f64::from(u8::from(!l.last_error.is_empty())),
+    );
 }
 
 /// Anti-entropy (replica repair) progress of a node.
@@ -448,6 +493,7 @@ pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
         cluster_secret: secret.clone(),
         gc: gc()?,
         anti_entropy: anti_entropy()?,
+        lifecycle: lifecycle()?,
     })
     .await?;
     let node = Arc::new(node);
@@ -555,6 +601,7 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
             rebalance_rate_mib: args.rebalance_rate_mib,
             ..anti_entropy()?
         },
+        lifecycle: lifecycle()?,
     })
     .await?;
     let node = Arc::new(node);

@@ -22,6 +22,8 @@ pub enum S3Error {
     NoSuchBucketPolicy,
     #[error("The specified bucket does not have a website configuration")]
     NoSuchWebsiteConfiguration,
+    #[error("The lifecycle configuration does not exist")]
+    NoSuchLifecycleConfiguration,
     #[error("Invalid Policy: {0}")]
     InvalidPolicyDocument(String),
     #[error("The body of your POST request is not well-formed multipart/form-data.")]
@@ -125,6 +127,7 @@ impl S3Error {
             S3Error::NoSuchCORSConfiguration => "NoSuchCORSConfiguration",
             S3Error::NoSuchBucketPolicy => "NoSuchBucketPolicy",
             S3Error::NoSuchWebsiteConfiguration => "NoSuchWebsiteConfiguration",
+            S3Error::NoSuchLifecycleConfiguration => "NoSuchLifecycleConfiguration",
             S3Error::InvalidPolicyDocument(_) => "InvalidPolicyDocument",
             S3Error::MalformedPOSTRequest => "MalformedPOSTRequest",
             S3Error::MaxPostPreDataLengthExceeded => "MaxPostPreDataLengthExceededError",
@@ -182,7 +185,8 @@ impl S3Error {
             | S3Error::NoSuchUpload
             | S3Error::NoSuchCORSConfiguration
             | S3Error::NoSuchBucketPolicy
-            | S3Error::NoSuchWebsiteConfiguration => StatusCode::NOT_FOUND,
+            | S3Error::NoSuchWebsiteConfiguration
+            | S3Error::NoSuchLifecycleConfiguration => StatusCode::NOT_FOUND,
             S3Error::BucketNotEmpty
             | S3Error::BucketAlreadyExists
             | S3Error::BucketAlreadyOwnedByYou

@@ -362,6 +362,12 @@ pub async fn release_blocks(state: &Arc<NodeState>, records: &[pb::ObjectRecord]
             })
         })
         .collect();
+    drop_refs(state, &entries).await;
+}
+
+/// Drops block references on every replica of each block (this node's locally).
+/// Failures are logged; the refs then stay until repair.
+pub async fn drop_refs(state: &Arc<NodeState>, entries: &[pb::BlockRefEntry]) {
     if entries.is_empty() {
         return;
     }
@@ -372,8 +378,40 @@ pub async fn release_blocks(state: &Arc<NodeState>, records: &[pb::ObjectRecord]
     };
     state
         .peers
-        .drop_refs_everywhere(&placement, &entries, Some(state.id), local)
+        .drop_refs_everywhere(&placement, entries, Some(state.id), local)
         .await;
+}
+
+/// Lifecycle expiry of a key's current version: writes a tombstone (through this node as
+/// coordinator) on condition that the current version still has `current`'s ETag, so an
+/// object overwritten since the rule matched is left alone. Answers whether the version was
+/// expired. The one place lifecycle expiry creates the delete: with versioning this is
+/// where a delete marker is written instead.
+pub async fn expire_current(
+    state: &Arc<NodeState>,
+    current: &pb::ObjectRecord,
+) -> Result<bool, Status> {
+    let tombstone = pb::ObjectRecord {
+        bucket_id: current.bucket_id.clone(),
+        key: current.key.clone(),
+        state: RecordState::Tombstone as i32,
+        ..Default::default()
+    };
+    let condition = pb::WriteCondition {
+        test: Some(pb::write_condition::Test::IfMatchEtag(current.etag.clone())),
+    };
+    match coordinate_if(state, tombstone, Some(condition)).await {
+        Ok(_) => Ok(true),
+        Err(e)
+            if matches!(
+                e.code(),
+                tonic::Code::FailedPrecondition | tonic::Code::NotFound
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Drops references in the local index.

@@ -2,6 +2,7 @@
 
 pub mod coordinator;
 pub mod gc;
+pub mod lifecycle;
 pub mod liveness;
 pub mod local;
 pub mod membership;
@@ -36,6 +37,8 @@ pub struct NodeConfig {
     pub cluster_secret: String,
     pub gc: gc::GcConfig,
     pub anti_entropy: repair::AntiEntropyConfig,
+    /// Day length and pass interval of the lifecycle worker.
+    pub lifecycle: lifecycle::LifecycleTiming,
 }
 
 /// A started node.
@@ -124,6 +127,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     ));
     tokio::spawn(gc::run(state.clone(), config.gc));
     tokio::spawn(repair::run(state.clone(), config.anti_entropy));
+    tokio::spawn(lifecycle::run(state.clone(), config.lifecycle));
     tracing::info!(node = %id, rpc = %advertise, "node started");
     Ok(RunningNode { state, rpc_addr })
 }

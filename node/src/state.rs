@@ -11,6 +11,7 @@ use tonic::Status;
 use uuid::Uuid;
 
 use crate::coordinator::KeyLocks;
+use crate::lifecycle::LifecycleState;
 use crate::raft::MetaRaft;
 use crate::repair::RepairState;
 use crate::store::{BlockStore, Index};
@@ -29,6 +30,8 @@ pub struct NodeState {
     pub key_locks: KeyLocks,
     /// Anti-entropy counters (for `cairn status`) and its limit on index scans.
     pub repair: RepairState,
+    /// Lifecycle worker counters (for `cairn status` and metrics).
+    pub lifecycle: LifecycleState,
     placement: watch::Receiver<Arc<Placement>>,
 }
 
@@ -52,6 +55,7 @@ impl NodeState {
             peers,
             key_locks: KeyLocks::default(),
             repair: RepairState::default(),
+            lifecycle: LifecycleState::default(),
             placement,
         })
     }

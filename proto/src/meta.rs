@@ -11,11 +11,16 @@ use uuid::Uuid;
 
 mod cors;
 mod layout;
+mod lifecycle;
 mod upload;
 mod website;
 
 pub use cors::{CorsConfig, CorsRule};
 pub use layout::{RebalanceControl, StagedLayout, StagedNode};
+pub use lifecycle::{
+    Expiration, FilterForm, InvalidLifecycle, InvalidLifecycleKind, LifecycleConfig,
+    LifecycleFilter, LifecycleRule, MAX_LIFECYCLE_RULES, MAX_RULE_ID_LEN, NoncurrentExpiration,
+};
 pub use upload::{MAX_PART_NUMBER, ObjectTemplate, Part, PartBlock, Upload, part_owner_id};
 pub use website::{
     Condition, InvalidKind, InvalidWebsite, Protocol, Redirect, RedirectAll, RoutingRule,
@@ -68,6 +73,9 @@ pub struct Bucket {
     /// Static-website configuration; the website endpoint serves only buckets that have one.
     #[serde(default)]
     pub website: Option<WebsiteConfig>,
+    /// Lifecycle rules (PutBucketLifecycleConfiguration), if any.
+    #[serde(default)]
+    pub lifecycle: Option<LifecycleConfig>,
 }
 
 /// What a key may do in one bucket.
@@ -250,6 +258,12 @@ pub enum MetaCommand {
     SetBucketWebsite {
         bucket: String,
         website: Option<WebsiteConfig>,
+    },
+    /// Sets (`Some`) or removes (`None`) a bucket's lifecycle configuration; answers with the
+    /// bucket. The configuration is validated before it is proposed, not here.
+    SetBucketLifecycle {
+        bucket: String,
+        lifecycle: Option<LifecycleConfig>,
     },
 }
 
@@ -462,6 +476,9 @@ impl Metadata {
             MetaCommand::SetBucketCors { bucket, cors } => self.set_bucket_cors(bucket, cors),
             MetaCommand::SetBucketWebsite { bucket, website } => {
                 self.set_bucket_website(bucket, website)
+            }
+            MetaCommand::SetBucketLifecycle { bucket, lifecycle } => {
+                self.set_bucket_lifecycle(bucket, lifecycle)
             }
         }
     }

@@ -175,6 +175,23 @@ fn anti_entropy_summary(s: &StatusResponse) -> String {
     line
 }
 
+/// The local node's lifecycle line of `cairn status`.
+fn lifecycle_summary(s: &StatusResponse) -> String {
+    let Some(l) = s.lifecycle.as_ref().filter(|l| l.last_pass_ms > 0) else {
+        return "no pass yet".into();
+    };
+    let ago = (cairn_proto::ids::now_ms() - l.last_pass_ms).max(0) / 1000;
+    let mut line = format!(
+        "last pass {ago}s ago; since start: {} pass(es), {} object(s) expired, {} upload(s) \
+         aborted",
+        l.passes, l.objects_expired, l.uploads_aborted
+    );
+    if !l.last_error.is_empty() {
+        line.push_str(&format!("; last pass failed: {}", l.last_error));
+    }
+    line
+}
+
 pub async fn print_status(admin: &Admin) -> anyhow::Result<()> {
     let local = admin.status_of(&admin.node).await?;
     let leader = if local.raft_leader.is_empty() {
@@ -192,6 +209,7 @@ pub async fn print_status(admin: &Admin) -> anyhow::Result<()> {
     out!("applied index: {}", local.applied_index);
     out!("records:       {}", local.object_records);
     out!("anti-entropy:  {}", anti_entropy_summary(&local));
+    out!("lifecycle:     {}", lifecycle_summary(&local));
     let meta = match admin.read().await {
         Ok((_, meta)) => meta,
         Err(e) => {

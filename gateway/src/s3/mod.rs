@@ -5,6 +5,7 @@ mod bucket;
 mod copy;
 pub mod cors;
 mod delete;
+mod lifecycle;
 mod list;
 mod multipart;
 pub(crate) mod object;
@@ -163,6 +164,9 @@ impl S3 {
             GetBucketWebsite => website::get_website(self, req).await,
             PutBucketWebsite => website::put_website(self, req).await,
             DeleteBucketWebsite => website::delete_website(self, req).await,
+            GetBucketLifecycle => lifecycle::get_lifecycle(self, req).await,
+            PutBucketLifecycle => lifecycle::put_lifecycle(self, req).await,
+            DeleteBucketLifecycle => lifecycle::delete_lifecycle(self, req).await,
             ListObjects => list::list_objects_v1(self, req).await,
             ListObjectsV2 => list::list_objects_v2(self, req).await,
             DeleteObjects => delete::delete_objects(self, req).await,

@@ -223,21 +223,6 @@ async fn find_upload(
         .ok_or(S3Error::NoSuchUpload)
 }
 
-/// The block references one part attempt holds (owner `<upload>/<part>/<attempt>`).
-fn part_refs(upload_id: &str, part: &Part) -> Vec<pb::BlockRefEntry> {
-    let owner = pb::BlockOwner {
-        owner: Some(pb::block_owner::Owner::UploadId(part.owner_id(upload_id))),
-    };
-    part.blocks
-        .iter()
-        .filter_map(|b| hex::decode(&b.id).ok())
-        .map(|id| pb::BlockRefEntry {
-            block_id: id,
-            owner: Some(owner.clone()),
-        })
-        .collect()
-}
-
 fn to_part_blocks(blocks: &[pb::BlockPointer]) -> Vec<PartBlock> {
     blocks
         .iter()
@@ -397,11 +382,11 @@ async fn record_part(s3: &S3, upload: &Upload, part: Part) -> S3Result<Part> {
     };
     match meta(s3, &cmd).await {
         Ok(MetaResult::Part(Some(replaced))) => {
-            release(&s3.cluster, part_refs(&upload.id, &replaced))
+            release(&s3.cluster, replaced.block_refs(&upload.id))
         }
         Ok(_) => {}
         Err(e) => {
-            release(&s3.cluster, part_refs(&upload.id, &part));
+            release(&s3.cluster, part.block_refs(&upload.id));
             return Err(e);
         }
     }
@@ -530,7 +515,7 @@ pub async fn upload_part_copy(s3: &S3, req: S3Request) -> S3Result<Response<Resp
                 attempt,
                 last_modified_ms: now_ms(),
             };
-            let refs = part_refs(&upload.id, &part);
+            let refs = part.block_refs(&upload.id);
             if let Err(e) = s3.cluster.add_refs(&refs).await {
                 release(&s3.cluster, refs);
                 return Err(e);
@@ -779,7 +764,7 @@ pub async fn complete_upload(s3: &S3, req: S3Request) -> S3Result<Response<Respo
     // ones used and any left over).
     let mut obsolete: BTreeMap<String, Vec<pb::BlockRefEntry>> = BTreeMap::new();
     for part in &parts {
-        obsolete.insert(part.owner_id(&upload.id), part_refs(&upload.id, part));
+        obsolete.insert(part.owner_id(&upload.id), part.block_refs(&upload.id));
     }
     match meta(
         s3,
@@ -791,7 +776,7 @@ pub async fn complete_upload(s3: &S3, req: S3Request) -> S3Result<Response<Respo
     {
         Ok(MetaResult::Upload(done)) => {
             for part in done.parts.values() {
-                obsolete.insert(part.owner_id(&done.id), part_refs(&done.id, part));
+                obsolete.insert(part.owner_id(&done.id), part.block_refs(&done.id));
             }
         }
         Ok(_) => {}
@@ -838,12 +823,7 @@ async fn abort(s3: &S3, upload_id: &str) -> S3Result<()> {
         upload_id: upload_id.to_string(),
     };
     if let MetaResult::Upload(aborted) = meta(s3, &cmd).await? {
-        let refs = aborted
-            .parts
-            .values()
-            .flat_map(|p| part_refs(&aborted.id, p))
-            .collect();
-        release(&s3.cluster, refs);
+        release(&s3.cluster, aborted.block_refs());
     }
     Ok(())
 }

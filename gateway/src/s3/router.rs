@@ -18,6 +18,9 @@ pub enum Endpoint {
     GetBucketWebsite,
     PutBucketWebsite,
     DeleteBucketWebsite,
+    GetBucketLifecycle,
+    PutBucketLifecycle,
+    DeleteBucketLifecycle,
     GetBucketCors,
     PutBucketCors,
     DeleteBucketCors,
@@ -79,6 +82,7 @@ impl Endpoint {
             | AbortMultipartUpload => Access::Write,
             DeleteBucket | GetBucketAcl | GetBucketVersioning => Access::Owner,
             GetBucketWebsite | PutBucketWebsite | DeleteBucketWebsite => Access::Owner,
+            GetBucketLifecycle | PutBucketLifecycle | DeleteBucketLifecycle => Access::Owner,
         }
     }
 
@@ -96,6 +100,9 @@ impl Endpoint {
             GetBucketWebsite => "GetBucketWebsite",
             PutBucketWebsite => "PutBucketWebsite",
             DeleteBucketWebsite => "DeleteBucketWebsite",
+            GetBucketLifecycle => "GetBucketLifecycleConfiguration",
+            PutBucketLifecycle => "PutBucketLifecycleConfiguration",
+            DeleteBucketLifecycle => "DeleteBucketLifecycle",
             GetBucketCors => "GetBucketCors",
             PutBucketCors => "PutBucketCors",
             DeleteBucketCors => "DeleteBucketCors",
@@ -184,6 +191,7 @@ const SERVED_SUBRESOURCES: &[&str] = &[
     "versioning",
     "delete",
     "website",
+    "lifecycle",
     "cors",
     "versions",
     "policy",
@@ -236,6 +244,9 @@ pub fn route(
             Method::GET if sub("website") => GetBucketWebsite,
             Method::PUT if sub("website") => PutBucketWebsite,
             Method::DELETE if sub("website") => DeleteBucketWebsite,
+            Method::GET if sub("lifecycle") => GetBucketLifecycle,
+            Method::PUT if sub("lifecycle") => PutBucketLifecycle,
+            Method::DELETE if sub("lifecycle") => DeleteBucketLifecycle,
             Method::GET if sub("cors") => GetBucketCors,
             Method::PUT if sub("cors") => PutBucketCors,
             Method::DELETE if sub("cors") => DeleteBucketCors,
@@ -395,13 +406,25 @@ mod tests {
     }
 
     #[test]
+    fn routes_lifecycle_configuration() {
+        let ok = |m: Method| r(m, Some("b"), None, "lifecycle").unwrap();
+        assert_eq!(ok(Method::GET), Endpoint::GetBucketLifecycle);
+        assert_eq!(ok(Method::PUT), Endpoint::PutBucketLifecycle);
+        assert_eq!(ok(Method::DELETE), Endpoint::DeleteBucketLifecycle);
+        assert_eq!(Endpoint::PutBucketLifecycle.access(), Access::Owner);
+        assert!(matches!(
+            r(Method::GET, Some("b"), Some("k"), "lifecycle"),
+            Err(S3Error::NotImplemented(_))
+        ));
+    }
+
+    #[test]
     fn unknown_subresources_are_not_implemented() {
         for q in [
             "torrent",
             "inventory",
             "tagging",
             "replication",
-            "lifecycle=",
             "versionId=1",
         ] {
             assert!(

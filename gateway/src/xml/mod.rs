@@ -14,6 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::error::S3Error;
 
 mod cors;
+mod lifecycle;
 mod request;
 mod response;
 #[cfg(test)]
@@ -21,6 +22,7 @@ mod tests;
 mod website;
 
 pub use cors::*;
+pub use lifecycle::*;
 pub use request::*;
 pub use response::*;
 pub use website::*;

@@ -98,6 +98,10 @@ impl fmt::Display for MetaRequest {
                 let action = if website.is_some() { "set" } else { "remove" };
                 write!(f, "SetBucketWebsite({bucket}, {action})")
             }
+            MetaCommand::SetBucketLifecycle { bucket, lifecycle } => {
+                let action = if lifecycle.is_some() { "set" } else { "remove" };
+                write!(f, "SetBucketLifecycle({bucket}, {action})")
+            }
         }
     }
 }

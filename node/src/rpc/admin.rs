@@ -45,6 +45,7 @@ impl AdminService for AdminRpc {
             members,
             anti_entropy: Some(self.0.repair.snapshot()),
             rebalance: Some(self.0.repair.rebalance.snapshot(&meta)),
+            lifecycle: Some(self.0.lifecycle.snapshot()),
         }))
     }
 

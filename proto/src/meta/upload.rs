@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{MetaError, MetaResult, Metadata};
+use crate::pb;
 
 /// Highest part number S3 allows.
 pub const MAX_PART_NUMBER: u32 = 10_000;
@@ -84,6 +85,34 @@ impl Part {
     /// The block owner id (`BlockOwner.upload_id`) of this part attempt's blocks.
     pub fn owner_id(&self, upload_id: &str) -> String {
         part_owner_id(upload_id, self.number, &self.attempt)
+    }
+}
+
+impl Part {
+    /// The block references this part attempt holds (owner `<upload>/<part>/<attempt>`):
+    /// what replacing or dropping the attempt releases.
+    pub fn block_refs(&self, upload_id: &str) -> Vec<pb::BlockRefEntry> {
+        let owner = pb::BlockOwner {
+            owner: Some(pb::block_owner::Owner::UploadId(self.owner_id(upload_id))),
+        };
+        self.blocks
+            .iter()
+            .filter_map(|b| hex::decode(&b.id).ok())
+            .map(|id| pb::BlockRefEntry {
+                block_id: id,
+                owner: Some(owner.clone()),
+            })
+            .collect()
+    }
+}
+
+impl Upload {
+    /// The block references of every current part: what aborting the upload releases.
+    pub fn block_refs(&self) -> Vec<pb::BlockRefEntry> {
+        self.parts
+            .values()
+            .flat_map(|p| p.block_refs(&self.id))
+            .collect()
     }
 }
 

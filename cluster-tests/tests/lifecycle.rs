@@ -1,0 +1,514 @@
+//! Bucket lifecycle, end to end against real processes: Put/Get/DeleteBucketLifecycle-
+//! Configuration through aws-sdk-s3 (round trip, S3's errors), and the nodes' lifecycle
+//! worker on a 3-node cluster whose "day" lasts one second: an Expiration rule on `tmp/`
+//! removes those objects and nothing else, a Date rule removes its objects at once, a
+//! disabled rule and a tag-filtered rule leave theirs, and an abandoned multipart upload is
+//! aborted and its blocks freed (block directories measured before and after); with a node
+//! down, the keys it coordinated still expire.
+
+use std::time::Duration;
+
+use aws_sdk_s3::primitives::{ByteStream, DateTime};
+use aws_sdk_s3::types::{
+    AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, ExpirationStatus,
+    LifecycleExpiration, LifecycleRule, LifecycleRuleAndOperator, LifecycleRuleFilter,
+    NoncurrentVersionExpiration, Tag,
+};
+use cluster_tests::{
+    Cluster, ClusterOptions, Server, dir_bytes, expect_s3_error, put_checked, random_bytes,
+    try_get, unique_bucket, wait_until,
+};
+
+const MIB: usize = 1024 * 1024;
+
+fn prefix_filter(prefix: &str) -> LifecycleRuleFilter {
+    LifecycleRuleFilter::builder().prefix(prefix).build()
+}
+
+fn expire_days(id: &str, filter: LifecycleRuleFilter, days: i32) -> LifecycleRule {
+    LifecycleRule::builder()
+        .id(id)
+        .filter(filter)
+        .status(ExpirationStatus::Enabled)
+        .expiration(LifecycleExpiration::builder().days(days).build())
+        .build()
+        .unwrap()
+}
+
+fn tag(key: &str, value: &str) -> Tag {
+    Tag::builder().key(key).value(value).build().unwrap()
+}
+
+fn config(rules: Vec<LifecycleRule>) -> BucketLifecycleConfiguration {
+    BucketLifecycleConfiguration::builder()
+        .set_rules(Some(rules))
+        .build()
+        .unwrap()
+}
+
+/// Midnight UTC of 2020-01-01.
+fn past_midnight() -> DateTime {
+    DateTime::from_secs(1_577_836_800)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_configuration_round_trips_and_is_validated() {
+    let server = Server::start();
+    let s3 = server.client();
+    let bucket = unique_bucket("lc-config");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+
+    expect_s3_error(
+        "GetBucketLifecycleConfiguration before any",
+        s3.get_bucket_lifecycle_configuration()
+            .bucket(&bucket)
+            .send()
+            .await,
+        404,
+        Some("NoSuchLifecycleConfiguration"),
+    );
+
+    let rules = vec![
+        expire_days("tmp", prefix_filter("tmp/"), 30),
+        LifecycleRule::builder()
+            .id("tagged-logs")
+            .filter(
+                LifecycleRuleFilter::builder()
+                    .and(
+                        LifecycleRuleAndOperator::builder()
+                            .prefix("logs/")
+                            .tags(tag("class", "scratch"))
+                            .tags(tag("team", "a"))
+                            .object_size_greater_than(1024)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .status(ExpirationStatus::Disabled)
+            .expiration(LifecycleExpiration::builder().date(past_midnight()).build())
+            .build()
+            .unwrap(),
+        LifecycleRule::builder()
+            .id("versions")
+            .filter(prefix_filter(""))
+            .status(ExpirationStatus::Enabled)
+            .noncurrent_version_expiration(
+                NoncurrentVersionExpiration::builder()
+                    .noncurrent_days(7)
+                    .newer_noncurrent_versions(3)
+                    .build(),
+            )
+            .expiration(
+                LifecycleExpiration::builder()
+                    .expired_object_delete_marker(true)
+                    .build(),
+            )
+            .build()
+            .unwrap(),
+        LifecycleRule::builder()
+            .id("uploads")
+            .filter(prefix_filter("big/"))
+            .status(ExpirationStatus::Enabled)
+            .abort_incomplete_multipart_upload(
+                AbortIncompleteMultipartUpload::builder()
+                    .days_after_initiation(2)
+                    .build(),
+            )
+            .build()
+            .unwrap(),
+    ];
+    s3.put_bucket_lifecycle_configuration()
+        .bucket(&bucket)
+        .lifecycle_configuration(config(rules.clone()))
+        .send()
+        .await
+        .unwrap();
+    let got = s3
+        .get_bucket_lifecycle_configuration()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.rules(), rules.as_slice());
+
+    // Refused configurations leave the stored one alone.
+    let zero_days = vec![expire_days("z", prefix_filter("a/"), 0)];
+    let long_id = vec![expire_days(&"i".repeat(256), prefix_filter("a/"), 1)];
+    let twice = vec![
+        expire_days("same", prefix_filter("a/"), 1),
+        expire_days("same", prefix_filter("b/"), 1),
+    ];
+    let not_midnight = vec![
+        LifecycleRule::builder()
+            .id("d")
+            .filter(prefix_filter(""))
+            .status(ExpirationStatus::Enabled)
+            .expiration(
+                LifecycleExpiration::builder()
+                    .date(DateTime::from_secs(1_577_836_800 + 3600))
+                    .build(),
+            )
+            .build()
+            .unwrap(),
+    ];
+    let no_action = vec![
+        LifecycleRule::builder()
+            .id("n")
+            .filter(prefix_filter(""))
+            .status(ExpirationStatus::Enabled)
+            .build()
+            .unwrap(),
+    ];
+    let tagged_abort = vec![
+        LifecycleRule::builder()
+            .id("t")
+            .filter(LifecycleRuleFilter::builder().tag(tag("k", "v")).build())
+            .status(ExpirationStatus::Enabled)
+            .abort_incomplete_multipart_upload(
+                AbortIncompleteMultipartUpload::builder()
+                    .days_after_initiation(1)
+                    .build(),
+            )
+            .build()
+            .unwrap(),
+    ];
+    let bad_status = vec![
+        LifecycleRule::builder()
+            .id("s")
+            .filter(prefix_filter(""))
+            .status(ExpirationStatus::from("Sometimes"))
+            .expiration(LifecycleExpiration::builder().days(1).build())
+            .build()
+            .unwrap(),
+    ];
+    for (what, rules, code) in [
+        ("Days 0", zero_days, "InvalidArgument"),
+        ("ID of 256 characters", long_id, "InvalidArgument"),
+        ("duplicate ids", twice, "InvalidArgument"),
+        ("Date not at midnight", not_midnight, "InvalidArgument"),
+        ("no action", no_action, "InvalidRequest"),
+        ("abort with a tag filter", tagged_abort, "InvalidRequest"),
+        ("unknown status", bad_status, "MalformedXML"),
+    ] {
+        expect_s3_error(
+            what,
+            s3.put_bucket_lifecycle_configuration()
+                .bucket(&bucket)
+                .lifecycle_configuration(config(rules))
+                .send()
+                .await,
+            400,
+            Some(code),
+        );
+    }
+    let still = s3
+        .get_bucket_lifecycle_configuration()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(still.rules(), rules.as_slice());
+
+    s3.delete_bucket_lifecycle()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    expect_s3_error(
+        "GetBucketLifecycleConfiguration after delete",
+        s3.get_bucket_lifecycle_configuration()
+            .bucket(&bucket)
+            .send()
+            .await,
+        404,
+        Some("NoSuchLifecycleConfiguration"),
+    );
+    expect_s3_error(
+        "PutBucketLifecycleConfiguration on a missing bucket",
+        s3.put_bucket_lifecycle_configuration()
+            .bucket(unique_bucket("lc-missing"))
+            .lifecycle_configuration(config(vec![expire_days("x", prefix_filter(""), 1)]))
+            .send()
+            .await,
+        404,
+        Some("NoSuchBucket"),
+    );
+}
+
+/// The lifecycle counters of node `i` from `cairn status`: (passes, expired, aborted).
+fn lifecycle_counters(c: &Cluster, i: usize) -> (u64, u64, u64) {
+    let status = c.admin_ok(i, &["status"]);
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix("lifecycle:"))
+        .unwrap_or_else(|| panic!("no lifecycle line in:\n{status}"))
+        .trim()
+        .to_string();
+    if line == "no pass yet" {
+        return (0, 0, 0);
+    }
+    let number_before = |what: &str| -> u64 {
+        line.split([',', ';'])
+            .find_map(|part| part.trim().strip_suffix(what))
+            .and_then(|n| n.trim().rsplit(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no `{what}` in {line:?}"))
+    };
+    (
+        number_before("pass(es)"),
+        number_before("object(s) expired"),
+        number_before("upload(s) aborted"),
+    )
+}
+
+/// Over the three nodes: the fewest passes any made, objects expired, uploads aborted.
+fn totals(c: &Cluster) -> (u64, u64, u64) {
+    let all: Vec<_> = (0..3).map(|i| lifecycle_counters(c, i)).collect();
+    (
+        all.iter().map(|t| t.0).min().unwrap_or(0),
+        all.iter().map(|t| t.1).sum(),
+        all.iter().map(|t| t.2).sum(),
+    )
+}
+
+fn block_bytes(c: &Cluster) -> u64 {
+    (0..3)
+        .map(|i| dir_bytes(&c.data_dir(i).join("blocks")))
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_rules_expire_objects_and_abort_uploads_with_a_short_day() {
+    let mut c = Cluster::start_with(ClusterOptions {
+        nodes: 3,
+        node_env: vec![
+            ("CAIRN_LIFECYCLE_DAY_SECS".into(), "1".into()),
+            ("CAIRN_LIFECYCLE_INTERVAL_SECS".into(), "1".into()),
+            ("CAIRN_GC_INTERVAL_SECS".into(), "1".into()),
+            ("CAIRN_BLOCK_GRACE_SECS".into(), "1".into()),
+        ],
+        ..Default::default()
+    });
+    let s3 = c.client();
+    let bucket = unique_bucket("lc-worker");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+
+    // Objects: small (inline) and large (blocks) under each prefix.
+    let expiring = ["tmp/a", "tmp/b", "tmp/deep/c", "tmp/big"];
+    let dated = ["dated/a", "dated/big"];
+    let kept = ["tmpfile", "keep/a", "keep/big", "logs/a", "other/x"];
+    let mut bodies = std::collections::BTreeMap::new();
+    for key in expiring.iter().chain(&dated).chain(&kept) {
+        let body = random_bytes(if key.ends_with("big") { 2 * MIB } else { 700 });
+        put_checked(&s3, &bucket, key, &body).await;
+        bodies.insert(key.to_string(), body);
+    }
+
+    // An abandoned upload under `mpu/` (6 MiB in two parts) and one elsewhere.
+    let mut uploads = Vec::new();
+    for (key, sizes) in [
+        ("mpu/abandoned", vec![5 * MIB, MIB]),
+        ("keep/upload", vec![MIB]),
+    ] {
+        let id = s3
+            .create_multipart_upload()
+            .bucket(&bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap()
+            .upload_id()
+            .unwrap()
+            .to_string();
+        for (n, size) in sizes.into_iter().enumerate() {
+            s3.upload_part()
+                .bucket(&bucket)
+                .key(key)
+                .upload_id(&id)
+                .part_number(n as i32 + 1)
+                .body(ByteStream::from(random_bytes(size)))
+                .send()
+                .await
+                .unwrap();
+        }
+        uploads.push((key, id));
+    }
+    let before = block_bytes(&c);
+    // Three replicas of the three 2 MiB objects and of the 7 MiB of parts.
+    assert!(before >= (3 * (3 * 2 + 7) * MIB) as u64, "{before}");
+
+    let rules = vec![
+        expire_days("tmp", prefix_filter("tmp/"), 2),
+        expire_days(
+            "scratch",
+            LifecycleRuleFilter::builder()
+                .tag(tag("class", "scratch"))
+                .build(),
+            1,
+        ),
+        LifecycleRule::builder()
+            .id("dated")
+            .filter(prefix_filter("dated/"))
+            .status(ExpirationStatus::Enabled)
+            .expiration(LifecycleExpiration::builder().date(past_midnight()).build())
+            .build()
+            .unwrap(),
+        LifecycleRule::builder()
+            .id("keep-disabled")
+            .filter(prefix_filter("keep/"))
+            .status(ExpirationStatus::Disabled)
+            .expiration(LifecycleExpiration::builder().days(1).build())
+            .abort_incomplete_multipart_upload(
+                AbortIncompleteMultipartUpload::builder()
+                    .days_after_initiation(1)
+                    .build(),
+            )
+            .build()
+            .unwrap(),
+        LifecycleRule::builder()
+            .id("uploads")
+            .filter(prefix_filter("mpu/"))
+            .status(ExpirationStatus::Enabled)
+            .abort_incomplete_multipart_upload(
+                AbortIncompleteMultipartUpload::builder()
+                    .days_after_initiation(2)
+                    .build(),
+            )
+            .build()
+            .unwrap(),
+    ];
+    s3.put_bucket_lifecycle_configuration()
+        .bucket(&bucket)
+        .lifecycle_configuration(config(rules))
+        .send()
+        .await
+        .unwrap();
+
+    // Expired objects vanish from GET and from listings.
+    let rt = tokio::runtime::Handle::current();
+    let listed = || {
+        rt.block_on(async {
+            let out = s3.list_objects_v2().bucket(&bucket).send().await.unwrap();
+            out.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_string))
+                .collect::<Vec<_>>()
+        })
+    };
+    let took = tokio::task::block_in_place(|| {
+        wait_until(
+            Duration::from_secs(60),
+            "tmp/ and dated/ objects expire",
+            || {
+                let keys = listed();
+                !keys
+                    .iter()
+                    .any(|k| k.starts_with("tmp/") || k.starts_with("dated/"))
+            },
+        )
+    });
+    eprintln!("expired within {took:?} of the configuration");
+    for key in expiring.iter().chain(&dated) {
+        assert_eq!(try_get(&s3, &bucket, key).await.unwrap(), None, "{key}");
+    }
+
+    // The abandoned upload is aborted; the other stays.
+    tokio::task::block_in_place(|| {
+        wait_until(Duration::from_secs(60), "mpu/ upload aborted", || {
+            rt.block_on(async {
+                let out = s3
+                    .list_multipart_uploads()
+                    .bucket(&bucket)
+                    .send()
+                    .await
+                    .unwrap();
+                !out.uploads()
+                    .iter()
+                    .any(|u| u.key() == Some("mpu/abandoned"))
+            })
+        })
+    });
+    let (key, id) = &uploads[0];
+    expect_s3_error(
+        "UploadPart to the aborted upload",
+        s3.upload_part()
+            .bucket(&bucket)
+            .key(*key)
+            .upload_id(id)
+            .part_number(3)
+            .body(ByteStream::from(random_bytes(10)))
+            .send()
+            .await,
+        404,
+        Some("NoSuchUpload"),
+    );
+
+    // Several more passes on every node change nothing else.
+    let (passes, _, _) = totals(&c);
+    tokio::task::block_in_place(|| {
+        wait_until(
+            Duration::from_secs(30),
+            "three more passes everywhere",
+            || totals(&c).0 >= passes + 3,
+        )
+    });
+    let keys = tokio::task::block_in_place(listed);
+    let mut expected: Vec<String> = kept.iter().map(|k| k.to_string()).collect();
+    expected.sort();
+    assert_eq!(keys, expected);
+    for key in &kept {
+        assert_eq!(
+            try_get(&s3, &bucket, key).await.unwrap().as_deref(),
+            Some(bodies[*key].as_slice()),
+            "{key}"
+        );
+    }
+    let out = s3
+        .list_multipart_uploads()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    let open: Vec<_> = out.uploads().iter().filter_map(|u| u.key()).collect();
+    assert_eq!(open, vec!["keep/upload"]);
+
+    // Each key was handled by one node: the counters add up exactly.
+    let (_, expired, aborted) = totals(&c);
+    assert_eq!(expired, (expiring.len() + dated.len()) as u64);
+    assert_eq!(aborted, 1);
+    let metrics = reqwest::get(format!("http://{}/metrics", c.nodes[0].addr("http")))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("cairn_lifecycle_objects_expired_total"));
+    assert!(metrics.contains("cairn_lifecycle_uploads_aborted_total"));
+
+    // The blocks of the expired objects and of the aborted upload are freed: three
+    // replicas of 2 MiB (tmp/big) + 2 MiB (dated/big) + 6 MiB (the upload's parts).
+    let freed_at_least = (3 * (2 + 2 + 6) * MIB) as u64;
+    tokio::task::block_in_place(|| {
+        wait_until(Duration::from_secs(60), "blocks freed", || {
+            block_bytes(&c) + freed_at_least <= before
+        })
+    });
+    let after = block_bytes(&c);
+    eprintln!("block bytes on the 3 nodes: {before} before, {after} after");
+
+    // With a node down, the keys it coordinated are handled by the next replica.
+    let victim = (c.leader(0).expect("a leader") + 1) % 3;
+    c.nodes[victim].kill_9();
+    let late: Vec<String> = (0..24).map(|i| format!("tmp/late-{i:02}")).collect();
+    for key in &late {
+        put_checked(&s3, &bucket, key, b"late").await;
+    }
+    tokio::task::block_in_place(|| {
+        wait_until(
+            Duration::from_secs(60),
+            "tmp/ objects expire with a node down",
+            || !listed().iter().any(|k| k.starts_with("tmp/")),
+        )
+    });
+    let keys = tokio::task::block_in_place(listed);
+    assert_eq!(keys, expected, "only tmp/ objects expire with a node down");
+}
