@@ -65,6 +65,29 @@ pub struct Bucket {
     /// Static-website configuration; the website endpoint serves only buckets that have one.
     #[serde(default)]
     pub website: Option<WebsiteConfig>,
+    /// Versioning status (PutBucketVersioning); `None` until first enabled, after which a
+    /// bucket can only be suspended, never unversioned again.
+    #[serde(default)]
+    pub versioning: Option<BucketVersioning>,
+}
+
+/// A bucket's versioning status, as S3 names it.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum BucketVersioning {
+    Enabled,
+    Suspended,
+}
+
+impl Bucket {
+    /// The versioning flags of a record written into this bucket now: (`versioned`,
+    /// `null_version`); see `ObjectRecord`.
+    pub fn record_versioning(&self) -> (bool, bool) {
+        match self.versioning {
+            None => (false, false),
+            Some(BucketVersioning::Enabled) => (true, false),
+            Some(BucketVersioning::Suspended) => (true, true),
+        }
+    }
 }
 
 /// What a key may do in one bucket.
@@ -238,6 +261,11 @@ pub enum MetaCommand {
     SetBucketWebsite {
         bucket: String,
         website: Option<WebsiteConfig>,
+    },
+    /// Sets a bucket's versioning status; answers with the bucket.
+    SetBucketVersioning {
+        bucket: String,
+        status: BucketVersioning,
     },
 }
 
@@ -442,6 +470,14 @@ impl Metadata {
             MetaCommand::SetBucketCors { bucket, cors } => self.set_bucket_cors(bucket, cors),
             MetaCommand::SetBucketWebsite { bucket, website } => {
                 self.set_bucket_website(bucket, website)
+            }
+            MetaCommand::SetBucketVersioning { bucket, status } => {
+                let b = self
+                    .buckets
+                    .get_mut(bucket)
+                    .ok_or_else(|| MetaError::NoSuchBucket(bucket.clone()))?;
+                b.versioning = Some(*status);
+                Ok(MetaResult::Bucket(b.clone()))
             }
         }
     }

@@ -35,6 +35,7 @@ mod antientropy;
 pub mod blocks;
 pub mod digest;
 mod foreign;
+pub mod holds;
 mod transition;
 
 use std::sync::Arc;
