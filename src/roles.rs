@@ -343,6 +343,11 @@ fn lifecycle_metrics(l: &cairn_proto::pb::LifecycleStatus, m: &mut Metrics) {
         l.objects_expired as f64,
     );
     m.counter(
+        "cairn_lifecycle_versions_removed_total",
+        "Noncurrent versions and lone delete markers removed by lifecycle rules.",
+        l.versions_removed as f64,
+    );
+    m.counter(
         "cairn_lifecycle_uploads_aborted_total",
         "Incomplete multipart uploads aborted by lifecycle rules.",
         l.uploads_aborted as f64,

@@ -18,6 +18,7 @@ use cairn_proto::pb::{
     PutBlockHeader, RefsRequest, StoreRequest, StoreResponse,
 };
 use cairn_proto::ring::{block_hash, object_hash};
+use cairn_proto::versions::{NewestMerge, VersionSelector, is_purged, version_key};
 use cairn_proto::{Placement, VersionKey};
 use futures::stream::FuturesUnordered;
 use futures::{Stream, StreamExt};
@@ -366,16 +367,24 @@ impl Cluster {
         ))
     }
 
-    /// Quorum read of a key's newest visible record (complete or tombstone). Replicas found
-    /// holding an older version (or none) are repaired in the background.
+    /// Quorum read of a key's newest visible record (complete or tombstone), or of the
+    /// version `selector` names. Versions any answering replica reports purged are skipped.
+    /// Replicas found holding an older newest version (or none) are repaired in the
+    /// background.
     pub async fn get_record(
         &self,
         bucket: &Uuid,
         key: &str,
+        selector: Option<VersionSelector>,
     ) -> Result<Option<pb::ObjectRecord>, S3Error> {
         let view = self.view();
         let replicas = view.placement.read_set(object_hash(bucket, key));
         let quorum = replicas.len() / 2 + 1;
+        let (version, null_version) = match selector {
+            None => (None, false),
+            Some(VersionSelector::Null) => (None, true),
+            Some(VersionSelector::Id(v)) => (Some(v.to_pb()), false),
+        };
         let mut reads: FuturesUnordered<_> = replicas
             .iter()
             .map(|node| {
@@ -383,30 +392,26 @@ impl Cluster {
                     bucket_id: bucket.as_bytes().to_vec(),
                     key: key.to_string(),
                     layout_version: view.placement.version(),
+                    version: version.clone(),
+                    null_version,
                 };
                 let client = self.objects(&node.addr);
                 let addr = node.addr.clone();
-                async move {
-                    (
-                        addr,
-                        async { client?.get(req).await.map(|r| r.record) }.await,
-                    )
-                }
+                async move { (addr, async { client?.get(req).await }.await) }
             })
             .collect();
         let mut answers: Vec<(String, Option<VersionKey>)> = Vec::new();
-        let (mut newest, mut last) = (None::<pb::ObjectRecord>, None);
+        let (mut merge, mut last) = (NewestMerge::default(), None);
         while let Some((addr, result)) = reads.next().await {
             match result {
-                Ok(record) => {
-                    answers.push((addr, record.as_ref().map(version)));
-                    if let Some(r) = record
-                        && newest.as_ref().is_none_or(|n| version(n) < version(&r))
-                    {
-                        newest = Some(r);
-                    }
+                Ok(answer) => {
+                    answers.push((addr, answer.record.as_ref().map(version_key)));
+                    merge.add(answer.record, &answer.purged);
                     if answers.len() >= quorum {
-                        if let Some(newest) = newest.clone() {
+                        let newest = merge.newest().cloned();
+                        if let Some(newest) = newest.clone()
+                            && selector.is_none()
+                        {
                             let cluster = self.clone();
                             tokio::spawn(async move {
                                 cluster.read_repair(newest, answers, reads).await
@@ -429,15 +434,14 @@ impl Cluster {
         mut answers: Vec<(String, Option<VersionKey>)>,
         mut rest: F,
     ) where
-        F: futures::Stream<Item = (String, Result<Option<pb::ObjectRecord>, tonic::Status>)>
-            + Unpin,
+        F: futures::Stream<Item = (String, Result<GetRecordResponse, tonic::Status>)> + Unpin,
     {
         while let Some((addr, result)) = rest.next().await {
-            if let Ok(record) = result {
-                answers.push((addr, record.as_ref().map(version)));
+            if let Ok(answer) = result {
+                answers.push((addr, answer.record.as_ref().map(version_key)));
             }
         }
-        let target = version(&newest);
+        let target = version_key(&newest);
         for (addr, held) in answers {
             if held.is_some_and(|v| v >= target) {
                 continue;
@@ -495,16 +499,22 @@ impl Cluster {
             )));
         }
         let mut merged: Vec<pb::ObjectRecord> = Vec::new();
-        // Keys beyond the smallest last key of a cut page may be missing from that node's answer.
-        let mut bound: Option<String> = None;
+        // Entries beyond the smallest last entry of a cut page may be missing from that node's
+        // answer.
+        let mut bound: Option<(String, VersionKey)> = None;
         let bucket = Uuid::from_slice(&req.bucket_id).unwrap_or_default();
         for (node, page) in nodes.iter().zip(pages) {
             let Ok(mut page) = page else { continue };
             if page.truncated
                 && let Some(last) = page.records.last()
-                && bound.as_ref().is_none_or(|b| last.key < *b)
             {
-                bound = Some(last.key.clone());
+                let position = (last.key.clone(), version_key(last));
+                if bound
+                    .as_ref()
+                    .is_none_or(|b| list_order(&position, b).is_lt())
+                {
+                    bound = Some(position);
+                }
             }
             // A node keeps copies of keys it no longer replicates until they are cleaned up;
             // those are not kept current, so only replicas count.
@@ -512,10 +522,34 @@ impl Cluster {
                 .retain(|r| view.placement.holds(&node.id, object_hash(&bucket, &r.key)));
             merged.extend(page.records);
         }
-        merged.sort_by(|a, b| a.key.cmp(&b.key).then_with(|| version(b).cmp(&version(a))));
-        merged.dedup_by(|later, earlier| later.key == earlier.key);
+        merged.sort_by(|a, b| {
+            list_order(
+                &(a.key.clone(), version_key(a)),
+                &(b.key.clone(), version_key(b)),
+            )
+        });
+        // A version some replica purged is gone, whatever a replica that missed it says.
+        let purged: HashSet<(String, VersionKey)> = merged
+            .iter()
+            .filter(|r| is_purged(r))
+            .map(|r| (r.key.clone(), version_key(r)))
+            .collect();
+        merged.retain(|r| !is_purged(r) && !purged.contains(&(r.key.clone(), version_key(r))));
+        if req.all_versions {
+            merged.dedup_by(|later, earlier| {
+                later.key == earlier.key && version_key(later) == version_key(earlier)
+            });
+        } else {
+            merged.dedup_by(|later, earlier| later.key == earlier.key);
+        }
         if let Some(bound) = &bound {
-            merged.retain(|r| r.key <= *bound);
+            merged.retain(|r| {
+                if req.all_versions {
+                    list_order(&(r.key.clone(), version_key(r)), bound).is_le()
+                } else {
+                    r.key <= bound.0
+                }
+            });
         }
         Ok(ListPage {
             records: merged,
@@ -710,9 +744,7 @@ pub struct ListPage {
     pub complete: bool,
 }
 
-fn version(r: &pb::ObjectRecord) -> VersionKey {
-    r.version
-        .as_ref()
-        .and_then(VersionKey::from_pb)
-        .unwrap_or_default()
+/// Listing order: by key, then newest version first.
+fn list_order(a: &(String, VersionKey), b: &(String, VersionKey)) -> std::cmp::Ordering {
+    a.0.cmp(&b.0).then_with(|| b.1.cmp(&a.1))
 }

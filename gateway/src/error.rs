@@ -2,6 +2,12 @@
 //! one renderer for the `<Error>` XML body.
 
 use http::StatusCode;
+use http::header::HeaderName;
+
+/// `x-amz-version-id`.
+pub const VERSION_ID_HEADER: HeaderName = HeaderName::from_static("x-amz-version-id");
+/// `x-amz-delete-marker`.
+pub const DELETE_MARKER_HEADER: HeaderName = HeaderName::from_static("x-amz-delete-marker");
 
 /// Every error the S3 API returns. The variant name is the AWS error code.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -50,6 +56,17 @@ pub enum S3Error {
     NoSuchBucket,
     #[error("The specified key does not exist.")]
     NoSuchKey,
+    /// The key's latest version is a delete marker (`x-amz-delete-marker` is set).
+    #[error("The specified key does not exist.")]
+    NoSuchKeyDeleteMarker { version_id: Option<String> },
+    /// GET/HEAD of a delete marker by version id.
+    #[error("The specified method is not allowed against this resource.")]
+    DeleteMarkerNotAllowed {
+        version_id: String,
+        last_modified: String,
+    },
+    #[error("The specified version does not exist.")]
+    NoSuchVersion,
     #[error(
         "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."
     )]
@@ -139,7 +156,9 @@ impl S3Error {
             S3Error::XAmzContentSHA256Mismatch => "XAmzContentSHA256Mismatch",
             S3Error::MissingSecurityHeader(_) => "MissingSecurityHeader",
             S3Error::NoSuchBucket => "NoSuchBucket",
-            S3Error::NoSuchKey => "NoSuchKey",
+            S3Error::NoSuchKey | S3Error::NoSuchKeyDeleteMarker { .. } => "NoSuchKey",
+            S3Error::DeleteMarkerNotAllowed { .. } => "MethodNotAllowed",
+            S3Error::NoSuchVersion => "NoSuchVersion",
             S3Error::NoSuchUpload => "NoSuchUpload",
             S3Error::InvalidPart => "InvalidPart",
             S3Error::InvalidPartOrder => "InvalidPartOrder",
@@ -182,6 +201,8 @@ impl S3Error {
             | S3Error::ExpiredToken => StatusCode::FORBIDDEN,
             S3Error::NoSuchBucket
             | S3Error::NoSuchKey
+            | S3Error::NoSuchKeyDeleteMarker { .. }
+            | S3Error::NoSuchVersion
             | S3Error::NoSuchUpload
             | S3Error::NoSuchCORSConfiguration
             | S3Error::NoSuchBucketPolicy
@@ -191,7 +212,9 @@ impl S3Error {
             | S3Error::BucketAlreadyExists
             | S3Error::BucketAlreadyOwnedByYou
             | S3Error::ConditionalRequestConflict => StatusCode::CONFLICT,
-            S3Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            S3Error::MethodNotAllowed | S3Error::DeleteMarkerNotAllowed { .. } => {
+                StatusCode::METHOD_NOT_ALLOWED
+            }
             S3Error::InvalidRange
             | S3Error::RangeNotSatisfiable { .. }
             | S3Error::InvalidPartNumber => StatusCode::RANGE_NOT_SATISFIABLE,
@@ -211,6 +234,20 @@ impl S3Error {
             S3Error::RangeNotSatisfiable { size } => {
                 vec![(http::header::CONTENT_RANGE, format!("bytes */{size}"))]
             }
+            S3Error::NoSuchKeyDeleteMarker { version_id } => {
+                let mut h = vec![(DELETE_MARKER_HEADER, "true".to_string())];
+                h.extend(version_id.clone().map(|v| (VERSION_ID_HEADER, v)));
+                h
+            }
+            S3Error::DeleteMarkerNotAllowed {
+                version_id,
+                last_modified,
+            } => vec![
+                (DELETE_MARKER_HEADER, "true".to_string()),
+                (VERSION_ID_HEADER, version_id.clone()),
+                (http::header::LAST_MODIFIED, last_modified.clone()),
+                (http::header::ALLOW, "DELETE".to_string()),
+            ],
             _ => Vec::new(),
         }
     }

@@ -34,8 +34,9 @@ use tracing::Instrument;
 use crate::body::{self, ResponseBody};
 use crate::error::S3Error;
 use crate::s3::S3;
-use crate::s3::object::{serve_object, visible_object};
+use crate::s3::object::serve_object;
 use crate::s3::router::Query;
+use crate::s3::versioning::readable_version;
 use pages::{Failure, error_page};
 use routing::{Origin, find_rule, has_extension, path_key, redirect_all_location, url_path};
 
@@ -287,9 +288,9 @@ impl Visit<'_> {
 
     /// The complete object at `key`, if any.
     async fn read(&self, bucket: &Bucket, key: &str) -> Result<Option<pb::ObjectRecord>, S3Error> {
-        match visible_object(self.s3, bucket, key).await {
+        match readable_version(self.s3, bucket, key, None).await {
             Ok(record) => Ok(Some(record)),
-            Err(S3Error::NoSuchKey) => Ok(None),
+            Err(S3Error::NoSuchKey | S3Error::NoSuchKeyDeleteMarker { .. }) => Ok(None),
             Err(e) => Err(e),
         }
     }

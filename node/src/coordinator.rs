@@ -10,6 +10,8 @@ use std::sync::Arc;
 use cairn_proto::ids::{record_blocks, record_owner};
 use cairn_proto::pb::{self, CoordinateResponse, GetRecordRequest, RecordState, StoreRequest};
 use cairn_proto::ring::object_hash;
+use cairn_proto::meta::Bucket;
+use cairn_proto::versions::NewestMerge;
 use cairn_proto::{BlockId, CONDITION_CONFLICT, CONDITION_FAILED, VersionKey};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
@@ -17,6 +19,7 @@ use prost::Message;
 use tonic::Status;
 use uuid::Uuid;
 
+use crate::rpc::read_record;
 use crate::state::NodeState;
 use crate::store::{IndexError, Op, StoreOutcome};
 
@@ -207,33 +210,25 @@ async fn quorum_newest_visible(
                 bucket_id: bucket.as_bytes().to_vec(),
                 key: key.to_string(),
                 layout_version: placement.version(),
+                ..Default::default()
             };
             async move {
                 if local {
-                    state
-                        .index
-                        .newest_visible(bucket, key)
-                        .map_err(index_status)
+                    read_record(&state.index, &req)
                 } else {
-                    Ok(client?.get(req).await?.into_inner().record)
+                    Ok(client?.get(req).await?.into_inner())
                 }
             }
         })
         .collect();
-    let (mut answers, mut newest, mut last_error) = (0, None::<pb::ObjectRecord>, None);
+    let (mut answers, mut merge, mut last_error) = (0, NewestMerge::default(), None);
     while let Some(result) = reads.next().await {
         match result {
-            Ok(record) => {
+            Ok(answer) => {
                 answers += 1;
-                let version =
-                    |r: &pb::ObjectRecord| r.version.as_ref().and_then(VersionKey::from_pb);
-                if let Some(r) = record
-                    && newest.as_ref().is_none_or(|n| version(n) < version(&r))
-                {
-                    newest = Some(r);
-                }
+                merge.add(answer.record, &answer.purged);
                 if answers >= quorum {
-                    return Ok(newest);
+                    return Ok(merge.newest().cloned());
                 }
             }
             Err(e) => last_error = Some(e),
@@ -382,19 +377,22 @@ pub async fn drop_refs(state: &Arc<NodeState>, entries: &[pb::BlockRefEntry]) {
         .await;
 }
 
-/// Lifecycle expiry of a key's current version: writes a tombstone (through this node as
-/// coordinator) on condition that the current version still has `current`'s ETag, so an
-/// object overwritten since the rule matched is left alone. Answers whether the version was
-/// expired. The one place lifecycle expiry creates the delete: with versioning this is
-/// where a delete marker is written instead.
+/// Lifecycle expiry of a key's current version: writes a tombstone (a delete marker in a
+/// versioned bucket) through this node as coordinator, on condition that the current version
+/// still has `current`'s ETag, so an object overwritten since the rule matched is left
+/// alone. Answers whether the version was expired.
 pub async fn expire_current(
     state: &Arc<NodeState>,
+    bucket: &Bucket,
     current: &pb::ObjectRecord,
 ) -> Result<bool, Status> {
+    let (versioned, null_version) = bucket.record_versioning();
     let tombstone = pb::ObjectRecord {
         bucket_id: current.bucket_id.clone(),
         key: current.key.clone(),
         state: RecordState::Tombstone as i32,
+        versioned,
+        null_version,
         ..Default::default()
     };
     let condition = pb::WriteCondition {

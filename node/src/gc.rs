@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use cairn_proto::VersionKey;
 use cairn_proto::ids::now_ms;
-use cairn_proto::pb::{self, GetRecordRequest, RecordState};
+use cairn_proto::pb::{self, RecordState};
 use cairn_proto::ring::object_hash;
 
 use crate::coordinator::release_blocks;
+use crate::repair::holds::replica_holds;
 use crate::state::NodeState;
 use crate::store::Op;
 
@@ -61,12 +62,16 @@ pub async fn pass(state: &Arc<NodeState>, config: &GcConfig) -> anyhow::Result<(
     release_blocks(state, &stale).await;
 
     let cutoff = now - config.tombstone_grace.as_millis() as i64;
-    for tombstone in state
+    // Delete markers of versioned buckets are versions in their own right: they stay until
+    // deleted by id.
+    let mut deletions = state
         .index
-        .older_than(RecordState::Tombstone, cutoff, 1000)?
-    {
-        if tombstone_settled(state, &tombstone).await {
-            forget_record(state, &tombstone).await?;
+        .older_than(RecordState::Tombstone, cutoff, 1000)?;
+    deletions.retain(|t| !t.versioned);
+    deletions.extend(state.index.older_than(RecordState::Purged, cutoff, 1000)?);
+    for deletion in deletions {
+        if deletion_settled(state, &deletion).await {
+            forget_record(state, &deletion).await?;
         }
     }
 
@@ -98,38 +103,19 @@ async fn forget_record(state: &NodeState, record: &pb::ObjectRecord) -> anyhow::
     Ok(())
 }
 
-/// A tombstone may go once no replica of its key (in any active layout) can still hold an
-/// older version: every other replica answers with the tombstone, something newer, or
-/// nothing at all.
-async fn tombstone_settled(state: &Arc<NodeState>, tombstone: &pb::ObjectRecord) -> bool {
-    let Some(version) = tombstone.version.as_ref().and_then(VersionKey::from_pb) else {
-        return false;
-    };
-    let Ok(bucket) = uuid::Uuid::from_slice(&tombstone.bucket_id) else {
+/// A tombstone or purge marker may go once no replica of its key (in any active layout)
+/// can still hold the version it deletes or an older one it hides: every other replica
+/// holds the deletion, something newer, or nothing at all.
+async fn deletion_settled(state: &Arc<NodeState>, deletion: &pb::ObjectRecord) -> bool {
+    let Ok(bucket) = uuid::Uuid::from_slice(&deletion.bucket_id) else {
         return false;
     };
     let placement = state.placement();
-    for node in placement.write_targets(object_hash(&bucket, &tombstone.key)) {
-        if state.is_self(node) {
-            continue;
-        }
-        let req = GetRecordRequest {
-            bucket_id: tombstone.bucket_id.clone(),
-            key: tombstone.key.clone(),
-            layout_version: placement.version(),
-        };
-        let answer = match state.peers.objects(&node.addr) {
-            Ok(mut client) => client.get(req).await.map(|r| r.into_inner().record),
-            Err(e) => Err(e),
-        };
-        match answer {
-            Ok(None) => {}
-            Ok(Some(r))
-                if r.version
-                    .as_ref()
-                    .and_then(VersionKey::from_pb)
-                    .is_some_and(|v| v >= version) => {}
-            _ => return false,
+    for node in placement.write_targets(object_hash(&bucket, &deletion.key)) {
+        if !state.is_self(node)
+            && !replica_holds(state, &node.addr, placement.version(), deletion).await
+        {
+            return false;
         }
     }
     true

@@ -8,6 +8,7 @@ pub mod ids;
 pub mod meta;
 pub mod ring;
 pub mod secret;
+pub mod versions;
 
 /// Generated protobuf / tonic code (`proto/cairn.proto`).
 #[allow(clippy::all, missing_docs)]

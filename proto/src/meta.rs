@@ -76,6 +76,29 @@ pub struct Bucket {
     /// Lifecycle rules (PutBucketLifecycleConfiguration), if any.
     #[serde(default)]
     pub lifecycle: Option<LifecycleConfig>,
+    /// Versioning status (PutBucketVersioning); `None` until first enabled, after which a
+    /// bucket can only be suspended, never unversioned again.
+    #[serde(default)]
+    pub versioning: Option<BucketVersioning>,
+}
+
+/// A bucket's versioning status, as S3 names it.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum BucketVersioning {
+    Enabled,
+    Suspended,
+}
+
+impl Bucket {
+    /// The versioning flags of a record written into this bucket now: (`versioned`,
+    /// `null_version`); see `ObjectRecord`.
+    pub fn record_versioning(&self) -> (bool, bool) {
+        match self.versioning {
+            None => (false, false),
+            Some(BucketVersioning::Enabled) => (true, false),
+            Some(BucketVersioning::Suspended) => (true, true),
+        }
+    }
 }
 
 /// What a key may do in one bucket.
@@ -264,6 +287,11 @@ pub enum MetaCommand {
     SetBucketLifecycle {
         bucket: String,
         lifecycle: Option<LifecycleConfig>,
+    },
+    /// Sets a bucket's versioning status; answers with the bucket.
+    SetBucketVersioning {
+        bucket: String,
+        status: BucketVersioning,
     },
 }
 
@@ -479,6 +507,14 @@ impl Metadata {
             }
             MetaCommand::SetBucketLifecycle { bucket, lifecycle } => {
                 self.set_bucket_lifecycle(bucket, lifecycle)
+    },
+            MetaCommand::SetBucketVersioning { bucket, status } => {
+                let b = self
+                    .buckets
+                    .get_mut(bucket)
+                    .ok_or_else(|| MetaError::NoSuchBucket(bucket.clone()))?;
+                b.versioning = Some(*status);
+                Ok(MetaResult::Bucket(b.clone()))
             }
         }
     }

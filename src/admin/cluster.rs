@@ -182,9 +182,9 @@ fn lifecycle_summary(s: &StatusResponse) -> String {
     };
     let ago = (cairn_proto::ids::now_ms() - l.last_pass_ms).max(0) / 1000;
     let mut line = format!(
-        "last pass {ago}s ago; since start: {} pass(es), {} object(s) expired, {} upload(s) \
-         aborted",
-        l.passes, l.objects_expired, l.uploads_aborted
+        "last pass {ago}s ago; since start: {} pass(es), {} object(s) expired, {} version(s) \
+         removed, {} upload(s) aborted",
+        l.passes, l.objects_expired, l.versions_removed, l.uploads_aborted
     );
     if !l.last_error.is_empty() {
         line.push_str(&format!("; last pass failed: {}", l.last_error));

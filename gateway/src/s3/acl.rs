@@ -5,7 +5,7 @@
 use http::{Response, StatusCode};
 
 use super::list::bucket_owner;
-use super::object::visible_object;
+use super::versioning::{readable_version, requested_version};
 use super::{S3, S3Request, empty_response, read_checked_body, xml_response};
 use crate::body::ResponseBody;
 use crate::error::{S3Error, S3Result};
@@ -27,7 +27,7 @@ const GRANT_HEADERS: &[&str] = &[
 pub async fn get_acl(s3: &S3, req: S3Request) -> S3Result<Response<ResponseBody>> {
     let bucket = req.bucket()?;
     if let Some(key) = &req.key {
-        visible_object(s3, bucket, key).await?;
+        readable_version(s3, bucket, key, requested_version(&req)?).await?;
     }
     xml_response(
         StatusCode::OK,
@@ -41,7 +41,7 @@ pub async fn get_acl(s3: &S3, req: S3Request) -> S3Result<Response<ResponseBody>
 pub async fn put_acl(s3: &S3, req: S3Request) -> S3Result<Response<ResponseBody>> {
     let bucket = req.bucket()?.clone();
     if let Some(key) = &req.key {
-        visible_object(s3, &bucket, key).await?;
+        readable_version(s3, &bucket, key, requested_version(&req)?).await?;
     }
     if let Some(name) = GRANT_HEADERS.iter().find(|h| req.headers.contains_key(**h)) {
         return Err(S3Error::NotImplemented(format!("ACL grants ({name})")));

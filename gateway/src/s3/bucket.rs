@@ -1,5 +1,5 @@
 //! Bucket operations: ListBuckets, CreateBucket, DeleteBucket, HeadBucket,
-//! GetBucketLocation, GetBucketVersioning, GetBucketPolicy.
+//! GetBucketLocation, GetBucketPolicy.
 
 use cairn_proto::ids::now_ms;
 use cairn_proto::meta::{MetaCommand, MetaError, MetaResult};
@@ -10,9 +10,7 @@ use uuid::Uuid;
 use super::{S3, S3Request, empty_response, header_value, owner_of, xml_response};
 use crate::body::{self, ResponseBody};
 use crate::error::{S3Error, S3Result};
-use crate::xml::{
-    self, BucketInfo, ListAllMyBucketsResult, LocationConstraint, VersioningConfiguration, Xmlns,
-};
+use crate::xml::{self, BucketInfo, ListAllMyBucketsResult, LocationConstraint, Xmlns};
 
 /// Whether `name` is a valid S3 bucket name (AWS general-purpose bucket rules).
 pub fn valid_bucket_name(name: &str) -> bool {
@@ -159,17 +157,6 @@ pub async fn get_location(_s3: &S3, req: S3Request) -> S3Result<Response<Respons
 pub async fn get_policy(_s3: &S3, req: S3Request) -> S3Result<Response<ResponseBody>> {
     req.bucket()?;
     Err(S3Error::NoSuchBucketPolicy)
-}
-
-pub async fn get_versioning(_s3: &S3, req: S3Request) -> S3Result<Response<ResponseBody>> {
-    req.bucket()?;
-    xml_response(
-        StatusCode::OK,
-        xml::to_xml(&VersioningConfiguration {
-            xmlns: Xmlns,
-            ..Default::default()
-        }),
-    )
 }
 
 #[cfg(test)]

@@ -3,25 +3,35 @@
 
 use cairn_proto::ids::object_owner;
 use cairn_proto::pb::{self, RecordState, object_record::Body};
-use http::{Response, StatusCode};
+use http::{HeaderMap, Response, StatusCode};
+
+use cairn_proto::meta::{AccessKey, Bucket};
+use cairn_proto::versions::{VersionSelector, version_header};
 
 use super::object::{
-    announce_uploading, check_conditions, publish, record_from_headers, visible_object,
-    write_condition,
+    announce_uploading, check_conditions, publish, record_from_headers, write_condition,
 };
 use super::router::Access;
+use super::versioning::{new_record, parse_version_id, readable_version};
 use super::{S3, S3Request, check_rights, header_value, xml_response};
 use crate::body::ResponseBody;
-use crate::error::{S3Error, S3Result};
+use crate::error::{S3Error, S3Result, VERSION_ID_HEADER};
 use crate::xml::{self, CopyObjectResult, Xmlns};
 
+/// A parsed `x-amz-copy-source`.
+#[derive(Debug, PartialEq)]
+pub struct CopySource {
+    pub bucket: String,
+    pub key: String,
+    pub version: Option<VersionSelector>,
+}
+
 /// Parses `x-amz-copy-source` (`[/]bucket/key[?versionId=..]`, URL-encoded).
-pub fn parse_copy_source(value: &str) -> S3Result<(String, String)> {
+pub fn parse_copy_source(value: &str) -> S3Result<CopySource> {
     let invalid = || S3Error::InvalidArgument("Invalid copy source object key".into());
     let (path, query) = value.split_once('?').unwrap_or((value, ""));
-    if query.split('&').any(|p| p.starts_with("versionId=")) {
-        return Err(S3Error::NotImplemented("copying a specific version".into()));
-    }
+    let version_id = query.split('&').find_map(|p| p.strip_prefix("versionId="));
+    let version = parse_version_id(version_id)?;
     let path = percent_encoding::percent_decode_str(path)
         .decode_utf8()
         .map_err(|_| invalid())?;
@@ -30,19 +40,38 @@ pub fn parse_copy_source(value: &str) -> S3Result<(String, String)> {
     if bucket.is_empty() || key.is_empty() {
         return Err(invalid());
     }
-    Ok((bucket.to_string(), key.to_string()))
+    Ok(CopySource {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        version,
+    })
+}
+
+/// The source object of a CopyObject / UploadPartCopy: its bucket (which the requester must
+/// be allowed to read) and the version named, with the `x-amz-copy-source-if-*` conditions
+/// checked.
+pub async fn read_copy_source(
+    s3: &S3,
+    headers: &HeaderMap,
+    access_key: &AccessKey,
+) -> S3Result<(Bucket, pb::ObjectRecord)> {
+    let header = headers
+        .get("x-amz-copy-source")
+        .and_then(|v| v.to_str().ok());
+    let named = parse_copy_source(header.unwrap_or(""))?;
+    let bucket = s3.find_bucket(&named.bucket).await?;
+    check_rights(access_key, &bucket, Access::Read)?;
+    let source = readable_version(s3, &bucket, &named.key, named.version).await?;
+    check_conditions(headers, &source, "x-amz-copy-source-")?;
+    Ok((bucket, source))
 }
 
 pub async fn copy_object(s3: &S3, req: S3Request) -> S3Result<Response<ResponseBody>> {
     let bucket = req.bucket()?.clone();
     let key = req.key()?.to_string();
     let condition = write_condition(&req.headers)?;
-    let (source_bucket, source_key) =
-        parse_copy_source(req.header("x-amz-copy-source").unwrap_or(""))?;
-    let source_bucket = s3.find_bucket(&source_bucket).await?;
-    check_rights(&req.access_key, &source_bucket, Access::Read)?;
-    let source = visible_object(s3, &source_bucket, &source_key).await?;
-    check_conditions(&req.headers, &source, "x-amz-copy-source-")?;
+    let (source_bucket, source) = read_copy_source(s3, &req.headers, &req.access_key).await?;
+    let source_key = source.key.clone();
 
     let replace = match req.header("x-amz-metadata-directive").unwrap_or("COPY") {
         "COPY" => false,
@@ -64,12 +93,10 @@ pub async fn copy_object(s3: &S3, req: S3Request) -> S3Result<Response<ResponseB
         record_from_headers(&bucket, &key, &req.headers)?
     } else {
         pb::ObjectRecord {
-            bucket_id: bucket.id.as_bytes().to_vec(),
-            key: key.clone(),
             content_type: source.content_type.clone(),
             headers: source.headers.clone(),
             user_metadata: source.user_metadata.clone(),
-            ..Default::default()
+            ..new_record(&bucket, &key)
         }
     };
     record.size = source.size;
@@ -102,8 +129,13 @@ pub async fn copy_object(s3: &S3, req: S3Request) -> S3Result<Response<ResponseB
         etag: stored.etag.clone(),
     };
     let mut resp = xml_response(StatusCode::OK, xml::to_xml(&result))?;
-    resp.headers_mut()
-        .insert("x-amz-copy-source-version-id", header_value("null")?);
+    let headers = resp.headers_mut();
+    if let Some(id) = version_header(&source) {
+        headers.insert("x-amz-copy-source-version-id", header_value(&id)?);
+    }
+    if let Some(id) = version_header(&stored) {
+        headers.insert(VERSION_ID_HEADER, header_value(&id)?);
+    }
     Ok(resp)
 }
 
@@ -113,23 +145,28 @@ mod tests {
 
     #[test]
     fn copy_sources() {
+        let parsed = |v: &str| parse_copy_source(v).map(|c| (c.bucket, c.key, c.version.is_some()));
         assert_eq!(
-            parse_copy_source("/b/k%20x").unwrap(),
-            ("b".into(), "k x".into())
+            parsed("/b/k%20x").unwrap(),
+            ("b".into(), "k x".into(), false)
         );
         assert_eq!(
-            parse_copy_source("b/dir/k").unwrap(),
-            ("b".into(), "dir/k".into())
+            parsed("b/dir/k").unwrap(),
+            ("b".into(), "dir/k".into(), false)
         );
         assert_eq!(
-            parse_copy_source("b/%E2%9C%93+").unwrap(),
-            ("b".into(), "✓+".into())
+            parsed("b/%E2%9C%93+").unwrap(),
+            ("b".into(), "✓+".into(), false)
         );
-        assert!(parse_copy_source("b").is_err());
-        assert!(parse_copy_source("/b/").is_err());
+        assert!(parsed("b").is_err());
+        assert!(parsed("/b/").is_err());
+        assert_eq!(
+            parse_copy_source("b/k?versionId=null").unwrap().version,
+            Some(VersionSelector::Null)
+        );
         assert!(matches!(
             parse_copy_source("b/k?versionId=3"),
-            Err(S3Error::NotImplemented(_))
+            Err(S3Error::InvalidArgument(_))
         ));
     }
 }

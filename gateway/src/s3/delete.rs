@@ -4,7 +4,7 @@
 use futures::StreamExt;
 use http::{Response, StatusCode};
 
-use super::object::tombstone;
+use super::versioning::{delete_version, parse_version_id};
 use super::{S3, S3Request, xml_response};
 use crate::body::{self, ResponseBody};
 use crate::error::{S3Error, S3Result};
@@ -28,17 +28,13 @@ pub async fn delete_objects(s3: &S3, req: S3Request) -> S3Result<Response<Respon
         .map(|object| {
             let bucket = &bucket;
             async move {
-                let result = if object.version_id.is_some() {
-                    Err(S3Error::NotImplemented(
-                        "deleting a specific version".into(),
-                    ))
-                } else if object.key.is_empty() || object.key.len() > 1024 {
+                let result = if object.key.is_empty() || object.key.len() > 1024 {
                     Err(S3Error::KeyTooLongError)
                 } else {
-                    s3.cluster
-                        .coordinate(tombstone(bucket, &object.key))
-                        .await
-                        .map(|_| ())
+                    match parse_version_id(object.version_id.as_deref()) {
+                        Ok(selector) => delete_version(s3, bucket, &object.key, selector).await,
+                        Err(e) => Err(e),
+                    }
                 };
                 (object, result)
             }
@@ -52,11 +48,16 @@ pub async fn delete_objects(s3: &S3, req: S3Request) -> S3Result<Response<Respon
     };
     for (object, outcome) in outcomes {
         match outcome {
-            Ok(()) if doc.quiet => {}
-            Ok(()) => result.deleted.push(DeletedObject {
-                key: object.key,
-                ..Default::default()
-            }),
+            Ok(_) if doc.quiet => {}
+            Ok(deleted) => {
+                let marker = deleted.delete_marker;
+                result.deleted.push(DeletedObject {
+                    key: object.key,
+                    version_id: object.version_id,
+                    delete_marker: marker.then_some(true),
+                    delete_marker_version_id: deleted.version_id.filter(|_| marker),
+                })
+            }
             Err(e) => result.errors.push(DeleteError {
                 key: object.key,
                 code: e.code().to_string(),

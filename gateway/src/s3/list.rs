@@ -1,20 +1,24 @@
 //! ListObjects (V1), ListObjectsV2 and ListObjectVersions: pages of the merged node listings
-//! with prefix roll-up by delimiter, done here after the merge. Without bucket versioning,
-//! ListObjectVersions lists the current objects, each as its only version (`null`).
+//! with prefix roll-up by delimiter, done here after the merge. ListObjects shows each key's
+//! latest version unless it is a delete marker; ListObjectVersions every version and delete
+//! marker, per key newest first.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as TOKEN;
+use cairn_proto::VersionKey;
 use cairn_proto::meta::Bucket;
 use cairn_proto::pb::{self, ListRequest, RecordState};
+use cairn_proto::versions::{VersionSelector, is_delete_marker, version_id, version_key};
 use http::{Response, StatusCode};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
+use super::versioning::parse_version_id;
 use super::{S3, S3Request, owner_of, xml_response};
 use crate::body::ResponseBody;
 use crate::error::{S3Error, S3Result};
 use crate::xml::{
-    self, CommonPrefix, ListBucketResult, ListBucketResultV2, ListVersionsResult, ObjectInfo,
-    ObjectVersion, Xmlns,
+    self, CommonPrefix, DeleteMarkerEntry, ListBucketResult, ListBucketResultV2,
+    ListVersionsResult, ObjectInfo, ObjectVersion, Xmlns,
 };
 
 /// Largest page S3 returns.
@@ -159,9 +163,9 @@ impl Encoder {
     }
 }
 
-/// A page's common prefixes as `<CommonPrefixes>` elements.
-fn common_prefixes(page: &ListOutcome, enc: &Encoder) -> Vec<CommonPrefix> {
-    page.common_prefixes
+/// Common prefixes as `<CommonPrefixes>` elements.
+fn common_prefixes(prefixes: &[String], enc: &Encoder) -> Vec<CommonPrefix> {
+    prefixes
         .iter()
         .map(|p| CommonPrefix {
             prefix: enc.apply(p),
@@ -219,7 +223,7 @@ pub async fn list_objects_v1(s3: &S3, req: S3Request) -> S3Result<Response<Respo
             .iter()
             .map(|r| object_info(r, &enc, Some(owner.clone())))
             .collect(),
-        common_prefixes: common_prefixes(&page, &enc),
+        common_prefixes: common_prefixes(&page.common_prefixes, &enc),
     };
     xml_response(StatusCode::OK, xml::to_xml(&result))
 }
@@ -274,13 +278,108 @@ pub async fn list_objects_v2(s3: &S3, req: S3Request) -> S3Result<Response<Respo
             .iter()
             .map(|r| object_info(r, &enc, owner.clone()))
             .collect(),
-        common_prefixes: common_prefixes(&page, &enc),
+        common_prefixes: common_prefixes(&page.common_prefixes, &enc),
     };
     xml_response(StatusCode::OK, xml::to_xml(&result))
 }
 
-/// The version id of every object while versioning does not exist.
-const NULL_VERSION: &str = "null";
+/// One page of ListObjectVersions.
+#[derive(Default)]
+struct VersionsOutcome {
+    /// Versions and delete markers, each with whether it is its key's latest.
+    entries: Vec<(pb::ObjectRecord, bool)>,
+    common_prefixes: Vec<String>,
+    truncated: bool,
+    /// Where the next page starts: the last key or common prefix, and the last version id.
+    next: Option<(String, Option<String>)>,
+}
+
+/// Where a versions listing resumes: after `key` entirely, or inside it after `version`.
+#[derive(Clone)]
+struct VersionCursor {
+    key: String,
+    version: Option<VersionKey>,
+}
+
+impl VersionCursor {
+    /// Whether a merged entry lies at or before the cursor (already returned).
+    fn passed(&self, key: &str, version: VersionKey) -> bool {
+        key < self.key.as_str() || (key == self.key && self.version.is_none_or(|v| version >= v))
+    }
+}
+
+async fn list_versions_page(
+    s3: &S3,
+    bucket: &Bucket,
+    params: &ListParams,
+    start: VersionCursor,
+) -> S3Result<VersionsOutcome> {
+    let mut out = VersionsOutcome::default();
+    if params.max_keys == 0 {
+        return Ok(out);
+    }
+    // Starting inside a key, its first entry is not its latest version.
+    let mut latest_seen = start.version.map(|_| start.key.clone());
+    let mut cursor = start;
+    loop {
+        let returned = (out.entries.len() + out.common_prefixes.len()) as u32;
+        let page = s3
+            .cluster
+            .list(ListRequest {
+                bucket_id: bucket.id.as_bytes().to_vec(),
+                prefix: params.prefix.clone(),
+                start_after: cursor.key.clone(),
+                after_version: cursor.version.map(|v| v.to_pb()),
+                limit: (params.max_keys - returned + 1).clamp(2, MAX_KEYS + 1),
+                headers_only: true,
+                all_versions: true,
+                ..Default::default()
+            })
+            .await?;
+        for record in page.records {
+            let version = version_key(&record);
+            if cursor.passed(&record.key, version) {
+                continue;
+            }
+            cursor = VersionCursor {
+                key: record.key.clone(),
+                version: Some(version),
+            };
+            let is_latest = latest_seen.as_deref() != Some(record.key.as_str());
+            latest_seen = Some(record.key.clone());
+            if record.state() != RecordState::Complete && !is_delete_marker(&record) {
+                continue;
+            }
+            let entry = common_prefix(&record.key, &params.prefix, &params.delimiter);
+            if let Some(cp) = &entry
+                && (*cp <= params.after || out.common_prefixes.last() == Some(cp))
+            {
+                continue;
+            }
+            if (out.entries.len() + out.common_prefixes.len()) as u32 == params.max_keys {
+                out.truncated = true;
+                return Ok(out);
+            }
+            match entry {
+                Some(cp) => {
+                    cursor = VersionCursor {
+                        key: past_prefix(&cp),
+                        version: None,
+                    };
+                    out.next = Some((cp.clone(), None));
+                    out.common_prefixes.push(cp);
+                }
+                None => {
+                    out.next = Some((record.key.clone(), Some(version_id(&record))));
+                    out.entries.push((record, is_latest));
+                }
+            }
+        }
+        if page.complete {
+            return Ok(out);
+        }
+    }
+}
 
 pub async fn list_object_versions(s3: &S3, req: S3Request) -> S3Result<Response<ResponseBody>> {
     let bucket = req.bucket()?;
@@ -295,44 +394,62 @@ pub async fn list_object_versions(s3: &S3, req: S3Request) -> S3Result<Response<
     let params = ListParams {
         prefix: req.query.get("prefix").unwrap_or("").to_string(),
         delimiter: req.query.get("delimiter").unwrap_or("").to_string(),
-        // Each key has one version, so "after (key, version)" is "after key".
         after: key_marker.clone(),
         max_keys: max_keys(&req)?,
     };
-    let page = list_page(s3, bucket, &params).await?;
+    let start = VersionCursor {
+        key: key_marker.clone(),
+        version: match parse_version_id(Some(version_id_marker).filter(|v| !v.is_empty()))? {
+            None => None,
+            Some(VersionSelector::Id(v)) => Some(v),
+            // The null version's place among the key's versions is its stamp.
+            Some(VersionSelector::Null) => s3
+                .cluster
+                .get_record(&bucket.id, &key_marker, Some(VersionSelector::Null))
+                .await?
+                .map(|r| version_key(&r)),
+        },
+    };
+    let page = list_versions_page(s3, bucket, &params, start).await?;
     let owner = bucket_owner(bucket, &req);
-    let next_key = page.last.as_deref().filter(|_| page.truncated);
-    let last_is_prefix = page.common_prefixes.last().map(String::as_str) == next_key;
-    let result = ListVersionsResult {
+    let next = page.next.as_ref().filter(|_| page.truncated);
+    let mut result = ListVersionsResult {
         xmlns: Xmlns,
         name: bucket.name.clone(),
         prefix: enc.apply(&params.prefix),
         key_marker: enc.apply(&key_marker),
         version_id_marker: version_id_marker.to_string(),
-        next_key_marker: next_key.map(|k| enc.apply(k)),
-        next_version_id_marker: next_key
-            .filter(|_| !last_is_prefix)
-            .map(|_| NULL_VERSION.to_string()),
+        next_key_marker: next.map(|(k, _)| enc.apply(k)),
+        next_version_id_marker: next.and_then(|(_, v)| v.clone()),
         max_keys: params.max_keys,
         delimiter: (!params.delimiter.is_empty()).then(|| enc.apply(&params.delimiter)),
         encoding_type: enc.kind(),
         is_truncated: page.truncated,
-        versions: page
-            .contents
-            .iter()
-            .map(|r| ObjectVersion {
+        common_prefixes: common_prefixes(&page.common_prefixes, &enc),
+        ..Default::default()
+    };
+    for (r, is_latest) in &page.entries {
+        if is_delete_marker(r) {
+            result.delete_markers.push(DeleteMarkerEntry {
                 key: enc.apply(&r.key),
-                version_id: NULL_VERSION.into(),
-                is_latest: true,
+                version_id: version_id(r),
+                is_latest: *is_latest,
+                last_modified: xml::s3_timestamp(r.last_modified_ms),
+                owner: owner.clone(),
+            });
+        } else {
+            result.versions.push(ObjectVersion {
+                key: enc.apply(&r.key),
+                version_id: version_id(r),
+                is_latest: *is_latest,
                 last_modified: xml::s3_timestamp(r.last_modified_ms),
                 etag: r.etag.clone(),
                 size: r.size,
                 storage_class: "STANDARD".into(),
                 owner: owner.clone(),
-            })
-            .collect(),
-        common_prefixes: common_prefixes(&page, &enc),
-    };
+            });
+        }
+    }
     xml_response(StatusCode::OK, xml::to_xml(&result))
 }
 

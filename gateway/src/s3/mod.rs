@@ -11,6 +11,7 @@ mod multipart;
 pub(crate) mod object;
 pub mod post;
 pub mod router;
+pub mod versioning;
 mod website;
 mod writer;
 
@@ -160,7 +161,8 @@ impl S3 {
                 "{} is served before authentication",
                 req.endpoint.name()
             ))),
-            GetBucketVersioning => bucket::get_versioning(self, req).await,
+            GetBucketVersioning => versioning::get_versioning(self, req).await,
+            PutBucketVersioning => versioning::put_versioning(self, req).await,
             GetBucketWebsite => website::get_website(self, req).await,
             PutBucketWebsite => website::put_website(self, req).await,
             DeleteBucketWebsite => website::delete_website(self, req).await,
@@ -174,7 +176,7 @@ impl S3 {
             CopyObject => copy::copy_object(self, req).await,
             GetObject => object::get_object(self, req, true).await,
             HeadObject => object::get_object(self, req, false).await,
-            DeleteObject => object::delete_object(self, req).await,
+            DeleteObject => versioning::delete_object(self, req).await,
             CreateMultipartUpload => multipart::create_upload(self, req).await,
             UploadPart => multipart::upload_part(self, req).await,
             UploadPartCopy => multipart::upload_part_copy(self, req).await,

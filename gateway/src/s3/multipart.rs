@@ -28,14 +28,14 @@ use md5::{Digest, Md5};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use uuid::Uuid;
 
-use super::copy::parse_copy_source;
+use super::copy::read_copy_source;
 use super::object::{
-    announce_uploading, check_conditions, declared_length, publish, record_from_headers,
-    visible_object, write_condition,
+    announce_uploading, declared_length, publish, record_from_headers, write_condition,
 };
-use super::router::{Access, Query};
+use super::router::Query;
+use super::versioning::new_record;
 use super::writer::{BlockCutter, owned_refs, release, write_blocks};
-use super::{S3, S3Request, check_rights, empty_response, header_value, owner_of, xml_response};
+use super::{S3, S3Request, empty_response, header_value, owner_of, xml_response};
 use crate::body::{self, BodyStream, ResponseBody};
 use crate::checksum::{self, BodyHasher, ChecksumAlgorithm, RequestedChecksum};
 use crate::error::{S3Error, S3Result};
@@ -465,13 +465,8 @@ pub async fn upload_part_copy(s3: &S3, req: S3Request) -> S3Result<Response<Resp
     let key = req.key()?.to_string();
     let number = parse_part_number(req.query.get("partNumber").unwrap_or(""))?;
     let upload_id = upload_id_param(&req.query)?.to_string();
-    let (source_bucket, source_key) =
-        parse_copy_source(req.header("x-amz-copy-source").unwrap_or(""))?;
-    let source_bucket = s3.find_bucket(&source_bucket).await?;
-    check_rights(&req.access_key, &source_bucket, Access::Read)?;
     let upload = find_upload(s3, &bucket, &key, &upload_id, false).await?;
-    let source = visible_object(s3, &source_bucket, &source_key).await?;
-    check_conditions(&req.headers, &source, "x-amz-copy-source-")?;
+    let (_, source) = read_copy_source(s3, &req.headers, &req.access_key).await?;
     let range = req
         .header("x-amz-copy-source-range")
         .map(|r| parse_copy_range(r, source.size))
@@ -725,15 +720,13 @@ pub async fn complete_upload(s3: &S3, req: S3Request) -> S3Result<Response<Respo
         blocks.extend(to_pointers(&part.blocks)?);
     }
     let mut record = pb::ObjectRecord {
-        bucket_id: bucket.id.as_bytes().to_vec(),
-        key: key.clone(),
         content_type: template.content_type.clone(),
         headers: template.headers.clone().into_iter().collect(),
         user_metadata: template.user_metadata.clone().into_iter().collect(),
         // The uploading record carries the blocks, so that if this Complete dies before the
         // flip, the record's expiry releases the references taken below.
         body: Some(Body::Blocks(pb::BlockList { blocks })),
-        ..Default::default()
+        ..new_record(&bucket, &key)
     };
     let version = announce_uploading(s3, &mut record, &condition).await?;
     let owner = object_owner(&record.bucket_id, &key, &version);
@@ -809,6 +802,10 @@ pub async fn complete_upload(s3: &S3, req: S3Request) -> S3Result<Response<Respo
         );
         resp.headers_mut()
             .insert("x-amz-checksum-type", header_value(&c.kind)?);
+    }
+    if let Some(id) = cairn_proto::versions::version_header(&stored) {
+        resp.headers_mut()
+            .insert(crate::error::VERSION_ID_HEADER, header_value(&id)?);
     }
     Ok(resp)
 }

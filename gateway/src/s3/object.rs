@@ -1,5 +1,4 @@
-//! Object operations: PutObject, GetObject / HeadObject (Range, conditional requests),
-//! DeleteObject, and the record ↔ HTTP header mapping they share with CopyObject.
+//! Object operations: PutObject, GetObject / HeadObject (Range, conditional requests), and the record ↔ HTTP header mapping they share with CopyObject.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -9,8 +8,9 @@ use cairn_proto::meta::Bucket;
 use cairn_proto::pb::{self, RecordState, object_record::Body};
 use http::{HeaderMap, Response, StatusCode, header};
 
+use super::versioning::{new_record, readable_version, requested_version, with_version_id};
 use super::writer::{BlockCutter, owned_refs, release, write_blocks};
-use super::{S3, S3Request, empty_response, header_value};
+use super::{S3, S3Request, header_value};
 use crate::body::{self, ResponseBody};
 use crate::checksum::{self, BodyDigests, BodyHasher};
 use crate::error::{S3Error, S3Result};
@@ -79,12 +79,10 @@ pub fn record_from_headers(
         ));
     }
     Ok(pb::ObjectRecord {
-        bucket_id: bucket.id.as_bytes().to_vec(),
-        key: key.to_string(),
         content_type: text("content-type").unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_string()),
         headers: stored,
         user_metadata,
-        ..Default::default()
+        ..new_record(bucket, key)
     })
 }
 
@@ -294,7 +292,7 @@ pub async fn put_object(s3: &S3, req: S3Request) -> S3Result<Response<ResponseBo
 
     mark_complete(&mut record, size, &digests);
     let stored = publish(s3, record, condition).await?;
-    let mut resp = Response::builder()
+    let mut resp = with_version_id(Response::builder(), &stored)?
         .status(StatusCode::OK)
         .header(header::ETAG, header_value(&stored.etag)?);
     for c in &stored.checksums {
@@ -312,15 +310,8 @@ pub fn no_record() -> S3Error {
     S3Error::InternalError("the coordinator returned no record".into())
 }
 
-/// The newest complete record of a key, or NoSuchKey.
-pub async fn visible_object(s3: &S3, bucket: &Bucket, key: &str) -> S3Result<pb::ObjectRecord> {
-    match s3.cluster.get_record(&bucket.id, key).await? {
-        Some(r) if r.state() == RecordState::Complete => Ok(r),
-        _ => Err(S3Error::NoSuchKey),
-    }
-}
-
-fn http_date(ms: i64) -> String {
+/// An HTTP date (Last-Modified) of unix milliseconds.
+pub(super) fn http_date(ms: i64) -> String {
     httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))
 }
 
@@ -443,7 +434,7 @@ pub fn object_headers(
     for (name, value) in &record.user_metadata {
         resp = resp.header(format!("x-amz-meta-{name}"), header_value(value)?);
     }
-    Ok(resp)
+    with_version_id(resp, record)
 }
 
 pub async fn get_object(
@@ -451,7 +442,8 @@ pub async fn get_object(
     req: S3Request,
     with_body: bool,
 ) -> S3Result<Response<ResponseBody>> {
-    let record = visible_object(s3, req.bucket()?, req.key()?).await?;
+    let selector = requested_version(&req)?;
+    let record = readable_version(s3, req.bucket()?, req.key()?, selector).await?;
     serve_object(s3, &record, &req.headers, &req.query, with_body)
 }
 
@@ -529,23 +521,6 @@ pub fn serve_object(
     };
     resp.body(body)
         .map_err(|e| S3Error::InternalError(e.to_string()))
-}
-
-/// A tombstone record for `key`.
-pub fn tombstone(bucket: &Bucket, key: &str) -> pb::ObjectRecord {
-    pb::ObjectRecord {
-        bucket_id: bucket.id.as_bytes().to_vec(),
-        key: key.to_string(),
-        state: RecordState::Tombstone as i32,
-        ..Default::default()
-    }
-}
-
-pub async fn delete_object(s3: &S3, req: S3Request) -> S3Result<Response<ResponseBody>> {
-    s3.cluster
-        .coordinate(tombstone(req.bucket()?, req.key()?))
-        .await?;
-    empty_response(StatusCode::NO_CONTENT)
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub enum Endpoint {
     GetBucketLocation,
     GetBucketAcl,
     GetBucketVersioning,
+    PutBucketVersioning,
     GetBucketWebsite,
     PutBucketWebsite,
     DeleteBucketWebsite,
@@ -80,7 +81,9 @@ impl Endpoint {
             | UploadPartCopy
             | CompleteMultipartUpload
             | AbortMultipartUpload => Access::Write,
-            DeleteBucket | GetBucketAcl | GetBucketVersioning => Access::Owner,
+            DeleteBucket | GetBucketAcl | GetBucketVersioning | PutBucketVersioning => {
+                Access::Owner
+            }
             GetBucketWebsite | PutBucketWebsite | DeleteBucketWebsite => Access::Owner,
             GetBucketLifecycle | PutBucketLifecycle | DeleteBucketLifecycle => Access::Owner,
         }
@@ -97,6 +100,7 @@ impl Endpoint {
             GetBucketLocation => "GetBucketLocation",
             GetBucketAcl => "GetBucketAcl",
             GetBucketVersioning => "GetBucketVersioning",
+            PutBucketVersioning => "PutBucketVersioning",
             GetBucketWebsite => "GetBucketWebsite",
             PutBucketWebsite => "PutBucketWebsite",
             DeleteBucketWebsite => "DeleteBucketWebsite",
@@ -175,6 +179,7 @@ fn is_value_parameter(name: &str) -> bool {
         "upload-id-marker",
         "max-uploads",
         "part-number-marker",
+        "versionId",
         "max-parts",
         "version-id-marker",
     ];
@@ -241,6 +246,7 @@ pub fn route(
             Method::GET if sub("location") => GetBucketLocation,
             Method::GET if sub("acl") => GetBucketAcl,
             Method::GET if sub("versioning") => GetBucketVersioning,
+            Method::PUT if sub("versioning") => PutBucketVersioning,
             Method::GET if sub("website") => GetBucketWebsite,
             Method::PUT if sub("website") => PutBucketWebsite,
             Method::DELETE if sub("website") => DeleteBucketWebsite,
@@ -425,7 +431,6 @@ mod tests {
             "inventory",
             "tagging",
             "replication",
-            "versionId=1",
         ] {
             assert!(
                 matches!(

@@ -566,8 +566,27 @@ pub struct ListVersionsResult {
     /// One `<Version>` per object version.
     #[serde(rename = "Version")]
     pub versions: Vec<ObjectVersion>,
+    /// One `<DeleteMarker>` per delete marker.
+    #[serde(rename = "DeleteMarker")]
+    pub delete_markers: Vec<DeleteMarkerEntry>,
     /// One `<CommonPrefixes>` per rolled-up prefix.
     pub common_prefixes: Vec<CommonPrefix>,
+}
+
+/// One `<DeleteMarker>` of a ListObjectVersions response.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeleteMarkerEntry {
+    /// Object key.
+    pub key: String,
+    /// Version id of the marker.
+    pub version_id: String,
+    /// Whether the marker is the key's current version.
+    pub is_latest: bool,
+    /// See [`s3_timestamp`](super::s3_timestamp).
+    pub last_modified: String,
+    /// Who made the marker.
+    pub owner: Owner,
 }
 
 /// One `<Version>` of a ListObjectVersions response.

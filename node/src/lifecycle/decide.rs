@@ -8,6 +8,8 @@
 use cairn_proto::meta::LifecycleRule;
 use cairn_proto::pb::{self, RecordState};
 
+use cairn_proto::versions::is_delete_marker;
+
 use crate::store::index::{is_visible, version_of};
 
 /// One thing to do to a key.
@@ -66,7 +68,7 @@ pub fn decide(
                 actions.push(Action::ExpireCurrent((*current).clone()));
             }
         }
-        _ if older.is_empty() => {
+        _ if older.is_empty() && is_delete_marker(current) => {
             // A delete marker with no version behind it.
             let due = rules.iter().any(|rule| {
                 rule.expiration
@@ -246,18 +248,25 @@ mod tests {
             }),
             ..rule("logs/")
         }];
-        let alone = [version("logs/a", RecordState::Tombstone, 0)];
+        let marker = |key: &str, written| pb::ObjectRecord {
+            versioned: true,
+            ..version(key, RecordState::Tombstone, written)
+        };
+        let alone = [marker("logs/a", 0)];
         assert_eq!(
             decide(&rules, &alone, 0, DAY),
             vec![Action::RemoveVersion(alone[0].clone())]
         );
+        // An unversioned tombstone is no delete marker: the collector takes it.
+        let tombstone = [version("logs/a", RecordState::Tombstone, 0)];
+        assert!(decide(&rules, &tombstone, 0, DAY).is_empty());
         // Not while an older version remains behind it.
         let behind = [
             live("logs/a", 0),
-            version("logs/a", RecordState::Tombstone, 1),
+            marker("logs/a", 1),
         ];
         assert!(decide(&rules, &behind, 10_000, DAY).is_empty());
-        let elsewhere = [version("x", RecordState::Tombstone, 0)];
+        let elsewhere = [marker("x", 0)];
         assert!(decide(&rules, &elsewhere, 0, DAY).is_empty());
     }
 }

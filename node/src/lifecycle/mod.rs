@@ -25,7 +25,8 @@ use uuid::Uuid;
 
 pub use decide::{Action, decide};
 
-use crate::coordinator::{drop_refs, expire_current};
+use crate::coordinator::{coordinate, drop_refs, expire_current};
+use cairn_proto::versions::purge_of;
 use crate::state::NodeState;
 
 /// Most actions one bucket gets per pass (the rest wait for the next pass).
@@ -55,6 +56,7 @@ pub struct LifecycleState {
     last_pass_ms: AtomicI64,
     passes: AtomicU64,
     objects_expired: AtomicU64,
+    versions_removed: AtomicU64,
     uploads_aborted: AtomicU64,
     last_error: Mutex<String>,
 }
@@ -66,6 +68,7 @@ impl LifecycleState {
             last_pass_ms: self.last_pass_ms.load(Ordering::Relaxed),
             passes: self.passes.load(Ordering::Relaxed),
             objects_expired: self.objects_expired.load(Ordering::Relaxed),
+            versions_removed: self.versions_removed.load(Ordering::Relaxed),
             uploads_aborted: self.uploads_aborted.load(Ordering::Relaxed),
             last_error: self
                 .last_error
@@ -116,6 +119,7 @@ async fn unreachable_nodes(state: &Arc<NodeState>) -> HashSet<Uuid> {
                             bucket_id: Uuid::nil().as_bytes().to_vec(),
                             key: String::new(),
                             layout_version: 0,
+                            ..Default::default()
                         })
                         .await
                 };
@@ -205,7 +209,7 @@ async fn expire_objects(
     for action in actions {
         match action {
             Action::ExpireCurrent(record) => {
-                if expire_current(state, &record).await? {
+                if expire_current(state, bucket, &record).await? {
                     state
                         .lifecycle
                         .objects_expired
@@ -214,13 +218,12 @@ async fn expire_objects(
                 }
             }
             Action::RemoveVersion(record) => {
-                // Removing one version cluster-wide is the versioning work's (DeleteObject
-                // with a version id); until then such versions stay.
-                tracing::debug!(
-                    bucket = %bucket.name,
-                    key = %record.key,
-                    "lifecycle: version removal not available yet"
-                );
+                coordinate(state, purge_of(&record)).await?;
+                state
+                    .lifecycle
+                    .versions_removed
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(bucket = %bucket.name, key = %record.key, "lifecycle: version removed");
             }
         }
     }

@@ -102,6 +102,9 @@ impl fmt::Display for MetaRequest {
                 let action = if lifecycle.is_some() { "set" } else { "remove" };
                 write!(f, "SetBucketLifecycle({bucket}, {action})")
             }
+            MetaCommand::SetBucketVersioning { bucket, status } => {
+                write!(f, "SetBucketVersioning({bucket}, {status:?})")
+            }
         }
     }
 }

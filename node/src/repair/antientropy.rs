@@ -24,8 +24,10 @@ use super::blocks::{Sweep, ensure_blocks};
 use super::digest::{self, from_ranges, to_ranges};
 use super::{AntiEntropyConfig, blocking};
 use crate::coordinator::store_local;
+use crate::rpc::read_record;
 use crate::state::NodeState;
-use crate::store::index::{bucket_of, version_of};
+use crate::store::index::{bucket_of, is_purged, is_visible, version_of};
+use cairn_proto::versions::supersedes;
 
 /// Summaries per page asked from a peer.
 const SUMMARY_PAGE: u32 = 1000;
@@ -261,7 +263,8 @@ async fn pull_from(
     }
 }
 
-/// The keys of the summaries this node has no version of, or only an older one.
+/// The record versions of the summaries this node lacks: neither that version (visible or
+/// purged) nor a visible version superseding it.
 async fn newer_than_local(
     state: &NodeState,
     summaries: Vec<pb::ObjectRecord>,
@@ -270,12 +273,17 @@ async fn newer_than_local(
     blocking(move || {
         let mut wanted = Vec::new();
         for summary in summaries {
-            let local = index.newest_visible(&bucket_of(&summary), &summary.key)?;
-            if local.is_none_or(|l| version_of(&l) < version_of(&summary)) {
+            let held = index.versions(&bucket_of(&summary), &summary.key)?;
+            let covered = held.iter().any(|l| {
+                (version_of(l) == version_of(&summary) && (is_visible(l) || is_purged(l)))
+                    || (is_visible(l) && is_visible(&summary) && supersedes(l, &summary))
+            });
+            if !covered {
                 wanted.push(GetRecordRequest {
                     bucket_id: summary.bucket_id,
                     key: summary.key,
-                    layout_version: 0,
+                    version: summary.version,
+                    ..Default::default()
                 });
             }
         }
@@ -337,29 +345,33 @@ pub async fn serve_records(
     Ok(PartitionRecordsResponse { summaries, next })
 }
 
-/// `GetRecords`: the newest visible record of each asked key.
+/// `GetRecords`: for each asked key, the version asked for or the newest visible record
+/// (a purged version comes back as its purge marker).
 pub async fn serve_get_records(
     state: &NodeState,
     req: GetRecordsRequest,
 ) -> Result<GetRecordsResponse, Status> {
     state.check_layout(req.layout_version)?;
-    let keys = req
-        .keys
-        .into_iter()
-        .map(|k| {
-            let bucket = Uuid::from_slice(&k.bucket_id)
-                .map_err(|_| Status::invalid_argument("bucket id must be 16 bytes"))?;
-            Ok((bucket, k.key))
-        })
-        .collect::<Result<Vec<_>, Status>>()?;
     let index = state.index.clone();
-    let records = blocking(move || {
-        let mut out = Vec::with_capacity(keys.len());
-        for (bucket, key) in keys {
-            out.extend(index.newest_visible(&bucket, &key)?);
+    let records = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::with_capacity(req.keys.len());
+        for key in &req.keys {
+            let answer = read_record(&index, key)?;
+            match (answer.record, key.version.is_some()) {
+                (Some(record), _) => out.push(record),
+                (None, true) if !answer.purged.is_empty() => out.push(pb::ObjectRecord {
+                    bucket_id: key.bucket_id.clone(),
+                    key: key.key.clone(),
+                    version: key.version.clone(),
+                    state: RecordState::Purged as i32,
+                    ..Default::default()
+                }),
+                _ => {}
+            }
         }
-        Ok(out)
+        Ok::<_, Status>(out)
     })
-    .await?;
+    .await
+    .map_err(|e| Status::internal(e.to_string()))??;
     Ok(GetRecordsResponse { records })
 }

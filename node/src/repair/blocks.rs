@@ -21,7 +21,8 @@ use super::blocking;
 use crate::coordinator::{index_status, release_blocks};
 use crate::state::NodeState;
 use crate::store::Op;
-use crate::store::index::{bucket_of, version_of};
+use crate::store::index::{bucket_of, is_visible, version_of};
+use cairn_proto::versions::VersionSelector;
 
 /// Which of `refs` this node lacks: blocks it has no file for, and references on blocks it
 /// holds. Read-only.
@@ -317,14 +318,17 @@ fn block_node(state: &Arc<NodeState>, node: &LayoutNode) -> Result<Arc<dyn Block
     Ok(Arc::new(GrpcBlockNode(state.peers.blocks(&node.addr)?)))
 }
 
-/// Drops again the references taken for records that a newer version replaced meanwhile
-/// (its write released them, possibly before they were added here).
+/// Drops again the references taken for records that were replaced or purged meanwhile
+/// (that write released them, possibly before they were added here).
 async fn release_superseded(state: &Arc<NodeState>, records: &[pb::ObjectRecord]) {
     let stale: Vec<pb::ObjectRecord> = records
         .iter()
         .filter(|r| {
-            let newest = state.index.newest_visible(&bucket_of(r), &r.key);
-            matches!(newest, Ok(n) if n.as_ref().map(version_of) != Some(version_of(r)))
+            let held =
+                state
+                    .index
+                    .selected(&bucket_of(r), &r.key, VersionSelector::Id(version_of(r)));
+            matches!(held, Ok(h) if !h.as_ref().is_some_and(is_visible))
         })
         .cloned()
         .collect();

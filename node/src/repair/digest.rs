@@ -6,7 +6,7 @@ use cairn_proto::pb;
 use cairn_proto::ring::{Partition, find_partition, hash64, object_hash};
 use tonic::Status;
 
-use crate::store::index::{bucket_of, is_visible};
+use crate::store::index::{bucket_of, is_purged, is_visible, summary_of};
 use crate::store::{Index, IndexError};
 
 /// Most records one summaries page looks at, so a page over sparse partitions still returns
@@ -40,7 +40,7 @@ pub fn from_ranges(ranges: &[pb::HashRange]) -> Result<Vec<Partition>, Status> {
 
 /// Which of `parts` a visible record falls in.
 fn partition_of(parts: &[Partition], record: &pb::ObjectRecord) -> Option<usize> {
-    if !is_visible(record) {
+    if !is_visible(record) && !is_purged(record) {
         return None;
     }
     find_partition(parts, object_hash(&bucket_of(record), &record.key))
@@ -70,18 +70,7 @@ pub fn digests(index: &Index, parts: &[Partition]) -> Result<Vec<pb::PartitionDi
     Ok(out)
 }
 
-/// A record reduced to what a peer compares: bucket, key, version, state.
-fn summary(record: pb::ObjectRecord) -> pb::ObjectRecord {
-    pb::ObjectRecord {
-        bucket_id: record.bucket_id,
-        key: record.key,
-        version: record.version,
-        state: record.state,
-        ..Default::default()
-    }
-}
-
-/// Up to `limit` summaries of visible records in `parts`, in index order after the cursor
+/// Up to `limit` summaries of the visible and purged records in `parts`, in index order after the cursor
 /// `after` (empty = from the start), and the cursor to continue from (empty at the end).
 pub fn summaries(
     index: &Index,
@@ -93,7 +82,7 @@ pub fn summaries(
     index.scan((!after.is_empty()).then_some(after), |raw, record| {
         looked += 1;
         if partition_of(parts, &record).is_some() {
-            out.push(summary(record));
+            out.push(summary_of(&record));
         }
         if out.len() >= limit || looked >= PAGE_SCAN_BUDGET {
             next = raw.to_vec();

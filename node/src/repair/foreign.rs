@@ -7,16 +7,17 @@
 
 use std::sync::Arc;
 
+use cairn_proto::Placement;
 use cairn_proto::ids::BlockId;
 use cairn_proto::meta::LayoutNode;
-use cairn_proto::pb::{self, GetRecordRequest, RecordState};
+use cairn_proto::pb::{self, RecordState};
 use cairn_proto::ring::{block_hash, object_hash};
-use cairn_proto::{Placement, VersionKey};
 use prost::Message;
 use tonic::Status;
 
 use super::blocking;
 use super::blocks::ask_missing;
+use super::holds::replica_holds;
 use crate::state::NodeState;
 use crate::store::Op;
 use crate::store::index::{bucket_of, version_of};
@@ -112,37 +113,22 @@ async fn drop_records(
     }
 }
 
-/// Whether every current replica of the record's key holds its version or a newer one
-/// (for a tombstone, also nothing: the delete has been collected there).
+/// Whether every current replica of the record's key holds it (see [`replica_holds`]).
 async fn replicas_hold_record(
     state: &NodeState,
     placement: &Placement,
     record: &pb::ObjectRecord,
 ) -> bool {
-    let ours = version_of(record);
-    let tombstone = record.state() == RecordState::Tombstone;
     let bucket = bucket_of(record);
     let asks = placement
         .current()
         .replicas(object_hash(&bucket, &record.key))
         .into_iter()
-        .map(|node| {
-            let req = GetRecordRequest {
-                bucket_id: record.bucket_id.clone(),
-                key: record.key.clone(),
-                layout_version: placement.version(),
-            };
-            let client = state.peers.objects(&node.addr);
-            async move { client?.get(req).await.map(|r| r.into_inner().record) }
-        });
+        .map(|node| replica_holds(state, &node.addr, placement.version(), record));
     futures::future::join_all(asks)
         .await
         .into_iter()
-        .all(|answer| match answer {
-            Ok(Some(r)) => r.version.as_ref().and_then(VersionKey::from_pb) >= Some(ours),
-            Ok(None) => tombstone,
-            Err(_) => false,
-        })
+        .all(|held| held)
 }
 
 async fn drop_blocks(

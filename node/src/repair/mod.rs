@@ -36,6 +36,7 @@ pub mod blocks;
 pub mod digest;
 mod foreign;
 pub mod rebalance;
+pub mod holds;
 mod transition;
 
 use std::sync::Arc;

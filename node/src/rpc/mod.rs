@@ -21,6 +21,7 @@ use crate::raft::{MembershipHandler, meta_service_with};
 use crate::state::NodeState;
 
 pub use block::MAX_BLOCK;
+pub use object::read_record;
 
 /// Serves BlockService, ObjectService, MetaService (with `membership` answering Join and
 /// Hello) and AdminService on `listener` until the

@@ -15,7 +15,10 @@ use uuid::Uuid;
 use crate::coordinator::{coordinate_if, index_status, store_local};
 use crate::repair;
 use crate::state::NodeState;
-use crate::store::ListQuery;
+use crate::store::index::is_purged;
+use crate::store::{Index, ListQuery};
+use cairn_proto::VersionKey;
+use cairn_proto::versions::VersionSelector;
 
 /// Largest listing page a node answers.
 const MAX_LIST: u32 = 10_000;
@@ -24,6 +27,38 @@ pub struct ObjectRpc(pub Arc<NodeState>);
 
 fn bucket_id(raw: &[u8]) -> Result<Uuid, Status> {
     Uuid::from_slice(raw).map_err(|_| Status::invalid_argument("bucket id must be 16 bytes"))
+}
+
+/// Answers a `Get` from the local index: the version asked for (by id or the null version),
+/// or the newest visible record with the purged versions newer than it.
+pub fn read_record(index: &Index, req: &GetRecordRequest) -> Result<GetRecordResponse, Status> {
+    let bucket = bucket_id(&req.bucket_id)?;
+    let selector = match &req.version {
+        Some(v) => Some(VersionSelector::Id(
+            VersionKey::from_pb(v).ok_or_else(|| Status::invalid_argument("bad version"))?,
+        )),
+        None => req.null_version.then_some(VersionSelector::Null),
+    };
+    if let Some(selector) = selector {
+        let record = index
+            .selected(&bucket, &req.key, selector)
+            .map_err(index_status)?;
+        return Ok(match record {
+            Some(r) if is_purged(&r) => GetRecordResponse {
+                record: None,
+                purged: r.version.into_iter().collect(),
+            },
+            record => GetRecordResponse {
+                record,
+                purged: Vec::new(),
+            },
+        });
+    }
+    let latest = index.latest(&bucket, &req.key).map_err(index_status)?;
+    Ok(GetRecordResponse {
+        purged: latest.purged_versions(),
+        record: latest.record,
+    })
 }
 
 #[tonic::async_trait]
@@ -61,14 +96,10 @@ impl ObjectService for ObjectRpc {
         &self,
         req: Request<GetRecordRequest>,
     ) -> Result<Response<GetRecordResponse>, Status> {
-        let req = req.into_inner();
-        let bucket = bucket_id(&req.bucket_id)?;
-        let record = self
-            .0
-            .index
-            .newest_visible(&bucket, &req.key)
-            .map_err(index_status)?;
-        Ok(Response::new(GetRecordResponse { record }))
+        Ok(Response::new(read_record(
+            &self.0.index,
+            &req.into_inner(),
+        )?))
     }
 
     async fn partition_digests(
@@ -107,6 +138,8 @@ impl ObjectService for ObjectRpc {
             delimiter: req.delimiter,
             limit: req.limit.clamp(1, MAX_LIST) as usize,
             headers_only: req.headers_only,
+            all_versions: req.all_versions,
+            after_version: req.after_version.as_ref().and_then(VersionKey::from_pb),
         };
         let index = self.0.index.clone();
         let (records, truncated) = tokio::task::spawn_blocking(move || index.list(&query))

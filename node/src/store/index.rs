@@ -120,18 +120,29 @@ pub struct Index {
     writer: mpsc::UnboundedSender<Batch>,
 }
 
-/// Whether a record is visible to reads (complete or tombstone).
-pub fn is_visible(r: &pb::ObjectRecord) -> bool {
-    matches!(r.state(), RecordState::Complete | RecordState::Tombstone)
+use cairn_proto::versions::{VersionSelector, supersedes};
+pub use cairn_proto::versions::{is_purged, is_visible};
+
+/// The newest visible record of a key on this node, and the versions of the key purged here
+/// that are newer than it (see `GetRecordResponse`).
+#[derive(Debug, Default, Clone)]
+pub struct Latest {
+    pub record: Option<pb::ObjectRecord>,
+    pub purged: Vec<pb::ObjectRecord>,
+}
+
+impl Latest {
+    /// The purged versions, as the wire carries them.
+    pub fn purged_versions(&self) -> Vec<pb::Version> {
+        self.purged
+            .iter()
+            .filter_map(|r| r.version.clone())
+            .collect()
+    }
 }
 
 /// The version of a record (records in the index always carry one).
-pub fn version_of(r: &pb::ObjectRecord) -> VersionKey {
-    r.version
-        .as_ref()
-        .and_then(VersionKey::from_pb)
-        .unwrap_or_default()
-}
+pub use cairn_proto::versions::version_key as version_of;
 
 /// The bucket uuid of a record.
 pub fn bucket_of(r: &pb::ObjectRecord) -> Uuid {
@@ -209,13 +220,52 @@ impl Index {
         bucket: &Uuid,
         key: &str,
     ) -> Result<Option<pb::ObjectRecord>, IndexError> {
+        Ok(self.latest(bucket, key)?.record)
+    }
+
+    /// The newest visible record of a key and the purged versions newer than it.
+    pub fn latest(&self, bucket: &Uuid, key: &str) -> Result<Latest, IndexError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(OBJECTS)?;
         let prefix = keys::key_prefix(bucket, key);
         let range = table.range(prefix.as_slice()..keys::after_key(bucket, key).as_slice())?;
+        let mut latest = Latest::default();
         for entry in range.rev() {
             let record = decode(entry?.1.value())?;
             if is_visible(&record) {
+                latest.record = Some(record);
+                break;
+            }
+            if is_purged(&record) {
+                latest.purged.push(record);
+            }
+        }
+        Ok(latest)
+    }
+
+    /// The version of a key that `selector` names, visible or purged (the newest such for
+    /// the null version).
+    pub fn selected(
+        &self,
+        bucket: &Uuid,
+        key: &str,
+        selector: VersionSelector,
+    ) -> Result<Option<pb::ObjectRecord>, IndexError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(OBJECTS)?;
+        if let VersionSelector::Id(version) = selector {
+            let raw = keys::record_key(bucket, key, &version);
+            return table
+                .get(raw.as_slice())?
+                .map(|v| decode(v.value()))
+                .transpose()
+                .map(|r| r.filter(|r| is_visible(r) || is_purged(r)));
+        }
+        let prefix = keys::key_prefix(bucket, key);
+        let range = table.range(prefix.as_slice()..keys::after_key(bucket, key).as_slice())?;
+        for entry in range.rev() {
+            let record = decode(entry?.1.value())?;
+            if (is_visible(&record) || is_purged(&record)) && selector.selects(&record) {
                 return Ok(Some(record));
             }
         }
@@ -245,6 +295,9 @@ impl Index {
     /// prefix are skipped once a live entry for that prefix has been returned. Returns the
     /// records and whether `limit` cut the answer.
     pub fn list(&self, req: &ListQuery) -> Result<(Vec<pb::ObjectRecord>, bool), IndexError> {
+        if req.all_versions {
+            return self.list_versions(req);
+        }
         let txn = self.db.begin_read()?;
         let table = txn.open_table(OBJECTS)?;
         let bucket = &req.bucket;
@@ -254,25 +307,26 @@ impl Index {
             start = start.max(keys::after_key(bucket, &req.start_after));
         }
         let mut out: Vec<pb::ObjectRecord> = Vec::with_capacity(req.limit.min(1024));
+        let mut keys_out = 0;
         'scan: loop {
             if start >= end {
                 break;
             }
-            // Versions of one key are adjacent and share the index key's head: keep the newest
-            // visible one until the head changes.
+            // Versions of one key are adjacent, oldest first, and share the index key's head:
+            // keep the newest visible one (and the purges after it) until the head changes.
             let mut head: Vec<u8> = Vec::new();
-            let mut newest: Option<pb::ObjectRecord> = None;
+            let mut latest = Latest::default();
             for entry in table.range(start.as_slice()..end.as_slice())? {
                 let (k, v) = entry?;
                 let next_head = keys::record_key_head(k.value()).ok_or_else(bad_key)?;
                 if next_head != head.as_slice() {
-                    if let Some(record) = newest.take() {
-                        if out.len() == req.limit {
+                    let done = std::mem::take(&mut latest);
+                    if done.record.is_some() || !done.purged.is_empty() {
+                        if keys_out == req.limit {
                             return Ok((out, true));
                         }
-                        let skip = req.delimiter_skip(&record);
-                        out.push(req.shape(record));
-                        if let Some(cp) = skip {
+                        keys_out += 1;
+                        if let Some(cp) = req.emit(done, &mut out) {
                             start = keys::string_prefix_end(bucket, &cp);
                             continue 'scan;
                         }
@@ -282,18 +336,85 @@ impl Index {
                 }
                 let record = decode(v.value())?;
                 if is_visible(&record) {
-                    newest = Some(record);
+                    latest.record = Some(record);
+                    latest.purged.clear();
+                } else if is_purged(&record) {
+                    latest.purged.push(summary_of(&record));
                 }
             }
-            if let Some(record) = newest {
-                if out.len() == req.limit {
+            if latest.record.is_some() || !latest.purged.is_empty() {
+                if keys_out == req.limit {
                     return Ok((out, true));
                 }
-                out.push(req.shape(record));
+                req.emit(latest, &mut out);
             }
             break;
         }
         Ok((out, false))
+    }
+
+    /// [`Self::list`] of every version: per key newest first, visible versions and purged
+    /// ones (so a reader merging replicas drops what some replica purged), `limit` counting
+    /// visible versions.
+    fn list_versions(&self, req: &ListQuery) -> Result<(Vec<pb::ObjectRecord>, bool), IndexError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(OBJECTS)?;
+        let bucket = &req.bucket;
+        let end = keys::string_prefix_end(bucket, &req.prefix);
+        let mut start = keys::string_prefix_start(bucket, &req.prefix);
+        let mut first_key_below: Option<(&str, VersionKey)> = None;
+        if !req.start_after.is_empty() {
+            match req.after_version {
+                Some(v) => {
+                    start = start.max(keys::key_prefix(bucket, &req.start_after));
+                    first_key_below = Some((&req.start_after, v));
+                }
+                None => start = start.max(keys::after_key(bucket, &req.start_after)),
+            }
+        }
+        let (mut out, mut visible) = (Vec::new(), 0);
+        let mut head: Vec<u8> = Vec::new();
+        let mut versions: Vec<pb::ObjectRecord> = Vec::new();
+        let flush = |versions: &mut Vec<pb::ObjectRecord>,
+                     out: &mut Vec<pb::ObjectRecord>,
+                     visible: &mut usize|
+         -> bool {
+            for record in versions.drain(..).rev() {
+                if is_visible(&record) {
+                    if *visible == req.limit {
+                        return true;
+                    }
+                    *visible += 1;
+                }
+                out.push(req.shape(record));
+            }
+            false
+        };
+        for entry in table.range(start.as_slice()..end.as_slice())? {
+            let (k, v) = entry?;
+            let next_head = keys::record_key_head(k.value()).ok_or_else(bad_key)?;
+            if next_head != head.as_slice() {
+                if flush(&mut versions, &mut out, &mut visible) {
+                    return Ok((out, true));
+                }
+                head.clear();
+                head.extend_from_slice(next_head);
+            }
+            let record = decode(v.value())?;
+            if let Some((key, below)) = first_key_below
+                && record.key == key
+                && version_of(&record) >= below
+            {
+                continue;
+            }
+            if is_visible(&record) {
+                versions.push(record);
+            } else if is_purged(&record) {
+                versions.push(summary_of(&record));
+            }
+        }
+        let cut = flush(&mut versions, &mut out, &mut visible);
+        Ok((out, cut))
     }
 
     /// Number of references on a block.
@@ -430,6 +551,23 @@ pub struct ListQuery {
     pub delimiter: String,
     pub limit: usize,
     pub headers_only: bool,
+    /// Every version rather than the newest per key.
+    pub all_versions: bool,
+    /// With `all_versions`: start at `start_after`'s versions older than this.
+    pub after_version: Option<VersionKey>,
+}
+
+/// A record reduced to what identifies its version (bucket, key, version, state, flags).
+pub fn summary_of(record: &pb::ObjectRecord) -> pb::ObjectRecord {
+    pb::ObjectRecord {
+        bucket_id: record.bucket_id.clone(),
+        key: record.key.clone(),
+        version: record.version.clone(),
+        state: record.state,
+        versioned: record.versioned,
+        null_version: record.null_version,
+        ..Default::default()
+    }
 }
 
 impl ListQuery {
@@ -442,6 +580,16 @@ impl ListQuery {
         let rest = key.get(self.prefix.len()..)?;
         rest.find(&self.delimiter)
             .map(|i| key[..self.prefix.len() + i + self.delimiter.len()].to_string())
+    }
+
+    /// Appends one key's answer (purges newer than its newest visible record, then that
+    /// record) and returns the common prefix to skip past, if any.
+    fn emit(&self, latest: Latest, out: &mut Vec<pb::ObjectRecord>) -> Option<String> {
+        out.extend(latest.purged);
+        let record = latest.record?;
+        let skip = self.delimiter_skip(&record);
+        out.push(self.shape(record));
+        skip
     }
 
     fn shape(&self, mut record: pb::ObjectRecord) -> pb::ObjectRecord {
@@ -529,11 +677,12 @@ fn commit_batches(db: &Database, batches: &[Batch]) -> Result<Vec<Vec<OpResult>>
     Ok(results)
 }
 
-/// Stores `record` under the supersede rules: a visible record replaces every older visible
-/// version of its key (they become garbage) unless a newer visible version exists, in which
-/// case the record itself is garbage. `uploading` records are kept until they are flipped or
-/// expire. Re-storing the same version replaces it, except that a visible record is never
-/// turned back into `uploading`.
+/// Stores `record` under the supersede rules (see `cairn_proto::versions`): a visible record
+/// replaces the older visible versions it supersedes (they become garbage), unless a newer
+/// visible version supersedes it, in which case the record itself is garbage. A purge
+/// replaces its version in any state, and nothing re-stores a purged version. `uploading`
+/// records are kept until they are flipped or expire. Re-storing the same version replaces
+/// it, except that a visible record is never turned back into `uploading`.
 fn store_record(
     objects: &mut redb::Table<&[u8], &[u8]>,
     record: &pb::ObjectRecord,
@@ -549,12 +698,6 @@ fn store_record(
         existing.push(decode(v.value())?);
     }
     let same = existing.iter().find(|r| version_of(r) == version);
-    if same.is_some_and(is_visible) && !is_visible(record) {
-        return Ok(StoreOutcome {
-            stored: false,
-            ..Default::default()
-        });
-    }
     let previous = existing
         .iter()
         .filter(|r| is_visible(r) && version_of(r) != version)
@@ -562,12 +705,34 @@ fn store_record(
         .cloned();
     let mut outcome = StoreOutcome {
         stored: true,
-        previous: previous.clone(),
+        previous,
         garbage: Vec::new(),
     };
+    if same.is_some_and(is_purged) {
+        outcome.stored = is_purged(record);
+        if !is_purged(record) {
+            outcome.garbage.push(record.clone());
+        }
+        return Ok(outcome);
+    }
+    if same.is_some_and(is_visible) && !is_visible(record) && !is_purged(record) {
+        outcome.stored = false;
+        return Ok(outcome);
+    }
     let own_key = keys::record_key(&bucket, &record.key, &version);
+    if is_purged(record) {
+        outcome.garbage.extend(same.cloned());
+        objects.insert(
+            own_key.as_slice(),
+            summary_of(record).encode_to_vec().as_slice(),
+        )?;
+        return Ok(outcome);
+    }
     if is_visible(record) {
-        if previous.as_ref().is_some_and(|p| version_of(p) > version) {
+        if existing
+            .iter()
+            .any(|r| is_visible(r) && supersedes(r, record))
+        {
             // A newer version already won: this write is superseded on arrival.
             objects.remove(own_key.as_slice())?;
             outcome.stored = false;
@@ -576,7 +741,7 @@ fn store_record(
         }
         for old in existing
             .iter()
-            .filter(|r| is_visible(r) && version_of(r) < version)
+            .filter(|r| is_visible(r) && supersedes(record, r))
         {
             objects.remove(keys::record_key(&bucket, &old.key, &version_of(old)).as_slice())?;
             outcome.garbage.push(old.clone());
@@ -656,6 +821,124 @@ mod tests {
         let newest = index.newest_visible(&b, "k").unwrap().unwrap();
         assert_eq!(newest.state(), RecordState::Tombstone);
         assert_eq!(index.versions(&b, "k").unwrap().len(), 1);
+    }
+
+    fn versioned(mut r: pb::ObjectRecord, null: bool) -> pb::ObjectRecord {
+        r.versioned = true;
+        r.null_version = null;
+        r
+    }
+
+    #[tokio::test]
+    async fn versioned_records_keep_older_versions_and_purges_stick() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(&dir.path().join("i.redb")).unwrap();
+        let b = Uuid::new_v4();
+        let stamp = |hlc| {
+            VersionSelector::Id(VersionKey {
+                hlc,
+                ..Default::default()
+            })
+        };
+        // An unversioned object, then versions while Enabled: all kept.
+        index
+            .store(rec(b, "k", 10, RecordState::Complete))
+            .await
+            .unwrap();
+        for hlc in [20, 30] {
+            let out = index
+                .store(versioned(rec(b, "k", hlc, RecordState::Complete), false))
+                .await
+                .unwrap();
+            assert!(out.stored && out.garbage.is_empty());
+        }
+        // A late older version is kept too (nothing supersedes it).
+        let out = index
+            .store(versioned(rec(b, "k", 25, RecordState::Complete), false))
+            .await
+            .unwrap();
+        assert!(out.stored && out.garbage.is_empty());
+        assert_eq!(index.versions(&b, "k").unwrap().len(), 4);
+        // A Suspended write replaces only the null version (the unversioned one).
+        let out = index
+            .store(versioned(rec(b, "k", 40, RecordState::Complete), true))
+            .await
+            .unwrap();
+        assert_eq!(out.garbage.len(), 1);
+        assert_eq!(version_of(&out.garbage[0]).hlc, 10);
+        let null = index
+            .selected(&b, "k", VersionSelector::Null)
+            .unwrap()
+            .unwrap();
+        assert_eq!(version_of(&null).hlc, 40);
+        // Purging the newest version: reads fall back to the next one and report the purge.
+        let mut purge = rec(b, "k", 40, RecordState::Purged);
+        purge.versioned = true;
+        let out = index.store(purge).await.unwrap();
+        assert_eq!(out.garbage.len(), 1);
+        let latest = index.latest(&b, "k").unwrap();
+        assert_eq!(version_of(latest.record.as_ref().unwrap()).hlc, 30);
+        assert_eq!(latest.purged.len(), 1);
+        // A replica sending the purged version again cannot bring it back.
+        let out = index
+            .store(versioned(rec(b, "k", 40, RecordState::Complete), true))
+            .await
+            .unwrap();
+        assert!(!out.stored && out.garbage.len() == 1);
+        assert!(is_purged(
+            &index.selected(&b, "k", stamp(40)).unwrap().unwrap()
+        ));
+        // Listings carry the purge before the newest visible version.
+        let (listed, _) = index
+            .list(&ListQuery {
+                bucket: b,
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        let states: Vec<_> = listed
+            .iter()
+            .map(|r| (version_of(r).hlc, r.state()))
+            .collect();
+        assert_eq!(
+            states,
+            [(40, RecordState::Purged), (30, RecordState::Complete)]
+        );
+        // All versions, newest first, resuming inside the key.
+        let all = ListQuery {
+            bucket: b,
+            limit: 10,
+            all_versions: true,
+            ..Default::default()
+        };
+        let hlcs = |q: &ListQuery| -> Vec<u64> {
+            index
+                .list(q)
+                .unwrap()
+                .0
+                .iter()
+                .map(|r| version_of(r).hlc)
+                .collect()
+        };
+        assert_eq!(hlcs(&all), [40, 30, 25, 20]);
+        let resumed = ListQuery {
+            start_after: "k".into(),
+            after_version: Some(VersionKey {
+                hlc: 30,
+                ..Default::default()
+            }),
+            ..all.clone()
+        };
+        assert_eq!(hlcs(&resumed), [25, 20]);
+        let (page, cut) = index.list(&ListQuery { limit: 2, ..all }).unwrap();
+        assert!(cut);
+        assert_eq!(page.iter().filter(|r| is_visible(r)).count(), 2);
+        // An unversioned write replaces every older version.
+        let out = index
+            .store(rec(b, "k", 50, RecordState::Complete))
+            .await
+            .unwrap();
+        assert_eq!(out.garbage.len(), 3);
     }
 
     #[tokio::test]
