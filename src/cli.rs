@@ -71,6 +71,26 @@ pub struct SecretArgs {
     pub cluster_secret_file: Option<PathBuf>,
 }
 
+/// How a long-running role shuts down on SIGTERM / SIGINT.
+#[derive(Debug, Clone, Args)]
+pub struct ShutdownArgs {
+    /// Seconds requests in flight may take to finish after SIGTERM before the process exits
+    /// anyway (keep it below Kubernetes' terminationGracePeriodSeconds).
+    #[arg(
+        long,
+        env = "CAIRN_SHUTDOWN_GRACE_SECS",
+        default_value_t = 25,
+        value_name = "SECS"
+    )]
+    pub shutdown_grace_secs: u64,
+}
+
+impl ShutdownArgs {
+    pub fn grace(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.shutdown_grace_secs)
+    }
+}
+
 /// The S3 and website side of a gateway (shared by `server` and `gateway`).
 #[derive(Debug, Clone, Args)]
 pub struct GatewayListenArgs {
@@ -151,6 +171,8 @@ pub struct ServerArgs {
     pub http_listen: String,
     #[command(flatten)]
     pub secret: SecretArgs,
+    #[command(flatten)]
+    pub shutdown: ShutdownArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -204,6 +226,8 @@ pub struct NodeArgs {
     pub replication: u32,
     #[command(flatten)]
     pub secret: SecretArgs,
+    #[command(flatten)]
+    pub shutdown: ShutdownArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -229,6 +253,8 @@ pub struct GatewayArgs {
     pub http_listen: String,
     #[command(flatten)]
     pub secret: SecretArgs,
+    #[command(flatten)]
+    pub shutdown: ShutdownArgs,
 }
 
 /// How admin verbs reach the cluster. Global: accepted before or after the verb.

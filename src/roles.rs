@@ -16,7 +16,7 @@ use crate::cli::{GatewayArgs, GatewayListenArgs, NodeArgs, ServerArgs};
 use crate::creds::{self, KeyPair};
 use crate::health::{self, HistogramSeries, Metrics, Probe};
 
-/// How long a clean shutdown may take before the process exits anyway.
+/// How long stopping the Raft member may take before the process exits anyway.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Environment variable: seconds a Raft voter may stay unreachable before the leader
@@ -335,6 +335,27 @@ async fn stop_node(node: &RunningNode) {
     }
 }
 
+/// After SIGTERM: drains the gateway (its listeners close, requests in flight finish), then
+/// the node's gRPC server (its in-flight calls may serve the gateway's requests), then stops
+/// the node's Raft member. Draining takes at most `grace` in all; what still runs then ends
+/// with the process (an interrupted upload never becomes visible).
+async fn drain(gateway: Option<&RunningGateway>, node: Option<&RunningNode>, grace: Duration) {
+    let deadline = tokio::time::Instant::now() + grace;
+    let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
+    if let Some(gateway) = gateway
+        && !gateway.drain(left()).await
+    {
+        tracing::warn!("S3 requests still running after the {grace:?} shutdown grace");
+    }
+    if let Some(node) = node {
+        if !node.drain_rpc(left()).await {
+            tracing::warn!("gRPC calls still running after the {grace:?} shutdown grace");
+        }
+        stop_node(node).await;
+    }
+    tracing::info!("stopped");
+}
+
 /// `http://HOST:PORT` clients can use for a bound address (loopback for a wildcard bind).
 fn endpoint_url(addr: SocketAddr) -> String {
     let ip = match addr.ip() {
@@ -447,8 +468,7 @@ pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
     tracing::info!(s3 = %gateway.s3_addr, rpc = %node.rpc_addr, "cairn server started");
 
     let outcome = shutdown_signal().await;
-    stop_node(&node).await;
-    drop(gateway);
+    drain(Some(&gateway), Some(&node), args.shutdown.grace()).await;
     outcome
 }
 
@@ -525,7 +545,7 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
     }
 
     let outcome = shutdown_signal().await;
-    stop_node(&node).await;
+    drain(None, Some(&node), args.shutdown.grace()).await;
     outcome
 }
 
@@ -556,7 +576,9 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
         metrics: Box::new(gateway_metrics),
     };
     health::serve(&args.http_listen, probe).await?;
-    shutdown_signal().await
+    let outcome = shutdown_signal().await;
+    drain(Some(&gateway), None, args.shutdown.grace()).await;
+    outcome
 }
 
 #[cfg(test)]

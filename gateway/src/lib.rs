@@ -7,6 +7,7 @@ pub mod checksum;
 pub mod cluster;
 pub mod cors;
 pub mod error;
+pub mod listener;
 pub mod metrics;
 pub mod s3;
 pub mod server;
@@ -14,9 +15,12 @@ pub mod web;
 pub mod xml;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{Cluster, LocalNode};
 use crate::s3::{S3, S3Config};
@@ -43,12 +47,26 @@ pub struct RunningGateway {
     pub s3_addr: SocketAddr,
     pub web_addr: Option<SocketAddr>,
     cluster: Cluster,
+    /// Cancelled when the listeners are to stop accepting and drain.
+    stop: CancellationToken,
+    /// The listeners' serving tasks (they end once drained).
+    listeners: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl RunningGateway {
-    /// Ready once the cluster metadata (with a layout) has been received.
+    /// Ready once the cluster metadata (with a layout) has been received, until draining.
     pub fn ready(&self) -> bool {
-        self.cluster.ready()
+        !self.stop.is_cancelled() && self.cluster.ready()
+    }
+
+    /// Closes the listeners and waits, at most `grace`, for the requests in flight to finish.
+    /// Returns whether everything drained in time (requests still running then are dropped
+    /// with the process; an interrupted upload never becomes visible).
+    pub async fn drain(&self, grace: Duration) -> bool {
+        self.stop.cancel();
+        let tasks = std::mem::take(&mut *self.listeners.lock().unwrap_or_else(|e| e.into_inner()));
+        let all = futures::future::join_all(tasks);
+        tokio::time::timeout(grace, all).await.is_ok()
     }
 }
 
@@ -78,18 +96,22 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
             ..Default::default()
         },
     );
+    let stop = CancellationToken::new();
+    let mut listeners = Vec::new();
     let (listener, s3_addr) = bind("s3", &config.s3_listen).await?;
-    tokio::spawn(server::serve(s3.clone(), listener));
+    listeners.push(tokio::spawn(server::serve(
+        s3.clone(),
+        listener,
+        stop.clone(),
+    )));
     let web_addr = match &config.web_listen {
         Some(addr) => {
             let (listener, local) = bind("web", addr).await?;
-            tokio::spawn(web::serve(
-                Arc::new(web::Website {
-                    s3: s3.clone(),
-                    root_domain: config.web_root_domain.clone(),
-                }),
-                listener,
-            ));
+            let site = Arc::new(web::Website {
+                s3: s3.clone(),
+                root_domain: config.web_root_domain.clone(),
+            });
+            listeners.push(tokio::spawn(web::serve(site, listener, stop.clone())));
             Some(local)
         }
         None => None,
@@ -98,5 +120,7 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
         s3_addr,
         web_addr,
         cluster,
+        stop,
+        listeners: Mutex::new(listeners),
     })
 }
