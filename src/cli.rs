@@ -128,9 +128,31 @@ pub struct GatewayListenArgs {
         value_parser = clap::value_parser!(u32).range(0..=1 << 20)
     )]
     pub inline_max: u32,
+    /// PEM certificate chain: serve S3 and the website over HTTPS (needs --tls-key).
+    #[arg(
+        long,
+        env = "CAIRN_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(
+        long,
+        env = "CAIRN_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl GatewayListenArgs {
+    /// The certificate files of the S3 and website listeners, if TLS is on.
+    pub fn tls(&self) -> Option<cairn_gateway::tls::TlsFiles> {
+        let (cert, key) = (self.tls_cert.clone()?, self.tls_key.clone()?);
+        Some(cairn_gateway::tls::TlsFiles { cert, key })
+    }
+
     /// The website listen address, unless disabled.
     pub fn web_listen(&self) -> Option<String> {
         let v = self.web_listen.trim();

@@ -123,6 +123,7 @@ fn gateway_config(g: &GatewayListenArgs, nodes: Vec<String>, secret: String) -> 
         cluster_secret: secret,
         inline_max: g.inline_max as usize,
         local_node: None,
+        tls: g.tls(),
     }
 }
 
@@ -356,15 +357,16 @@ async fn drain(gateway: Option<&RunningGateway>, node: Option<&RunningNode>, gra
     tracing::info!("stopped");
 }
 
-/// `http://HOST:PORT` clients can use for a bound address (loopback for a wildcard bind).
-fn endpoint_url(addr: SocketAddr) -> String {
+/// `http(s)://HOST:PORT` clients can use for a bound address (loopback for a wildcard bind).
+fn endpoint_url(addr: SocketAddr, tls: bool) -> String {
     let ip = match addr.ip() {
         ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_string(),
         ip if ip.is_unspecified() => "[::1]".to_string(),
         std::net::IpAddr::V6(ip) => format!("[{ip}]"),
         ip => ip.to_string(),
     };
-    format!("http://{ip}:{}", addr.port())
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{ip}:{}", addr.port())
 }
 
 /// The block `cairn server` prints when it created the first access key.
@@ -460,7 +462,11 @@ pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
 
     if let (Some(key), true) = (&key, generated_key) {
         use std::io::Write as _;
-        let text = welcome(&endpoint_url(gateway.s3_addr), key, &args.gateway.region);
+        let text = welcome(
+            &endpoint_url(gateway.s3_addr, gateway.tls),
+            key,
+            &args.gateway.region,
+        );
         // A closed stdout must not stop the server.
         let _ = std::io::stdout().write_all(text.as_bytes());
         let _ = std::io::stdout().flush();
@@ -587,11 +593,13 @@ mod tests {
 
     #[test]
     fn endpoint_urls_are_dialable() {
-        let url = |s: &str| endpoint_url(s.parse().unwrap());
+        let url = |s: &str| endpoint_url(s.parse().unwrap(), false);
         assert_eq!(url("0.0.0.0:9000"), "http://127.0.0.1:9000");
         assert_eq!(url("[::]:9000"), "http://[::1]:9000");
         assert_eq!(url("10.1.2.3:80"), "http://10.1.2.3:80");
         assert_eq!(url("[fe80::1]:9000"), "http://[fe80::1]:9000");
+        let tls = endpoint_url("0.0.0.0:9000".parse().unwrap(), true);
+        assert_eq!(tls, "https://127.0.0.1:9000");
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod listener;
 pub mod metrics;
 pub mod s3;
 pub mod server;
+pub mod tls;
 pub mod web;
 pub mod xml;
 
@@ -40,12 +41,16 @@ pub struct GatewayConfig {
     pub inline_max: usize,
     /// A node running in this process (`cairn server`), reached without the network.
     pub local_node: Option<LocalNode>,
+    /// Serve S3 and the website over TLS with this certificate (else plain HTTP).
+    pub tls: Option<tls::TlsFiles>,
 }
 
 /// A started gateway.
 pub struct RunningGateway {
     pub s3_addr: SocketAddr,
     pub web_addr: Option<SocketAddr>,
+    /// Whether the listeners speak TLS (`https://`).
+    pub tls: bool,
     cluster: Cluster,
     /// Cancelled when the listeners are to stop accepting and drain.
     stop: CancellationToken,
@@ -80,8 +85,9 @@ async fn bind(name: &str, addr: &str) -> anyhow::Result<(TcpListener, SocketAddr
     Ok((listener, local))
 }
 
-/// Starts the S3 (and website) listeners.
+/// Starts the S3 (and website) listeners, over TLS when `config.tls` names a certificate.
 pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
+    let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
     let cluster = Cluster::start(
         config.nodes.clone(),
         &config.cluster_secret,
@@ -93,6 +99,7 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
             region: config.region.clone(),
             root_domain: config.root_domain.clone(),
             inline_max: config.inline_max,
+            tls: tls.is_some(),
             ..Default::default()
         },
     );
@@ -102,6 +109,7 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
     listeners.push(tokio::spawn(server::serve(
         s3.clone(),
         listener,
+        tls.clone(),
         stop.clone(),
     )));
     let web_addr = match &config.web_listen {
@@ -111,7 +119,12 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
                 s3: s3.clone(),
                 root_domain: config.web_root_domain.clone(),
             });
-            listeners.push(tokio::spawn(web::serve(site, listener, stop.clone())));
+            listeners.push(tokio::spawn(web::serve(
+                site,
+                listener,
+                tls.clone(),
+                stop.clone(),
+            )));
             Some(local)
         }
         None => None,
@@ -119,6 +132,7 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
     Ok(RunningGateway {
         s3_addr,
         web_addr,
+        tls: tls.is_some(),
         cluster,
         stop,
         listeners: Mutex::new(listeners),

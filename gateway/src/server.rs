@@ -9,6 +9,7 @@ use http::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -25,9 +26,14 @@ use crate::s3::router::{self, Endpoint, Query};
 use crate::s3::{S3, S3Request};
 use crate::xml;
 
-/// Serves the S3 API on `listener` until `stop`, then drains (see [`listener::serve`]).
-pub async fn serve(s3: Arc<S3>, listener: TcpListener, stop: CancellationToken) {
-    listener::serve("s3", listener, stop, move |req| {
+/// Serves the S3 API on `listener` (over TLS with `tls`) until `stop`, then drains (see [`listener::serve`]).
+pub async fn serve(
+    s3: Arc<S3>,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    stop: CancellationToken,
+) {
+    listener::serve("s3", listener, tls, stop, move |req| {
         let s3 = s3.clone();
         async move { handle(&s3, req).await }
     })

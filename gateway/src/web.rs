@@ -25,6 +25,7 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -88,10 +89,15 @@ fn request_host(parts: &Parts) -> Option<&str> {
         .or_else(|| parts.uri.authority().map(|a| a.as_str()))
 }
 
-/// Serves the website endpoint on `listener` until `stop`, then drains (see
+/// Serves the website endpoint on `listener` (over TLS with `tls`) until `stop`, then drains (see
 /// [`listener::serve`]).
-pub async fn serve(site: Arc<Website>, listener: TcpListener, stop: CancellationToken) {
-    listener::serve("web", listener, stop, move |req| {
+pub async fn serve(
+    site: Arc<Website>,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    stop: CancellationToken,
+) {
+    listener::serve("web", listener, tls, stop, move |req| {
         let site = site.clone();
         async move { handle(&site, req).await }
     })
