@@ -71,6 +71,26 @@ pub struct SecretArgs {
     pub cluster_secret_file: Option<PathBuf>,
 }
 
+/// How a long-running role shuts down on SIGTERM / SIGINT.
+#[derive(Debug, Clone, Args)]
+pub struct ShutdownArgs {
+    /// Seconds requests in flight may take to finish after SIGTERM before the process exits
+    /// anyway (keep it below Kubernetes' terminationGracePeriodSeconds).
+    #[arg(
+        long,
+        env = "CAIRN_SHUTDOWN_GRACE_SECS",
+        default_value_t = 25,
+        value_name = "SECS"
+    )]
+    pub shutdown_grace_secs: u64,
+}
+
+impl ShutdownArgs {
+    pub fn grace(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.shutdown_grace_secs)
+    }
+}
+
 /// The S3 and website side of a gateway (shared by `server` and `gateway`).
 #[derive(Debug, Clone, Args)]
 pub struct GatewayListenArgs {
@@ -108,9 +128,31 @@ pub struct GatewayListenArgs {
         value_parser = clap::value_parser!(u32).range(0..=1 << 20)
     )]
     pub inline_max: u32,
+    /// PEM certificate chain: serve S3 and the website over HTTPS (needs --tls-key).
+    #[arg(
+        long,
+        env = "CAIRN_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(
+        long,
+        env = "CAIRN_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl GatewayListenArgs {
+    /// The certificate files of the S3 and website listeners, if TLS is on.
+    pub fn tls(&self) -> Option<cairn_gateway::tls::TlsFiles> {
+        let (cert, key) = (self.tls_cert.clone()?, self.tls_key.clone()?);
+        Some(cairn_gateway::tls::TlsFiles { cert, key })
+    }
+
     /// The website listen address, unless disabled.
     pub fn web_listen(&self) -> Option<String> {
         let v = self.web_listen.trim();
@@ -151,6 +193,8 @@ pub struct ServerArgs {
     pub http_listen: String,
     #[command(flatten)]
     pub secret: SecretArgs,
+    #[command(flatten)]
+    pub shutdown: ShutdownArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -213,6 +257,8 @@ pub struct NodeArgs {
     pub rebalance_rate_mib: u32,
     #[command(flatten)]
     pub secret: SecretArgs,
+    #[command(flatten)]
+    pub shutdown: ShutdownArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -238,6 +284,8 @@ pub struct GatewayArgs {
     pub http_listen: String,
     #[command(flatten)]
     pub secret: SecretArgs,
+    #[command(flatten)]
+    pub shutdown: ShutdownArgs,
 }
 
 /// How admin verbs reach the cluster. Global: accepted before or after the verb.

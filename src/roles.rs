@@ -16,7 +16,7 @@ use crate::cli::{GatewayArgs, GatewayListenArgs, NodeArgs, ServerArgs};
 use crate::creds::{self, KeyPair};
 use crate::health::{self, HistogramSeries, Metrics, Probe};
 
-/// How long a clean shutdown may take before the process exits anyway.
+/// How long stopping the Raft member may take before the process exits anyway.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Environment variable: seconds a Raft voter may stay unreachable before the leader
@@ -138,6 +138,7 @@ fn gateway_config(g: &GatewayListenArgs, nodes: Vec<String>, secret: String) -> 
         cluster_secret: secret,
         inline_max: g.inline_max as usize,
         local_node: None,
+        tls: g.tls(),
     }
 }
 
@@ -432,15 +433,37 @@ async fn stop_node(node: &RunningNode) {
     }
 }
 
-/// `http://HOST:PORT` clients can use for a bound address (loopback for a wildcard bind).
-fn endpoint_url(addr: SocketAddr) -> String {
+/// After SIGTERM: drains the gateway (its listeners close, requests in flight finish), then
+/// the node's gRPC server (its in-flight calls may serve the gateway's requests), then stops
+/// the node's Raft member. Draining takes at most `grace` in all; what still runs then ends
+/// with the process (an interrupted upload never becomes visible).
+async fn drain(gateway: Option<&RunningGateway>, node: Option<&RunningNode>, grace: Duration) {
+    let deadline = tokio::time::Instant::now() + grace;
+    let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
+    if let Some(gateway) = gateway
+        && !gateway.drain(left()).await
+    {
+        tracing::warn!("S3 requests still running after the {grace:?} shutdown grace");
+    }
+    if let Some(node) = node {
+        if !node.drain_rpc(left()).await {
+            tracing::warn!("gRPC calls still running after the {grace:?} shutdown grace");
+        }
+        stop_node(node).await;
+    }
+    tracing::info!("stopped");
+}
+
+/// `http(s)://HOST:PORT` clients can use for a bound address (loopback for a wildcard bind).
+fn endpoint_url(addr: SocketAddr, tls: bool) -> String {
     let ip = match addr.ip() {
         ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_string(),
         ip if ip.is_unspecified() => "[::1]".to_string(),
         std::net::IpAddr::V6(ip) => format!("[{ip}]"),
         ip => ip.to_string(),
     };
-    format!("http://{ip}:{}", addr.port())
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{ip}:{}", addr.port())
 }
 
 /// The block `cairn server` prints when it created the first access key.
@@ -537,7 +560,11 @@ pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
 
     if let (Some(key), true) = (&key, generated_key) {
         use std::io::Write as _;
-        let text = welcome(&endpoint_url(gateway.s3_addr), key, &args.gateway.region);
+        let text = welcome(
+            &endpoint_url(gateway.s3_addr, gateway.tls),
+            key,
+            &args.gateway.region,
+        );
         // A closed stdout must not stop the server.
         let _ = std::io::stdout().write_all(text.as_bytes());
         let _ = std::io::stdout().flush();
@@ -545,8 +572,7 @@ pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
     tracing::info!(s3 = %gateway.s3_addr, rpc = %node.rpc_addr, "cairn server started");
 
     let outcome = shutdown_signal().await;
-    stop_node(&node).await;
-    drop(gateway);
+    drain(Some(&gateway), Some(&node), args.shutdown.grace()).await;
     outcome
 }
 
@@ -627,7 +653,7 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
     }
 
     let outcome = shutdown_signal().await;
-    stop_node(&node).await;
+    drain(None, Some(&node), args.shutdown.grace()).await;
     outcome
 }
 
@@ -658,7 +684,9 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
         metrics: Box::new(gateway_metrics),
     };
     health::serve(&args.http_listen, probe).await?;
-    shutdown_signal().await
+    let outcome = shutdown_signal().await;
+    drain(Some(&gateway), None, args.shutdown.grace()).await;
+    outcome
 }
 
 #[cfg(test)]
@@ -667,11 +695,13 @@ mod tests {
 
     #[test]
     fn endpoint_urls_are_dialable() {
-        let url = |s: &str| endpoint_url(s.parse().unwrap());
+        let url = |s: &str| endpoint_url(s.parse().unwrap(), false);
         assert_eq!(url("0.0.0.0:9000"), "http://127.0.0.1:9000");
         assert_eq!(url("[::]:9000"), "http://[::1]:9000");
         assert_eq!(url("10.1.2.3:80"), "http://10.1.2.3:80");
         assert_eq!(url("[fe80::1]:9000"), "http://[fe80::1]:9000");
+        let tls = endpoint_url("0.0.0.0:9000".parse().unwrap(), true);
+        assert_eq!(tls, "https://127.0.0.1:9000");
     }
 
     #[test]

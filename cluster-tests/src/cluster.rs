@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use crate::binary::{Profile, cairn_bin};
-use crate::proc::{CmdOutput, register_live, run_with_timeout, spawn_tied, unregister_live};
+use crate::proc::{
+    CmdOutput, register_live, run_with_timeout, sigterm, spawn_tied, unregister_live, wait_exit,
+};
 use crate::server::{
     KeyPair, LogTail, clear_cairn_env, http_get_status, pump, push_log, random_token,
 };
@@ -175,6 +177,17 @@ impl Proc {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Sends SIGTERM and returns at once (the process drains, then exits).
+    pub fn terminate(&self) {
+        sigterm(self.child.as_ref().expect("process is not running"));
+    }
+
+    /// Waits up to `limit` for the process to exit: its exit status, or `None` if it still
+    /// runs.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        wait_exit(&mut self.child, limit)
     }
 
     /// Starts the process again with the same arguments and listen addresses.

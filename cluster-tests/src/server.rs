@@ -14,7 +14,9 @@ use rand::Rng;
 use tempfile::TempDir;
 
 use crate::binary::{Profile, cairn_bin};
-use crate::proc::{CmdOutput, register_live, run_with_timeout, spawn_tied, unregister_live};
+use crate::proc::{
+    CmdOutput, register_live, run_with_timeout, sigterm, spawn_tied, unregister_live, wait_exit,
+};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -283,6 +285,18 @@ impl Server {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Sends SIGTERM and returns at once (the server drains, then exits; see
+    /// [`Server::wait_exit`]).
+    pub fn terminate(&self) {
+        sigterm(self.child.as_ref().expect("server is not running"));
+    }
+
+    /// Waits up to `limit` for the process to exit: its exit status, or `None` if it still
+    /// runs. Once it has exited, [`Server::restart`] starts it again.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        wait_exit(&mut self.child, limit)
     }
 
     /// Stops the server if it runs (SIGTERM) and starts it again on the same data dir and the

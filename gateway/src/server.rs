@@ -1,18 +1,16 @@
 //! The S3 listener: request id, tracing span, path-style / virtual-hosted bucket
 //! resolution, authentication, routing, dispatch, and the one place errors become XML.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::StreamExt;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::auth::chunked::{self, TrailerSlot};
@@ -20,6 +18,7 @@ use crate::auth::{self, Authenticated, PayloadCheck, RequestParts};
 use crate::body::{self, BodyStream, ResponseBody};
 use crate::cors;
 use crate::error::S3Error;
+use crate::listener;
 use crate::metrics;
 use crate::s3::cors as s3_cors;
 use crate::s3::post;
@@ -27,31 +26,18 @@ use crate::s3::router::{self, Endpoint, Query};
 use crate::s3::{S3, S3Request};
 use crate::xml;
 
-/// Accepts connections forever, serving each with HTTP/1.1 or HTTP/2.
-pub async fn serve(s3: Arc<S3>, listener: TcpListener) {
-    loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(conn) => conn,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+/// Serves the S3 API on `listener` (over TLS with `tls`) until `stop`, then drains (see [`listener::serve`]).
+pub async fn serve(
+    s3: Arc<S3>,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    stop: CancellationToken,
+) {
+    listener::serve("s3", listener, tls, stop, move |req| {
         let s3 = s3.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let s3 = s3.clone();
-                async move { Ok::<_, Infallible>(handle(&s3, req).await) }
-            });
-            if let Err(e) = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-        });
-    }
+        async move { handle(&s3, req).await }
+    })
+    .await;
 }
 
 /// Serves one request; never fails (errors become S3 XML responses).

@@ -17,7 +17,6 @@
 mod pages;
 mod routing;
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use cairn_proto::meta::{Bucket, WebsiteConfig};
@@ -25,14 +24,14 @@ use cairn_proto::pb;
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::body::{self, ResponseBody};
 use crate::error::S3Error;
+use crate::listener;
 use crate::s3::S3;
 use crate::s3::object::serve_object;
 use crate::s3::router::Query;
@@ -91,31 +90,19 @@ fn request_host(parts: &Parts) -> Option<&str> {
         .or_else(|| parts.uri.authority().map(|a| a.as_str()))
 }
 
-/// Accepts website connections forever, serving each with HTTP/1.1 or HTTP/2.
-pub async fn serve(site: Arc<Website>, listener: TcpListener) {
-    loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(conn) => conn,
-            Err(e) => {
-                tracing::warn!(error = %e, "website accept failed");
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+/// Serves the website endpoint on `listener` (over TLS with `tls`) until `stop`, then drains (see
+/// [`listener::serve`]).
+pub async fn serve(
+    site: Arc<Website>,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    stop: CancellationToken,
+) {
+    listener::serve("web", listener, tls, stop, move |req| {
         let site = site.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let site = site.clone();
-                async move { Ok::<_, Infallible>(handle(&site, req).await) }
-            });
-            if let Err(e) = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(error = %e, "website connection ended with an error");
-            }
-        });
-    }
+        async move { handle(&site, req).await }
+    })
+    .await;
 }
 
 /// Serves one request; never fails (errors become HTML pages).

@@ -14,10 +14,13 @@ pub mod store;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context;
 use cairn_proto::client::Peers;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub use crate::membership::{Membership, MembershipConfig};
@@ -45,12 +48,34 @@ pub struct NodeConfig {
 pub struct RunningNode {
     pub state: Arc<NodeState>,
     pub rpc_addr: SocketAddr,
+    /// Cancelled when the gRPC server is to stop accepting and drain.
+    rpc_stop: CancellationToken,
+    /// The gRPC server's task (it ends once drained).
+    rpc_task: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl RunningNode {
-    /// Ready to serve: the Raft group has a leader and the ring has a layout.
+    /// Ready to serve: the Raft group has a leader and the ring has a layout; not once the
+    /// gRPC server drains.
     pub fn ready(&self) -> bool {
-        !self.state.raft.status().leader.is_empty() && !self.state.placement().is_empty()
+        !self.rpc_stop.is_cancelled()
+            && !self.state.raft.status().leader.is_empty()
+            && !self.state.placement().is_empty()
+    }
+
+    /// Closes the gRPC listener, ends metadata watch streams and waits, at most `grace`,
+    /// for the calls in flight to finish. Returns whether they all did.
+    pub async fn drain_rpc(&self, grace: Duration) -> bool {
+        self.rpc_stop.cancel();
+        let task = self
+            .rpc_task
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        match task {
+            Some(task) => tokio::time::timeout(grace, task).await.is_ok(),
+            None => true,
+        }
     }
 }
 
@@ -114,8 +139,10 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
 
     let (serve_state, handler) = (state.clone(), membership.clone());
     let secret = config.cluster_secret.clone();
-    tokio::spawn(async move {
-        if let Err(e) = rpc::serve(serve_state, handler, listener, &secret).await {
+    let rpc_stop = CancellationToken::new();
+    let stop = rpc_stop.clone();
+    let rpc_task = tokio::spawn(async move {
+        if let Err(e) = rpc::serve(serve_state, handler, listener, &secret, stop).await {
             tracing::error!(error = %e, "gRPC server stopped");
         }
     });
@@ -129,5 +156,10 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     tokio::spawn(repair::run(state.clone(), config.anti_entropy));
     tokio::spawn(lifecycle::run(state.clone(), config.lifecycle));
     tracing::info!(node = %id, rpc = %advertise, "node started");
-    Ok(RunningNode { state, rpc_addr })
+    Ok(RunningNode {
+        state,
+        rpc_addr,
+        rpc_stop,
+        rpc_task: Mutex::new(Some(rpc_task)),
+    })
 }

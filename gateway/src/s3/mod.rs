@@ -41,6 +41,15 @@ pub struct S3Config {
     pub block_size: usize,
     /// Bodies up to this size are stored inline in the object record.
     pub inline_max: usize,
+    /// Whether clients reach this endpoint over TLS (the scheme of `Location` URLs).
+    pub tls: bool,
+}
+
+impl S3Config {
+    /// `https` or `http`: how clients reach this endpoint.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls { "https" } else { "http" }
+    }
 }
 
 impl Default for S3Config {
@@ -50,6 +59,7 @@ impl Default for S3Config {
             root_domain: None,
             block_size: 1 << 20,
             inline_max: DEFAULT_INLINE_MAX,
+            tls: false,
         }
     }
 }

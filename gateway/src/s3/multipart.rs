@@ -781,7 +781,8 @@ pub async fn complete_upload(s3: &S3, req: S3Request) -> S3Result<Response<Respo
     release(&s3.cluster, obsolete.into_values().flatten().collect());
 
     let location = format!(
-        "http://{host}/{}/{}",
+        "{}://{host}/{}/{}",
+        s3.config.scheme(),
         bucket.name,
         utf8_percent_encode(&key, URL_ENCODE)
     );

@@ -237,10 +237,11 @@ fn object_url(s3: &S3, headers: &HeaderMap, bucket: &str, key: &str) -> String {
             .and_then(|b| b.strip_suffix('.'))
             .is_some_and(|b| b == bucket)
     });
+    let scheme = s3.config.scheme();
     if vhost {
-        format!("http://{host}/{key}")
+        format!("{scheme}://{host}/{key}")
     } else {
-        format!("http://{host}/{bucket}/{key}")
+        format!("{scheme}://{host}/{bucket}/{key}")
     }
 }
 

@@ -22,6 +22,7 @@ use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_stream::wrappers::{IntervalStream, WatchStream};
+use tokio_util::sync::CancellationToken;
 use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Code, Request, Response, Status};
@@ -51,6 +52,8 @@ pub trait MembershipHandler: Send + Sync + 'static {
 pub struct MetaServiceImpl {
     raft: Arc<MetaRaft>,
     membership: Option<Arc<dyn MembershipHandler>>,
+    /// Ends `Watch` streams when the server shuts down (they would never end otherwise).
+    stop: CancellationToken,
 }
 
 /// The `MetaService` server for `raft`, refusing calls without the cluster secret. `Join` and
@@ -59,18 +62,24 @@ pub fn meta_service(
     raft: Arc<MetaRaft>,
     cluster_secret: &str,
 ) -> InterceptedService<MetaServiceServer<MetaServiceImpl>, RequireSecret> {
-    meta_service_with(raft, None, cluster_secret)
+    meta_service_with(raft, None, cluster_secret, CancellationToken::new())
 }
 
-/// [`meta_service`] with `Join` and `Hello` served by `membership`.
+/// [`meta_service`] with `Join` and `Hello` served by `membership`; `Watch` streams end when
+/// `stop` is cancelled.
 pub fn meta_service_with(
     raft: Arc<MetaRaft>,
     membership: Option<Arc<dyn MembershipHandler>>,
     cluster_secret: &str,
+    stop: CancellationToken,
 ) -> InterceptedService<MetaServiceServer<MetaServiceImpl>, RequireSecret> {
-    let server = MetaServiceServer::new(MetaServiceImpl { raft, membership })
-        .max_decoding_message_size(MAX_MESSAGE)
-        .max_encoding_message_size(MAX_MESSAGE);
+    let server = MetaServiceServer::new(MetaServiceImpl {
+        raft,
+        membership,
+        stop,
+    })
+    .max_decoding_message_size(MAX_MESSAGE)
+    .max_encoding_message_size(MAX_MESSAGE);
     InterceptedService::new(server, RequireSecret::new(cluster_secret))
 }
 
@@ -220,9 +229,10 @@ impl MetaService for MetaServiceImpl {
                     current: raft.in_touch(IN_TOUCH),
                 })
             });
-        Ok(Response::new(Box::pin(futures::stream::select(
-            updates, heartbeats,
-        ))))
+        let stopped = self.stop.clone().cancelled_owned();
+        Ok(Response::new(Box::pin(
+            futures::stream::select(updates, heartbeats).take_until(stopped),
+        )))
     }
 
     async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {

@@ -13,6 +13,7 @@ use cairn_proto::pb::block_service_server::BlockServiceServer;
 use cairn_proto::pb::object_service_server::{ObjectService, ObjectServiceServer};
 use cairn_proto::secret::RequireSecret;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
@@ -24,13 +25,14 @@ pub use block::MAX_BLOCK;
 pub use object::read_record;
 
 /// Serves BlockService, ObjectService, MetaService (with `membership` answering Join and
-/// Hello) and AdminService on `listener` until the
-/// process ends.
+/// Hello) and AdminService on `listener` until `stop` is cancelled; then closes the listener,
+/// ends metadata watch streams, lets the calls in flight finish and returns.
 pub async fn serve(
     state: Arc<NodeState>,
     membership: Arc<dyn MembershipHandler>,
     listener: TcpListener,
     secret: &str,
+    stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let guard = RequireSecret::new(secret);
     let blocks = BlockServiceServer::new(block::BlockRpc(state.clone()))
@@ -54,8 +56,9 @@ pub async fn serve(
             state.raft.clone(),
             Some(membership),
             secret,
+            stop.clone(),
         ))
-        .serve_with_incoming(incoming)
+        .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
         .await?;
     Ok(())
 }

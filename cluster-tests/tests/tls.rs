@@ -1,0 +1,259 @@
+//! TLS on the S3 and website listeners: `cairn server --tls-cert --tls-key` with a certificate
+//! from a test CA. aws-sdk-s3 trusting that CA talks HTTPS; a client that does not trust it,
+//! and plain HTTP, get nothing; a key that does not fit the certificate stops the start.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_smithy_http_client::tls;
+use cluster_tests::{
+    KeyPair, Profile, Server, ServerOptions, cairn_bin, http_client, md5_hex, random_bytes,
+    run_with_timeout, unique_bucket,
+};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+
+/// A test CA and a server certificate it signed (for `localhost` and `127.0.0.1`), as PEM
+/// files in a temp dir.
+struct TestPki {
+    _dir: tempfile::TempDir,
+    ca_pem: String,
+    cert: PathBuf,
+    key: PathBuf,
+    /// A key that belongs to no certificate here.
+    other_key: PathBuf,
+}
+
+fn test_pki() -> TestPki {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "cairn test CA");
+    let ca = CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap()).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let write = |name: &str, text: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    TestPki {
+        ca_pem: ca.pem(),
+        cert: write("cert.pem", format!("{}{}", leaf.pem(), ca.pem())),
+        key: write("key.pem", key.serialize_pem()),
+        other_key: write(
+            "other-key.pem",
+            rcgen::KeyPair::generate().unwrap().serialize_pem(),
+        ),
+        _dir: dir,
+    }
+}
+
+/// aws-sdk-s3 client for `https://127.0.0.1:PORT` trusting only `ca_pem` (or, with `None`,
+/// only the default roots).
+fn https_client(endpoint: &str, key: &KeyPair, ca_pem: Option<&str>) -> aws_sdk_s3::Client {
+    let mut trust = tls::TrustStore::empty();
+    match ca_pem {
+        Some(pem) => trust = trust.with_pem_certificate(pem.as_bytes()),
+        None => trust = tls::TrustStore::default(),
+    }
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .tls_context(
+            tls::TlsContext::builder()
+                .with_trust_store(trust)
+                .build()
+                .unwrap(),
+        )
+        .build_https();
+    let conf =
+        cluster_tests::s3::s3_config(endpoint, &key.id, &key.secret, Duration::from_secs(60))
+            .force_path_style(true)
+            .http_client(http)
+            .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+/// The status line of `GET /` over TLS (trusting `ca_pem`), HTTP/1.1.
+async fn tls_status_line(addr: std::net::SocketAddr, ca_pem: &str) -> String {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .expect("TLS handshake with the website listener");
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: nosuch.example\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tls.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    answer.lines().next().unwrap_or_default().to_string()
+}
+
+#[tokio::test]
+async fn s3_and_website_over_tls() {
+    let pki = test_pki();
+    let path = |p: &Path| p.display().to_string();
+    let server = Server::start_with(ServerOptions {
+        extra_args: vec![
+            "--tls-cert".into(),
+            path(&pki.cert),
+            "--tls-key".into(),
+            path(&pki.key),
+        ],
+        ..Default::default()
+    });
+    let endpoint = format!("https://{}", server.addrs().s3);
+    let s3 = https_client(&endpoint, server.root_key(), Some(&pki.ca_pem));
+    let bucket = unique_bucket("tls");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let data = random_bytes(3 * 1024 * 1024 + 17);
+    s3.put_object()
+        .bucket(&bucket)
+        .key("secret/object")
+        .body(ByteStream::from(data.clone()))
+        .send()
+        .await
+        .unwrap();
+    let body = s3
+        .get_object()
+        .bucket(&bucket)
+        .key("secret/object")
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    assert_eq!(md5_hex(&body), md5_hex(&data));
+    let listed = s3.list_objects_v2().bucket(&bucket).send().await.unwrap();
+    assert_eq!(listed.key_count(), Some(1));
+    // URLs the endpoint hands out name the scheme it is reached by.
+    let upload = s3
+        .create_multipart_upload()
+        .bucket(&bucket)
+        .key("mp")
+        .send()
+        .await
+        .unwrap()
+        .upload_id
+        .unwrap();
+    let part = s3
+        .upload_part()
+        .bucket(&bucket)
+        .key("mp")
+        .upload_id(&upload)
+        .part_number(1)
+        .body(ByteStream::from_static(b"one part"))
+        .send()
+        .await
+        .unwrap();
+    let done = s3
+        .complete_multipart_upload()
+        .bucket(&bucket)
+        .key("mp")
+        .upload_id(&upload)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .parts(
+                    CompletedPart::builder()
+                        .part_number(1)
+                        .e_tag(part.e_tag().unwrap())
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let location = done.location().unwrap_or_default();
+    assert!(location.starts_with("https://"), "Location {location}");
+
+    // A client that does not trust the test CA gets no answer.
+    let untrusting = https_client(&endpoint, server.root_key(), None);
+    let err = untrusting
+        .list_buckets()
+        .send()
+        .await
+        .expect_err("a client without the CA talked to the server");
+    assert!(
+        err.raw_response().is_none(),
+        "an HTTP answer without a trusted certificate: {err:?}"
+    );
+    // Plain HTTP on the TLS port gets no HTTP answer.
+    let plain = http_client()
+        .get(format!("http://{}/", server.addrs().s3))
+        .send()
+        .await;
+    assert!(
+        plain.is_err(),
+        "plain HTTP answered on the TLS port: {plain:?}"
+    );
+
+    // The website listener speaks TLS with the same certificate.
+    let web = server.addrs().web.expect("website listener");
+    let status = tls_status_line(web, &pki.ca_pem).await;
+    assert!(
+        status.starts_with("HTTP/1.1 "),
+        "website over TLS answered {status:?}"
+    );
+}
+
+#[test]
+fn a_key_that_does_not_fit_the_certificate_stops_the_start() {
+    let pki = test_pki();
+    let mut cmd = Command::new(cairn_bin(Profile::Debug));
+    cmd.args(["gateway", "--nodes", "127.0.0.1:1", "--tls-cert"])
+        .arg(&pki.cert)
+        .arg("--tls-key")
+        .arg(&pki.other_key)
+        .args([
+            "--s3-listen",
+            "127.0.0.1:0",
+            "--web-listen",
+            "off",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+        .env("CAIRN_CLUSTER_SECRET", "a-test-secret");
+    let out = run_with_timeout(&mut cmd, Duration::from_secs(30)).unwrap();
+    assert!(!out.success(), "started with a foreign key: {}", out.stdout);
+    assert!(
+        out.stderr.contains("does not fit the certificate"),
+        "unclear error: {}",
+        out.stderr
+    );
+    assert!(
+        !out.stdout.contains("listening s3="),
+        "listened before failing: {}",
+        out.stdout
+    );
+}
