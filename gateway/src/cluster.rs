@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cairn_proto::block_node::{BlockNode, GrpcBlockNode};
 use cairn_proto::client::{AuthChannel, Peers, refs_by_replica};
+use cairn_proto::ids::record_freshness;
 use cairn_proto::meta::LayoutNode;
 use cairn_proto::meta::{MetaCommand, MetaError, MetaResult, Metadata};
 use cairn_proto::pb::object_service_client::ObjectServiceClient;
@@ -15,7 +16,7 @@ use cairn_proto::pb::object_service_server::ObjectService;
 use cairn_proto::pb::{
     self, CoordinateRequest, CoordinateResponse, GetBlockRequest, GetRecordRequest,
     GetRecordResponse, ListRequest, ListResponse, MetaReadRequest, MetaWriteRequest,
-    PutBlockHeader, RefsRequest, StoreRequest, StoreResponse,
+    PutBlockHeader, RefsRequest, SetTagsRequest, SetTagsResponse, StoreRequest, StoreResponse,
 };
 use cairn_proto::ring::{block_hash, object_hash};
 use cairn_proto::{Placement, VersionKey};
@@ -102,6 +103,14 @@ impl ObjectClient {
         let resp = match self {
             Self::Remote(client) => client.store(req).await,
             Self::Local(service) => service.store(Request::new(req)).await,
+        };
+        resp.map(Response::into_inner)
+    }
+
+    async fn set_tags(&mut self, req: SetTagsRequest) -> Result<SetTagsResponse, Status> {
+        let resp = match self {
+            Self::Remote(client) => client.set_tags(req).await,
+            Self::Local(service) => service.set_tags(Request::new(req)).await,
         };
         resp.map(Response::into_inner)
     }
@@ -328,31 +337,72 @@ impl Cluster {
         record: pb::ObjectRecord,
         condition: Option<pb::WriteCondition>,
     ) -> Result<CoordinateResponse, S3Error> {
-        let mut view = self.view();
         let bucket = Uuid::from_slice(&record.bucket_id)
             .map_err(|e| S3Error::InternalError(e.to_string()))?;
-        let mut last = None;
-        let mut refreshed = false;
-        let mut targets = view
-            .placement
-            .write_targets(object_hash(&bucket, &record.key));
-        let mut i = 0;
-        while let Some(node) = targets.get(i) {
+        let key = record.key.clone();
+        self.at_coordinator(&bucket, &key, |mut client, layout_version| {
             let req = CoordinateRequest {
                 record: Some(record.clone()),
-                layout_version: view.placement.version(),
+                layout_version,
                 condition: condition.clone(),
             };
-            match self.objects(&node.addr)?.coordinate(req).await {
+            async move { client.coordinate(req).await }
+        })
+        .await
+    }
+
+    /// Replaces the tags of a key's newest visible version (or of `version`) at its
+    /// coordinator; answers with the edited record. NoSuchKey when there is no such
+    /// complete version.
+    pub async fn set_tags(
+        &self,
+        bucket: &Uuid,
+        key: &str,
+        version: Option<VersionKey>,
+        tags: std::collections::BTreeMap<String, String>,
+    ) -> Result<pb::ObjectRecord, S3Error> {
+        let resp = self
+            .at_coordinator(bucket, key, |mut client, layout_version| {
+                let req = SetTagsRequest {
+                    bucket_id: bucket.as_bytes().to_vec(),
+                    key: key.to_string(),
+                    version: version.map(|v| v.to_pb()),
+                    tags: tags.clone(),
+                    layout_version,
+                };
+                async move { client.set_tags(req).await }
+            })
+            .await?;
+        resp.record
+            .ok_or_else(|| S3Error::InternalError("the coordinator returned no record".into()))
+    }
+
+    /// Calls a key's coordinator: the first of its replicas that answers (refreshing the
+    /// layout once if ours is behind).
+    async fn at_coordinator<T, F, Fut>(
+        &self,
+        bucket: &Uuid,
+        key: &str,
+        call: F,
+    ) -> Result<T, S3Error>
+    where
+        F: Fn(ObjectClient, u64) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Status>>,
+    {
+        let mut view = self.view();
+        let mut last = None;
+        let mut refreshed = false;
+        let mut targets = view.placement.write_targets(object_hash(bucket, key));
+        let mut i = 0;
+        while let Some(node) = targets.get(i) {
+            match call(self.objects(&node.addr)?, view.placement.version()).await {
                 Ok(resp) => return Ok(resp),
                 Err(e) if e.code() == tonic::Code::Unavailable => last = Some(e),
                 // Our layout is behind: catch up and start over with the new replicas.
                 Err(e) if is_stale_layout(&e) && !refreshed => {
                     refreshed = true;
                     view = self.refresh().await?;
-                    targets = view
-                        .placement
-                        .write_targets(object_hash(&bucket, &record.key));
+                    targets = view.placement.write_targets(object_hash(bucket, key));
                     i = 0;
                     continue;
                 }
@@ -373,6 +423,18 @@ impl Cluster {
         bucket: &Uuid,
         key: &str,
     ) -> Result<Option<pb::ObjectRecord>, S3Error> {
+        self.get_record_at(bucket, key, None).await
+    }
+
+    /// [`Self::get_record`] of one version (`None` = the newest visible one): the freshest
+    /// copy among a read quorum. Replicas found holding an older copy (or none) are
+    /// repaired in the background.
+    pub async fn get_record_at(
+        &self,
+        bucket: &Uuid,
+        key: &str,
+        version: Option<VersionKey>,
+    ) -> Result<Option<pb::ObjectRecord>, S3Error> {
         let view = self.view();
         let replicas = view.placement.read_set(object_hash(bucket, key));
         let quorum = replicas.len() / 2 + 1;
@@ -383,6 +445,7 @@ impl Cluster {
                     bucket_id: bucket.as_bytes().to_vec(),
                     key: key.to_string(),
                     layout_version: view.placement.version(),
+                    version: version.map(|v| v.to_pb()),
                 };
                 let client = self.objects(&node.addr);
                 let addr = node.addr.clone();
@@ -394,14 +457,16 @@ impl Cluster {
                 }
             })
             .collect();
-        let mut answers: Vec<(String, Option<VersionKey>)> = Vec::new();
+        let mut answers: Vec<(String, Option<Freshness>)> = Vec::new();
         let (mut newest, mut last) = (None::<pb::ObjectRecord>, None);
         while let Some((addr, result)) = reads.next().await {
             match result {
                 Ok(record) => {
-                    answers.push((addr, record.as_ref().map(version)));
+                    answers.push((addr, record.as_ref().map(record_freshness)));
                     if let Some(r) = record
-                        && newest.as_ref().is_none_or(|n| version(n) < version(&r))
+                        && newest
+                            .as_ref()
+                            .is_none_or(|n| record_freshness(n) < record_freshness(&r))
                     {
                         newest = Some(r);
                     }
@@ -422,11 +487,11 @@ impl Cluster {
     }
 
     /// Waits for the replicas that had not answered yet, then stores `newest` on every
-    /// replica that answered with an older version or none.
+    /// replica that answered with an older copy or none.
     async fn read_repair<F>(
         &self,
         newest: pb::ObjectRecord,
-        mut answers: Vec<(String, Option<VersionKey>)>,
+        mut answers: Vec<(String, Option<Freshness>)>,
         mut rest: F,
     ) where
         F: futures::Stream<Item = (String, Result<Option<pb::ObjectRecord>, tonic::Status>)>
@@ -434,10 +499,10 @@ impl Cluster {
     {
         while let Some((addr, result)) = rest.next().await {
             if let Ok(record) = result {
-                answers.push((addr, record.as_ref().map(version)));
+                answers.push((addr, record.as_ref().map(record_freshness)));
             }
         }
-        let target = version(&newest);
+        let target = record_freshness(&newest);
         for (addr, held) in answers {
             if held.is_some_and(|v| v >= target) {
                 continue;
@@ -703,6 +768,9 @@ impl Cluster {
 }
 
 use futures::TryStreamExt;
+
+/// How fresh a copy of a record is (see [`record_freshness`]).
+type Freshness = (VersionKey, VersionKey);
 
 /// A merged listing page.
 pub struct ListPage {

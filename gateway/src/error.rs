@@ -22,6 +22,13 @@ pub enum S3Error {
     NoSuchBucketPolicy,
     #[error("The specified bucket does not have a website configuration")]
     NoSuchWebsiteConfiguration,
+    #[error("The TagSet does not exist")]
+    NoSuchTagSet,
+    #[error("The specified version does not exist.")]
+    NoSuchVersion,
+    /// A tag set S3 refuses (too many tags, too long, duplicate keys, ...).
+    #[error("{0}")]
+    InvalidTag(String),
     #[error("Invalid Policy: {0}")]
     InvalidPolicyDocument(String),
     #[error("The body of your POST request is not well-formed multipart/form-data.")]
@@ -125,6 +132,9 @@ impl S3Error {
             S3Error::NoSuchCORSConfiguration => "NoSuchCORSConfiguration",
             S3Error::NoSuchBucketPolicy => "NoSuchBucketPolicy",
             S3Error::NoSuchWebsiteConfiguration => "NoSuchWebsiteConfiguration",
+            S3Error::NoSuchTagSet => "NoSuchTagSet",
+            S3Error::NoSuchVersion => "NoSuchVersion",
+            S3Error::InvalidTag(_) => "InvalidTag",
             S3Error::InvalidPolicyDocument(_) => "InvalidPolicyDocument",
             S3Error::MalformedPOSTRequest => "MalformedPOSTRequest",
             S3Error::MaxPostPreDataLengthExceeded => "MaxPostPreDataLengthExceededError",
@@ -182,7 +192,9 @@ impl S3Error {
             | S3Error::NoSuchUpload
             | S3Error::NoSuchCORSConfiguration
             | S3Error::NoSuchBucketPolicy
-            | S3Error::NoSuchWebsiteConfiguration => StatusCode::NOT_FOUND,
+            | S3Error::NoSuchWebsiteConfiguration
+            | S3Error::NoSuchTagSet
+            | S3Error::NoSuchVersion => StatusCode::NOT_FOUND,
             S3Error::BucketNotEmpty
             | S3Error::BucketAlreadyExists
             | S3Error::BucketAlreadyOwnedByYou

@@ -117,6 +117,7 @@ async fn tombstone_settled(state: &Arc<NodeState>, tombstone: &pb::ObjectRecord)
             bucket_id: tombstone.bucket_id.clone(),
             key: tombstone.key.clone(),
             layout_version: placement.version(),
+            ..Default::default()
         };
         let answer = match state.peers.objects(&node.addr) {
             Ok(mut client) => client.get(req).await.map(|r| r.into_inner().record),

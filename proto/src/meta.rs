@@ -65,6 +65,9 @@ pub struct Bucket {
     /// Static-website configuration; the website endpoint serves only buckets that have one.
     #[serde(default)]
     pub website: Option<WebsiteConfig>,
+    /// Bucket tags (PutBucketTagging); empty when it has none.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// What a key may do in one bucket.
@@ -238,6 +241,12 @@ pub enum MetaCommand {
     SetBucketWebsite {
         bucket: String,
         website: Option<WebsiteConfig>,
+    },
+    /// Replaces a bucket's tags (empty = removes them); answers with the bucket. The tags are
+    /// validated before they are proposed, not here.
+    SetBucketTags {
+        bucket: String,
+        tags: BTreeMap<String, String>,
     },
 }
 
@@ -442,6 +451,14 @@ impl Metadata {
             MetaCommand::SetBucketCors { bucket, cors } => self.set_bucket_cors(bucket, cors),
             MetaCommand::SetBucketWebsite { bucket, website } => {
                 self.set_bucket_website(bucket, website)
+            }
+            MetaCommand::SetBucketTags { bucket, tags } => {
+                let bucket = self
+                    .buckets
+                    .get_mut(bucket)
+                    .ok_or_else(|| MetaError::NoSuchBucket(bucket.clone()))?;
+                bucket.tags = tags.clone();
+                Ok(MetaResult::Bucket(bucket.clone()))
             }
         }
     }

@@ -10,6 +10,7 @@ use super::object::{
     write_condition,
 };
 use super::router::Access;
+use super::tagging;
 use super::{S3, S3Request, check_rights, header_value, xml_response};
 use crate::body::ResponseBody;
 use crate::error::{S3Error, S3Result};
@@ -70,6 +71,15 @@ pub async fn copy_object(s3: &S3, req: S3Request) -> S3Result<Response<ResponseB
             headers: source.headers.clone(),
             user_metadata: source.user_metadata.clone(),
             ..Default::default()
+        }
+    };
+    record.tags = match req.header("x-amz-tagging-directive").unwrap_or("COPY") {
+        "COPY" => source.tags.clone(),
+        "REPLACE" => tagging::from_header(&req.headers)?.unwrap_or_default(),
+        _ => {
+            return Err(S3Error::InvalidArgument(
+                "Unknown tagging directive.".into(),
+            ));
         }
     };
     record.size = source.size;

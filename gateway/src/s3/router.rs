@@ -45,6 +45,12 @@ pub enum Endpoint {
     AbortMultipartUpload,
     ListMultipartUploads,
     ListParts,
+    GetObjectTagging,
+    PutObjectTagging,
+    DeleteObjectTagging,
+    GetBucketTagging,
+    PutBucketTagging,
+    DeleteBucketTagging,
 }
 
 /// The right a key needs on the bucket for an operation.
@@ -79,6 +85,9 @@ impl Endpoint {
             | AbortMultipartUpload => Access::Write,
             DeleteBucket | GetBucketAcl | GetBucketVersioning => Access::Owner,
             GetBucketWebsite | PutBucketWebsite | DeleteBucketWebsite => Access::Owner,
+            GetObjectTagging => Access::Read,
+            PutObjectTagging | DeleteObjectTagging => Access::Write,
+            GetBucketTagging | PutBucketTagging | DeleteBucketTagging => Access::Owner,
         }
     }
 
@@ -121,6 +130,12 @@ impl Endpoint {
             AbortMultipartUpload => "AbortMultipartUpload",
             ListMultipartUploads => "ListMultipartUploads",
             ListParts => "ListParts",
+            GetObjectTagging => "GetObjectTagging",
+            PutObjectTagging => "PutObjectTagging",
+            DeleteObjectTagging => "DeleteObjectTagging",
+            GetBucketTagging => "GetBucketTagging",
+            PutBucketTagging => "PutBucketTagging",
+            DeleteBucketTagging => "DeleteBucketTagging",
         }
     }
 }
@@ -187,6 +202,7 @@ const SERVED_SUBRESOURCES: &[&str] = &[
     "cors",
     "versions",
     "policy",
+    "tagging",
 ];
 
 /// Multipart parameters: `?uploads` (a sub-resource), `uploadId` and `partNumber`.
@@ -204,10 +220,13 @@ pub fn route(
         // A preflight names the URL of the request to come, whatever it is.
         return Ok(CorsPreflight);
     }
+    // Object tagging may name a version.
+    let version_parameter = |k: &str| k == "versionId" && key.is_some() && query.has("tagging");
     if let Some((name, _)) = query.0.iter().find(|(k, _)| {
         !is_value_parameter(k)
             && !SERVED_SUBRESOURCES.contains(&k.as_str())
             && !MULTIPART_PARAMETERS.contains(&k.as_str())
+            && !version_parameter(k)
     }) {
         return Err(S3Error::NotImplemented(format!("the '{name}' parameter")));
     }
@@ -239,6 +258,9 @@ pub fn route(
             Method::GET if sub("cors") => GetBucketCors,
             Method::PUT if sub("cors") => PutBucketCors,
             Method::DELETE if sub("cors") => DeleteBucketCors,
+            Method::GET if sub("tagging") => GetBucketTagging,
+            Method::PUT if sub("tagging") => PutBucketTagging,
+            Method::DELETE if sub("tagging") => DeleteBucketTagging,
             Method::PUT if sub("acl") => PutBucketAcl,
             Method::GET if sub("policy") => GetBucketPolicy,
             Method::GET if sub("versions") => ListObjectVersions,
@@ -283,6 +305,14 @@ pub fn route(
             match *method {
                 Method::GET => GetObjectAcl,
                 Method::PUT => PutObjectAcl,
+                _ => return Err(not_implemented()),
+            }
+        }
+        (Some(_), Some(_)) if sub("tagging") && !MULTIPART_PARAMETERS.iter().any(|p| sub(p)) => {
+            match *method {
+                Method::GET => GetObjectTagging,
+                Method::PUT => PutObjectTagging,
+                Method::DELETE => DeleteObjectTagging,
                 _ => return Err(not_implemented()),
             }
         }
@@ -399,7 +429,6 @@ mod tests {
         for q in [
             "torrent",
             "inventory",
-            "tagging",
             "replication",
             "lifecycle=",
             "versionId=1",
@@ -467,6 +496,47 @@ mod tests {
         ));
         assert_eq!(Endpoint::PutBucketCors.access(), Access::Owner);
         assert_eq!(Endpoint::ListObjectVersions.access(), Access::Read);
+    }
+
+    #[test]
+    fn routes_tagging() {
+        let ok = |m: Method, key: Option<&str>, q: &str| r(m, Some("b"), key, q).unwrap();
+        assert_eq!(
+            ok(Method::GET, Some("k"), "tagging"),
+            Endpoint::GetObjectTagging
+        );
+        assert_eq!(
+            ok(Method::PUT, Some("k"), "tagging"),
+            Endpoint::PutObjectTagging
+        );
+        assert_eq!(
+            ok(Method::DELETE, Some("k"), "tagging&versionId=null"),
+            Endpoint::DeleteObjectTagging
+        );
+        assert_eq!(ok(Method::GET, None, "tagging"), Endpoint::GetBucketTagging);
+        assert_eq!(ok(Method::PUT, None, "tagging"), Endpoint::PutBucketTagging);
+        assert_eq!(
+            ok(Method::DELETE, None, "tagging"),
+            Endpoint::DeleteBucketTagging
+        );
+        assert_eq!(Endpoint::GetObjectTagging.access(), Access::Read);
+        assert_eq!(Endpoint::PutObjectTagging.access(), Access::Write);
+        assert_eq!(Endpoint::PutBucketTagging.access(), Access::Owner);
+        // versionId only with object tagging; never a bucket POST upload.
+        for (m, key, q) in [
+            (Method::GET, None, "tagging&versionId=1"),
+            (Method::GET, Some("k"), "versionId=1"),
+            (Method::POST, None, "tagging"),
+            (Method::POST, Some("k"), "tagging"),
+        ] {
+            assert!(
+                matches!(
+                    r(m.clone(), Some("b"), key, q),
+                    Err(S3Error::NotImplemented(_))
+                ),
+                "{m} {key:?} {q}"
+            );
+        }
     }
 
     #[test]

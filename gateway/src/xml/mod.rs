@@ -16,6 +16,7 @@ use crate::error::S3Error;
 mod cors;
 mod request;
 mod response;
+mod tagging;
 #[cfg(test)]
 mod tests;
 mod website;
@@ -23,6 +24,7 @@ mod website;
 pub use cors::*;
 pub use request::*;
 pub use response::*;
+pub use tagging::*;
 pub use website::*;
 
 /// The S3 XML namespace put on every response root element.

@@ -94,6 +94,9 @@ impl fmt::Display for MetaRequest {
                 let action = if website.is_some() { "set" } else { "remove" };
                 write!(f, "SetBucketWebsite({bucket}, {action})")
             }
+            MetaCommand::SetBucketTags { bucket, tags } => {
+                write!(f, "SetBucketTags({bucket}, {} tags)", tags.len())
+            }
         }
     }
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use cairn_proto::Placement;
-use cairn_proto::ids::record_blocks;
+use cairn_proto::ids::{record_blocks, record_freshness};
 use cairn_proto::meta::LayoutNode;
 use cairn_proto::pb::{
     self, GetRecordRequest, GetRecordsRequest, GetRecordsResponse, PartitionDigestsRequest,
@@ -24,7 +24,7 @@ use super::digest::{self, from_ranges, to_ranges};
 use super::{AntiEntropyConfig, blocking};
 use crate::coordinator::store_local;
 use crate::state::NodeState;
-use crate::store::index::{bucket_of, version_of};
+use crate::store::index::bucket_of;
 
 /// Summaries per page asked from a peer.
 const SUMMARY_PAGE: u32 = 1000;
@@ -252,7 +252,8 @@ async fn pull_from(
     }
 }
 
-/// The keys of the summaries this node has no version of, or only an older one.
+/// The keys of the summaries this node has no version of, or only an older one (or an older
+/// copy of the same version: older tags).
 async fn newer_than_local(
     state: &NodeState,
     summaries: Vec<pb::ObjectRecord>,
@@ -262,11 +263,12 @@ async fn newer_than_local(
         let mut wanted = Vec::new();
         for summary in summaries {
             let local = index.newest_visible(&bucket_of(&summary), &summary.key)?;
-            if local.is_none_or(|l| version_of(&l) < version_of(&summary)) {
+            if local.is_none_or(|l| record_freshness(&l) < record_freshness(&summary)) {
                 wanted.push(GetRecordRequest {
                     bucket_id: summary.bucket_id,
                     key: summary.key,
                     layout_version: 0,
+                    version: None,
                 });
             }
         }

@@ -7,11 +7,11 @@
 
 use std::sync::Arc;
 
-use cairn_proto::ids::BlockId;
+use cairn_proto::Placement;
+use cairn_proto::ids::{BlockId, record_freshness};
 use cairn_proto::meta::LayoutNode;
 use cairn_proto::pb::{self, GetRecordRequest, RecordState};
 use cairn_proto::ring::{block_hash, object_hash};
-use cairn_proto::{Placement, VersionKey};
 use prost::Message;
 use tonic::Status;
 
@@ -112,14 +112,14 @@ async fn drop_records(
     }
 }
 
-/// Whether every current replica of the record's key holds its version or a newer one
-/// (for a tombstone, also nothing: the delete has been collected there).
+/// Whether every current replica of the record's key holds its version (with its tags) or a
+/// newer one (for a tombstone, also nothing: the delete has been collected there).
 async fn replicas_hold_record(
     state: &NodeState,
     placement: &Placement,
     record: &pb::ObjectRecord,
 ) -> bool {
-    let ours = version_of(record);
+    let ours = record_freshness(record);
     let tombstone = record.state() == RecordState::Tombstone;
     let bucket = bucket_of(record);
     let asks = placement
@@ -131,6 +131,7 @@ async fn replicas_hold_record(
                 bucket_id: record.bucket_id.clone(),
                 key: record.key.clone(),
                 layout_version: placement.version(),
+                ..Default::default()
             };
             let client = state.peers.objects(&node.addr);
             async move { client?.get(req).await.map(|r| r.into_inner().record) }
@@ -139,7 +140,7 @@ async fn replicas_hold_record(
         .await
         .into_iter()
         .all(|answer| match answer {
-            Ok(Some(r)) => r.version.as_ref().and_then(VersionKey::from_pb) >= Some(ours),
+            Ok(Some(r)) => record_freshness(&r) >= ours,
             Ok(None) => tombstone,
             Err(_) => false,
         })

@@ -2,17 +2,18 @@
 
 use std::sync::Arc;
 
+use cairn_proto::VersionKey;
 use cairn_proto::pb::object_service_server::ObjectService;
 use cairn_proto::pb::{
     CoordinateRequest, CoordinateResponse, GetRecordRequest, GetRecordResponse, GetRecordsRequest,
     GetRecordsResponse, ListRequest, ListResponse, PartitionDigestsRequest,
-    PartitionDigestsResponse, PartitionRecordsRequest, PartitionRecordsResponse, StoreRequest,
-    StoreResponse,
+    PartitionDigestsResponse, PartitionRecordsRequest, PartitionRecordsResponse, SetTagsRequest,
+    SetTagsResponse, StoreRequest, StoreResponse,
 };
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::coordinator::{coordinate_if, index_status, store_local};
+use crate::coordinator::{coordinate_if, index_status, local_visible, set_tags, store_local};
 use crate::repair;
 use crate::state::NodeState;
 use crate::store::ListQuery;
@@ -63,12 +64,25 @@ impl ObjectService for ObjectRpc {
     ) -> Result<Response<GetRecordResponse>, Status> {
         let req = req.into_inner();
         let bucket = bucket_id(&req.bucket_id)?;
-        let record = self
-            .0
-            .index
-            .newest_visible(&bucket, &req.key)
-            .map_err(index_status)?;
+        let version = req
+            .version
+            .as_ref()
+            .map(|v| VersionKey::from_pb(v).ok_or_else(|| Status::invalid_argument("bad version")))
+            .transpose()?;
+        let record = local_visible(&self.0, &bucket, &req.key, version)?;
         Ok(Response::new(GetRecordResponse { record }))
+    }
+
+    async fn set_tags(
+        &self,
+        req: Request<SetTagsRequest>,
+    ) -> Result<Response<SetTagsResponse>, Status> {
+        let req = req.into_inner();
+        self.0.check_layout(req.layout_version)?;
+        let record = set_tags(&self.0, req).await?;
+        Ok(Response::new(SetTagsResponse {
+            record: Some(record),
+        }))
     }
 
     async fn partition_digests(
