@@ -735,6 +735,7 @@ async fn nothing_answers_a_caller_without_the_cluster_secret() {
             bucket_id: vec![0; 16],
             key: "k".into(),
             layout_version: 0,
+            version: None,
         })
         .await;
     assert_eq!(res.err().map(|s| s.code()), Some(Code::Unauthenticated));

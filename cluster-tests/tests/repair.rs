@@ -79,6 +79,7 @@ impl NodeProbe {
             bucket_id: bucket_id.to_vec(),
             key: key.to_string(),
             layout_version: 0,
+            version: None,
         };
         let mut client = self.peers.objects(&self.addr).map_err(|e| e.to_string())?;
         Ok(client
