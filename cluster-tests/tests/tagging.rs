@@ -719,10 +719,10 @@ async fn overwrites_and_tag_edits_race_then_a_node_dies_and_returns() {
     // Back up: repair brings the node's copy up to the edit it missed.
     c.restart_node(down);
     let started = Instant::now();
-    while !replicas
+    while replicas
         .copy_on(down, key)
         .await
-        .is_some_and(|r| r.tags == edited)
+        .is_none_or(|r| r.tags != edited)
     {
         assert!(
             started.elapsed() < Duration::from_secs(60),
