@@ -458,6 +458,9 @@ impl Cluster {
             })
             .collect();
         let mut answers: Vec<(String, Option<Freshness>)> = Vec::new();
+        // A replica without an older version may rightly have dropped it: only the newest
+        // visible version is restored where it is missing.
+        let repair_missing = version.is_none();
         let (mut newest, mut last) = (None::<pb::ObjectRecord>, None);
         while let Some((addr, result)) = reads.next().await {
             match result {
@@ -474,7 +477,9 @@ impl Cluster {
                         if let Some(newest) = newest.clone() {
                             let cluster = self.clone();
                             tokio::spawn(async move {
-                                cluster.read_repair(newest, answers, reads).await
+                                cluster
+                                    .read_repair(newest, answers, reads, repair_missing)
+                                    .await
                             });
                         }
                         return Ok(newest);
@@ -487,12 +492,13 @@ impl Cluster {
     }
 
     /// Waits for the replicas that had not answered yet, then stores `newest` on every
-    /// replica that answered with an older copy or none.
+    /// replica that answered with an older copy (or none, with `repair_missing`).
     async fn read_repair<F>(
         &self,
         newest: pb::ObjectRecord,
         mut answers: Vec<(String, Option<Freshness>)>,
         mut rest: F,
+        repair_missing: bool,
     ) where
         F: futures::Stream<Item = (String, Result<Option<pb::ObjectRecord>, tonic::Status>)>
             + Unpin,
@@ -504,7 +510,11 @@ impl Cluster {
         }
         let target = record_freshness(&newest);
         for (addr, held) in answers {
-            if held.is_some_and(|v| v >= target) {
+            let current = match held {
+                Some(held) => held >= target,
+                None => !repair_missing,
+            };
+            if current {
                 continue;
             }
             let req = StoreRequest {
