@@ -524,6 +524,82 @@ async fn tagging_operations_limits_and_uploads() {
     let res = s3.get_bucket_tagging().bucket(&bucket).send().await;
     expect_s3_error("after DeleteBucketTagging", res, 404, Some("NoSuchTagSet"));
 
+    // Rights: reading tags takes read, editing them write, bucket tags owner.
+    let out = c.admin_ok(0, &["key", "create", "reader"]);
+    let field = |name: &str| {
+        out.lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| panic!("no {name} in:\n{out}"))
+    };
+    let reader = cluster_tests::s3_client(
+        &c.s3_url(),
+        &field("access_key_id="),
+        &field("secret_access_key="),
+    );
+    c.admin_ok(
+        0,
+        &[
+            "key",
+            "allow",
+            &field("access_key_id="),
+            "--bucket",
+            &bucket,
+            "--read",
+        ],
+    );
+    let started = Instant::now();
+    while reader
+        .get_object_tagging()
+        .bucket(&bucket)
+        .key("mpu")
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "--read not in effect"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let res = reader
+        .put_object_tagging()
+        .bucket(&bucket)
+        .key("mpu")
+        .tagging(tagging(&tags(&[("by", "reader")])))
+        .send()
+        .await;
+    expect_s3_error(
+        "PutObjectTagging with read only",
+        res,
+        403,
+        Some("AccessDenied"),
+    );
+    let res = reader
+        .delete_object_tagging()
+        .bucket(&bucket)
+        .key("mpu")
+        .send()
+        .await;
+    expect_s3_error(
+        "DeleteObjectTagging with read only",
+        res,
+        403,
+        Some("AccessDenied"),
+    );
+    let res = reader.get_bucket_tagging().bucket(&bucket).send().await;
+    expect_s3_error(
+        "GetBucketTagging without owner",
+        res,
+        403,
+        Some("AccessDenied"),
+    );
+    assert_eq!(
+        get_tags(&s3, &bucket, "mpu", None).await,
+        tags(&[("n", "2"), ("part", "yes")])
+    );
+
     // The aws CLI.
     let aws = AwsCli::new(&c);
     let file = tempfile::NamedTempFile::new().unwrap();
