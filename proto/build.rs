@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .btree_map(".cairn.v1.ObjectRecord.user_metadata")
         .btree_map(".cairn.v1.ObjectRecord.headers")
         .btree_map(".cairn.v1.ObjectRecord.tags")
+        .btree_map(".cairn.v1.SetTagsRequest.tags")
         .compile_protos(&["proto/cairn.proto"], &["proto"])?;
     Ok(())
 }

@@ -8,15 +8,51 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
+use crate::cluster::Cluster;
 use crate::proc::{CmdOutput, run_with_timeout};
-use crate::server::Server;
+use crate::server::{KeyPair, Server};
 
 /// Upper bound of one aws CLI command.
 const AWS_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// Sets the server's root key in the `AWS_*` variables of `cmd` (for the aws CLI, boto3, ...)
+/// A running S3 endpoint the aws CLI (or boto3) can be pointed at: a single server or a
+/// cluster's gateway.
+pub trait S3Target {
+    /// `http://127.0.0.1:PORT` of the S3 endpoint.
+    fn s3_url(&self) -> String;
+    /// The key with every right.
+    fn root_key(&self) -> &KeyPair;
+    /// What the processes printed last (for failure messages).
+    fn log_tail(&self) -> String;
+}
+
+impl S3Target for Server {
+    fn s3_url(&self) -> String {
+        Server::s3_url(self)
+    }
+    fn root_key(&self) -> &KeyPair {
+        Server::root_key(self)
+    }
+    fn log_tail(&self) -> String {
+        Server::log_tail(self)
+    }
+}
+
+impl S3Target for Cluster {
+    fn s3_url(&self) -> String {
+        format!("http://{}", self.gateway.addr("s3"))
+    }
+    fn root_key(&self) -> &KeyPair {
+        Cluster::root_key(self)
+    }
+    fn log_tail(&self) -> String {
+        self.logs()
+    }
+}
+
+/// Sets the target's root key in the `AWS_*` variables of `cmd` (for the aws CLI, boto3, ...)
 /// and removes every other `AWS_*` variable.
-pub fn aws_env(cmd: &mut Command, server: &Server) {
+pub fn aws_env(cmd: &mut Command, server: &(impl S3Target + ?Sized)) {
     for (k, _) in std::env::vars_os() {
         let k = k.to_string_lossy().into_owned();
         if k.starts_with("AWS_") {
@@ -38,16 +74,16 @@ pub fn aws_cli_present() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// The aws CLI pointed at one server (`--endpoint-url`, path style by default).
+/// The aws CLI pointed at one server or cluster (`--endpoint-url`, path style by default).
 pub struct AwsCli<'a> {
-    server: &'a Server,
+    server: &'a dyn S3Target,
     dir: TempDir,
 }
 
 impl<'a> AwsCli<'a> {
     /// Panics with the install hint when the CLI is missing.
     #[track_caller]
-    pub fn new(server: &'a Server) -> Self {
+    pub fn new(server: &'a dyn S3Target) -> Self {
         assert!(
             aws_cli_present(),
             "the aws CLI is not on PATH: run `python3 -m pip install awscli` (CI's .ci/run does)"

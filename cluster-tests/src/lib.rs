@@ -34,7 +34,7 @@ pub mod server;
 pub mod vhost;
 pub mod weed;
 
-pub use aws_cli::{AwsCli, aws_cli_present, aws_env};
+pub use aws_cli::{AwsCli, S3Target, aws_cli_present, aws_env};
 pub use binary::{Profile, cairn_bin, workspace_root};
 pub use browser::{dump_dom, map_host, require_chromium, screenshot};
 pub use checks::{dir_bytes, put_checked, status_records, status_row, try_get, wait_until};

@@ -5,10 +5,9 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::aws_cli::aws_env;
+use crate::aws_cli::{S3Target, aws_env};
 use crate::proc::run_with_timeout;
 use crate::s3::RawResponse;
-use crate::server::Server;
 
 /// What `generate_presigned_post` returned.
 #[derive(Debug, Clone)]
@@ -65,7 +64,7 @@ pub struct PostTarget<'a> {
 /// `conditions` are JSON as boto3 takes them; `expires_in` may be negative (an already
 /// expired policy).
 pub fn boto3_presigned_post(
-    server: &Server,
+    server: &(impl S3Target + ?Sized),
     target: PostTarget,
     fields: &serde_json::Value,
     conditions: &serde_json::Value,

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cairn_proto::block_node::{BlockNode, GrpcBlockNode};
 use cairn_proto::client::{AuthChannel, Peers, refs_by_replica};
+use cairn_proto::ids::record_freshness;
 use cairn_proto::meta::LayoutNode;
 use cairn_proto::meta::{MetaCommand, MetaError, MetaResult, Metadata};
 use cairn_proto::pb::object_service_client::ObjectServiceClient;
@@ -15,7 +16,7 @@ use cairn_proto::pb::object_service_server::ObjectService;
 use cairn_proto::pb::{
     self, CoordinateRequest, CoordinateResponse, GetBlockRequest, GetRecordRequest,
     GetRecordResponse, ListRequest, ListResponse, MetaReadRequest, MetaWriteRequest,
-    PutBlockHeader, RefsRequest, StoreRequest, StoreResponse,
+    PutBlockHeader, RefsRequest, SetTagsRequest, SetTagsResponse, StoreRequest, StoreResponse,
 };
 use cairn_proto::ring::{block_hash, object_hash};
 use cairn_proto::versions::{NewestMerge, VersionSelector, is_purged, version_key};
@@ -103,6 +104,14 @@ impl ObjectClient {
         let resp = match self {
             Self::Remote(client) => client.store(req).await,
             Self::Local(service) => service.store(Request::new(req)).await,
+        };
+        resp.map(Response::into_inner)
+    }
+
+    async fn set_tags(&mut self, req: SetTagsRequest) -> Result<SetTagsResponse, Status> {
+        let resp = match self {
+            Self::Remote(client) => client.set_tags(req).await,
+            Self::Local(service) => service.set_tags(Request::new(req)).await,
         };
         resp.map(Response::into_inner)
     }
@@ -329,31 +338,72 @@ impl Cluster {
         record: pb::ObjectRecord,
         condition: Option<pb::WriteCondition>,
     ) -> Result<CoordinateResponse, S3Error> {
-        let mut view = self.view();
         let bucket = Uuid::from_slice(&record.bucket_id)
             .map_err(|e| S3Error::InternalError(e.to_string()))?;
-        let mut last = None;
-        let mut refreshed = false;
-        let mut targets = view
-            .placement
-            .write_targets(object_hash(&bucket, &record.key));
-        let mut i = 0;
-        while let Some(node) = targets.get(i) {
+        let key = record.key.clone();
+        self.at_coordinator(&bucket, &key, |mut client, layout_version| {
             let req = CoordinateRequest {
                 record: Some(record.clone()),
-                layout_version: view.placement.version(),
+                layout_version,
                 condition: condition.clone(),
             };
-            match self.objects(&node.addr)?.coordinate(req).await {
+            async move { client.coordinate(req).await }
+        })
+        .await
+    }
+
+    /// Replaces the tags of a key's newest visible version (or of `version`) at its
+    /// coordinator; answers with the edited record. NoSuchKey when there is no such
+    /// complete version.
+    pub async fn set_tags(
+        &self,
+        bucket: &Uuid,
+        key: &str,
+        version: Option<VersionKey>,
+        tags: std::collections::BTreeMap<String, String>,
+    ) -> Result<pb::ObjectRecord, S3Error> {
+        let resp = self
+            .at_coordinator(bucket, key, |mut client, layout_version| {
+                let req = SetTagsRequest {
+                    bucket_id: bucket.as_bytes().to_vec(),
+                    key: key.to_string(),
+                    version: version.map(|v| v.to_pb()),
+                    tags: tags.clone(),
+                    layout_version,
+                };
+                async move { client.set_tags(req).await }
+            })
+            .await?;
+        resp.record
+            .ok_or_else(|| S3Error::InternalError("the coordinator returned no record".into()))
+    }
+
+    /// Calls a key's coordinator: the first of its replicas that answers (refreshing the
+    /// layout once if ours is behind).
+    async fn at_coordinator<T, F, Fut>(
+        &self,
+        bucket: &Uuid,
+        key: &str,
+        call: F,
+    ) -> Result<T, S3Error>
+    where
+        F: Fn(ObjectClient, u64) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Status>>,
+    {
+        let mut view = self.view();
+        let mut last = None;
+        let mut refreshed = false;
+        let mut targets = view.placement.write_targets(object_hash(bucket, key));
+        let mut i = 0;
+        while let Some(node) = targets.get(i) {
+            match call(self.objects(&node.addr)?, view.placement.version()).await {
                 Ok(resp) => return Ok(resp),
                 Err(e) if e.code() == tonic::Code::Unavailable => last = Some(e),
                 // Our layout is behind: catch up and start over with the new replicas.
                 Err(e) if is_stale_layout(&e) && !refreshed => {
                     refreshed = true;
                     view = self.refresh().await?;
-                    targets = view
-                        .placement
-                        .write_targets(object_hash(&bucket, &record.key));
+                    targets = view.placement.write_targets(object_hash(bucket, key));
                     i = 0;
                     continue;
                 }
@@ -368,9 +418,9 @@ impl Cluster {
     }
 
     /// Quorum read of a key's newest visible record (complete or tombstone), or of the
-    /// version `selector` names. Versions any answering replica reports purged are skipped.
-    /// Replicas found holding an older newest version (or none) are repaired in the
-    /// background.
+    /// version `selector` names: the freshest copy (version, then tag edits) among a read
+    /// quorum, skipping versions any answering replica reports purged. Replicas found holding
+    /// an older copy (or, for the newest, none) are repaired in the background.
     pub async fn get_record(
         &self,
         bucket: &Uuid,
@@ -400,21 +450,24 @@ impl Cluster {
                 async move { (addr, async { client?.get(req).await }.await) }
             })
             .collect();
-        let mut answers: Vec<(String, Option<VersionKey>)> = Vec::new();
+        let mut answers: Vec<(String, Option<Freshness>)> = Vec::new();
+        // A replica without an older version may rightly have dropped it: only the newest
+        // visible version is restored where it is missing.
+        let repair_missing = selector.is_none();
         let (mut merge, mut last) = (NewestMerge::default(), None);
         while let Some((addr, result)) = reads.next().await {
             match result {
                 Ok(answer) => {
-                    answers.push((addr, answer.record.as_ref().map(version_key)));
+                    answers.push((addr, answer.record.as_ref().map(record_freshness)));
                     merge.add(answer.record, &answer.purged);
                     if answers.len() >= quorum {
                         let newest = merge.newest().cloned();
-                        if let Some(newest) = newest.clone()
-                            && selector.is_none()
-                        {
+                        if let Some(newest) = newest.clone() {
                             let cluster = self.clone();
                             tokio::spawn(async move {
-                                cluster.read_repair(newest, answers, reads).await
+                                cluster
+                                    .read_repair(newest, answers, reads, repair_missing)
+                                    .await
                             });
                         }
                         return Ok(newest);
@@ -427,23 +480,28 @@ impl Cluster {
     }
 
     /// Waits for the replicas that had not answered yet, then stores `newest` on every
-    /// replica that answered with an older version or none.
+    /// replica that answered with an older copy (or none, with `repair_missing`).
     async fn read_repair<F>(
         &self,
         newest: pb::ObjectRecord,
-        mut answers: Vec<(String, Option<VersionKey>)>,
+        mut answers: Vec<(String, Option<Freshness>)>,
         mut rest: F,
+        repair_missing: bool,
     ) where
         F: futures::Stream<Item = (String, Result<GetRecordResponse, tonic::Status>)> + Unpin,
     {
         while let Some((addr, result)) = rest.next().await {
             if let Ok(answer) = result {
-                answers.push((addr, answer.record.as_ref().map(version_key)));
+                answers.push((addr, answer.record.as_ref().map(record_freshness)));
             }
         }
-        let target = version_key(&newest);
+        let target = record_freshness(&newest);
         for (addr, held) in answers {
-            if held.is_some_and(|v| v >= target) {
+            let current = match held {
+                Some(held) => held >= target,
+                None => !repair_missing,
+            };
+            if current {
                 continue;
             }
             let req = StoreRequest {
@@ -737,6 +795,9 @@ impl Cluster {
 }
 
 use futures::TryStreamExt;
+
+/// How fresh a copy of a record is (see [`record_freshness`]).
+type Freshness = (VersionKey, VersionKey);
 
 /// A merged listing page.
 pub struct ListPage {

@@ -30,6 +30,11 @@ pub enum S3Error {
     NoSuchWebsiteConfiguration,
     #[error("The lifecycle configuration does not exist")]
     NoSuchLifecycleConfiguration,
+    #[error("The TagSet does not exist")]
+    NoSuchTagSet,
+    /// A tag set S3 refuses (too many tags, too long, duplicate keys, ...).
+    #[error("{0}")]
+    InvalidTag(String),
     #[error("Invalid Policy: {0}")]
     InvalidPolicyDocument(String),
     #[error("The body of your POST request is not well-formed multipart/form-data.")]
@@ -145,6 +150,8 @@ impl S3Error {
             S3Error::NoSuchBucketPolicy => "NoSuchBucketPolicy",
             S3Error::NoSuchWebsiteConfiguration => "NoSuchWebsiteConfiguration",
             S3Error::NoSuchLifecycleConfiguration => "NoSuchLifecycleConfiguration",
+            S3Error::NoSuchTagSet => "NoSuchTagSet",
+            S3Error::InvalidTag(_) => "InvalidTag",
             S3Error::InvalidPolicyDocument(_) => "InvalidPolicyDocument",
             S3Error::MalformedPOSTRequest => "MalformedPOSTRequest",
             S3Error::MaxPostPreDataLengthExceeded => "MaxPostPreDataLengthExceededError",
@@ -207,7 +214,8 @@ impl S3Error {
             | S3Error::NoSuchCORSConfiguration
             | S3Error::NoSuchBucketPolicy
             | S3Error::NoSuchWebsiteConfiguration
-            | S3Error::NoSuchLifecycleConfiguration => StatusCode::NOT_FOUND,
+            | S3Error::NoSuchLifecycleConfiguration
+            | S3Error::NoSuchTagSet => StatusCode::NOT_FOUND,
             S3Error::BucketNotEmpty
             | S3Error::BucketAlreadyExists
             | S3Error::BucketAlreadyOwnedByYou

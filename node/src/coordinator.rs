@@ -7,10 +7,10 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use cairn_proto::ids::{record_blocks, record_owner};
+use cairn_proto::ids::{record_blocks, record_freshness, record_owner};
+use cairn_proto::meta::Bucket;
 use cairn_proto::pb::{self, CoordinateResponse, GetRecordRequest, RecordState, StoreRequest};
 use cairn_proto::ring::object_hash;
-use cairn_proto::meta::Bucket;
 use cairn_proto::versions::NewestMerge;
 use cairn_proto::{BlockId, CONDITION_CONFLICT, CONDITION_FAILED, VersionKey};
 use futures::StreamExt;
@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use crate::rpc::read_record;
 use crate::state::NodeState;
+
 use crate::store::{IndexError, Op, StoreOutcome};
 
 /// Maps index failures to gRPC status.
@@ -49,7 +50,7 @@ pub async fn coordinate_if(
     let _lock = match condition.and_then(|c| c.test) {
         Some(test) => {
             let lock = state.key_locks.lock(bucket, &record.key).await;
-            let current = quorum_newest_visible(state, &bucket, &record.key).await?;
+            let current = quorum_read(state, &bucket, &record.key, None).await?;
             check_condition(&test, current.as_ref(), record.version.as_ref())?;
             // A version stamped below must sort after what the check saw.
             if let Some(v) = current.as_ref().and_then(|c| c.version.as_ref()) {
@@ -79,7 +80,21 @@ pub async fn coordinate_if(
         }
     };
     record.last_modified_ms = version.millis();
+    let previous = replicate(state, &record).await?;
+    Ok(CoordinateResponse {
+        record: Some(record),
+        previous,
+    })
+}
 
+/// Stores a stamped record on its replicas; answers once a write quorum holds it, with the
+/// newest visible record the local copy replaced (if this node is a replica).
+async fn replicate(
+    state: &Arc<NodeState>,
+    record: &pb::ObjectRecord,
+) -> Result<Option<pb::ObjectRecord>, Status> {
+    let bucket = Uuid::from_slice(&record.bucket_id)
+        .map_err(|_| Status::invalid_argument("bad bucket id"))?;
     let placement = state.placement();
     let hash = object_hash(&bucket, &record.key);
     let targets = placement.write_targets(hash);
@@ -137,10 +152,7 @@ pub async fn coordinate_if(
     }
     // Let the slower replicas finish in the background.
     tokio::spawn(async move { while writes.next().await.is_some() {} });
-    Ok(CoordinateResponse {
-        record: Some(record),
-        previous,
-    })
+    Ok(previous)
 }
 
 /// Checks a write condition against the key's newest visible record. `stamped` is the
@@ -188,12 +200,46 @@ fn check_condition(
     Ok(())
 }
 
-/// The newest visible record (complete or tombstone) of a key among a read quorum of its
-/// replicas, this node included when it is one.
-async fn quorum_newest_visible(
+/// Replaces the tags of one complete version of a key (the newest visible one when `version`
+/// is `None`): under the key's lock, reads the freshest copy at quorum, stamps the edit above
+/// both the version and any earlier edit, and replicates the edited record (same version) to
+/// a write quorum. A write racing the edit either hides the edited version (the edit then
+/// applied to a version that is no longer current) or is the version edited: never both lost.
+pub async fn set_tags(
+    state: &Arc<NodeState>,
+    req: pb::SetTagsRequest,
+) -> Result<pb::ObjectRecord, Status> {
+    let bucket =
+        Uuid::from_slice(&req.bucket_id).map_err(|_| Status::invalid_argument("bad bucket id"))?;
+    let wanted = req
+        .version
+        .as_ref()
+        .map(|v| VersionKey::from_pb(v).ok_or_else(|| Status::invalid_argument("bad version")))
+        .transpose()?;
+    let _lock = state.key_locks.lock(bucket, &req.key).await;
+    let mut record = quorum_read(state, &bucket, &req.key, wanted)
+        .await?
+        .filter(|r| r.state() == RecordState::Complete)
+        .ok_or_else(|| Status::not_found("no such version"))?;
+    let (version, edited) = record_freshness(&record);
+    let stamp = VersionKey {
+        hlc: state.hlc.stamp_after(version.hlc.max(edited.hlc)),
+        node_id: *state.id.as_bytes(),
+        uuid: *Uuid::new_v4().as_bytes(),
+    };
+    record.tags = req.tags;
+    record.tags_stamp = Some(stamp.to_pb());
+    replicate(state, &record).await?;
+    Ok(record)
+}
+
+/// The freshest copy of a key's newest visible record, or of one visible version, among a
+/// read quorum of its replicas (this node included when it is one).
+async fn quorum_read(
     state: &Arc<NodeState>,
     bucket: &Uuid,
     key: &str,
+    version: Option<VersionKey>,
 ) -> Result<Option<pb::ObjectRecord>, Status> {
     let placement = state.placement();
     let replicas = placement.read_set(object_hash(bucket, key));
@@ -210,6 +256,7 @@ async fn quorum_newest_visible(
                 bucket_id: bucket.as_bytes().to_vec(),
                 key: key.to_string(),
                 layout_version: placement.version(),
+                version: version.map(|v| v.to_pb()),
                 ..Default::default()
             };
             async move {

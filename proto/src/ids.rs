@@ -124,6 +124,17 @@ impl Ord for VersionKey {
     }
 }
 
+/// How fresh a copy of a record is: its version, then the stamp of its last tag edit (a copy
+/// without one is older than any edit of the same version). Replicas keep, and quorum reads
+/// pick, the freshest copy.
+pub fn record_freshness(record: &pb::ObjectRecord) -> (VersionKey, VersionKey) {
+    let key = |v: Option<&pb::Version>| v.and_then(VersionKey::from_pb).unwrap_or_default();
+    (
+        key(record.version.as_ref()),
+        key(record.tags_stamp.as_ref()),
+    )
+}
+
 /// A hybrid logical clock: `unix_ms << 16 | counter`. Every stamp is greater than the wall
 /// clock, than every earlier stamp, and than every stamp it has been told about, so a
 /// coordinator never orders a new write before one it has already seen.

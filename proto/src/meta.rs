@@ -80,6 +80,9 @@ pub struct Bucket {
     /// bucket can only be suspended, never unversioned again.
     #[serde(default)]
     pub versioning: Option<BucketVersioning>,
+    /// Bucket tags (PutBucketTagging); empty when it has none.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// A bucket's versioning status, as S3 names it.
@@ -292,6 +295,12 @@ pub enum MetaCommand {
     SetBucketVersioning {
         bucket: String,
         status: BucketVersioning,
+    },
+    /// Replaces a bucket's tags (empty = removes them); answers with the bucket. The tags are
+    /// validated before they are proposed, not here.
+    SetBucketTags {
+        bucket: String,
+        tags: BTreeMap<String, String>,
     },
 }
 
@@ -507,7 +516,7 @@ impl Metadata {
             }
             MetaCommand::SetBucketLifecycle { bucket, lifecycle } => {
                 self.set_bucket_lifecycle(bucket, lifecycle)
-    },
+            }
             MetaCommand::SetBucketVersioning { bucket, status } => {
                 let b = self
                     .buckets
@@ -515,6 +524,14 @@ impl Metadata {
                     .ok_or_else(|| MetaError::NoSuchBucket(bucket.clone()))?;
                 b.versioning = Some(*status);
                 Ok(MetaResult::Bucket(b.clone()))
+            }
+            MetaCommand::SetBucketTags { bucket, tags } => {
+                let bucket = self
+                    .buckets
+                    .get_mut(bucket)
+                    .ok_or_else(|| MetaError::NoSuchBucket(bucket.clone()))?;
+                bucket.tags = tags.clone();
+                Ok(MetaResult::Bucket(bucket.clone()))
             }
         }
     }

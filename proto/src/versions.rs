@@ -125,12 +125,12 @@ impl NewestMerge {
         &self.purged
     }
 
-    /// The winner so far.
+    /// The winner so far: the freshest copy (version, then tag edits) not purged.
     pub fn newest(&self) -> Option<&pb::ObjectRecord> {
         self.newest
             .iter()
             .filter(|r| !self.purged.contains(&version_key(r)))
-            .max_by_key(|r| version_key(r))
+            .max_by_key(|r| crate::ids::record_freshness(r))
     }
 }
 

@@ -12,6 +12,7 @@ use super::object::{
     announce_uploading, check_conditions, publish, record_from_headers, write_condition,
 };
 use super::router::Access;
+use super::tagging;
 use super::versioning::{new_record, parse_version_id, readable_version};
 use super::{S3, S3Request, check_rights, header_value, xml_response};
 use crate::body::ResponseBody;
@@ -97,6 +98,15 @@ pub async fn copy_object(s3: &S3, req: S3Request) -> S3Result<Response<ResponseB
             headers: source.headers.clone(),
             user_metadata: source.user_metadata.clone(),
             ..new_record(&bucket, &key)
+        }
+    };
+    record.tags = match req.header("x-amz-tagging-directive").unwrap_or("COPY") {
+        "COPY" => source.tags.clone(),
+        "REPLACE" => tagging::from_header(&req.headers)?.unwrap_or_default(),
+        _ => {
+            return Err(S3Error::InvalidArgument(
+                "Unknown tagging directive.".into(),
+            ));
         }
     };
     record.size = source.size;

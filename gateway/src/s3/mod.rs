@@ -11,6 +11,7 @@ mod multipart;
 pub(crate) mod object;
 pub mod post;
 pub mod router;
+pub mod tagging;
 pub mod versioning;
 mod website;
 mod writer;
@@ -194,6 +195,12 @@ impl S3 {
             AbortMultipartUpload => multipart::abort_upload(self, req).await,
             ListMultipartUploads => multipart::list_uploads(self, req).await,
             ListParts => multipart::list_parts(self, req).await,
+            GetObjectTagging => tagging::get_object_tagging(self, req).await,
+            PutObjectTagging => tagging::put_object_tagging(self, req).await,
+            DeleteObjectTagging => tagging::delete_object_tagging(self, req).await,
+            GetBucketTagging => tagging::get_bucket_tagging(self, req).await,
+            PutBucketTagging => tagging::put_bucket_tagging(self, req).await,
+            DeleteBucketTagging => tagging::delete_bucket_tagging(self, req).await,
         }
     }
 }

@@ -270,6 +270,7 @@ pub async fn create_upload(s3: &S3, req: S3Request) -> S3Result<Response<Respons
             user_metadata: record.user_metadata.into_iter().collect(),
             checksum_algorithm: checksum.map(|(a, _)| a.name().to_string()),
             checksum_type: checksum.map(|(_, k)| k.name().to_string()),
+            tags: record.tags,
         },
         ..Default::default()
     };
@@ -723,6 +724,7 @@ pub async fn complete_upload(s3: &S3, req: S3Request) -> S3Result<Response<Respo
         content_type: template.content_type.clone(),
         headers: template.headers.clone().into_iter().collect(),
         user_metadata: template.user_metadata.clone().into_iter().collect(),
+        tags: template.tags.clone(),
         // The uploading record carries the blocks, so that if this Complete dies before the
         // flip, the record's expiry releases the references taken below.
         body: Some(Body::Blocks(pb::BlockList { blocks })),

@@ -31,7 +31,8 @@ const STORED_HEADERS: &[&str] = &[
 /// Default content type, as AWS.
 const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
 
-/// A record for `key` carrying the object metadata of the request headers.
+/// A record for `key` carrying the object metadata (and `x-amz-tagging` tags) of the request
+/// headers.
 pub fn record_from_headers(
     bucket: &Bucket,
     key: &str,
@@ -82,6 +83,7 @@ pub fn record_from_headers(
         content_type: text("content-type").unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_string()),
         headers: stored,
         user_metadata,
+        tags: super::tagging::from_header(headers)?.unwrap_or_default(),
         ..new_record(bucket, key)
     })
 }
@@ -415,6 +417,9 @@ pub fn object_headers(
             header::CONTENT_TYPE,
             header_value(overridden("content-type").unwrap_or(&record.content_type))?,
         );
+    if let Some(count) = super::tagging::count_header(record) {
+        resp = resp.header("x-amz-tagging-count", count);
+    }
     for (name, value) in &record.headers {
         if overridden(name).is_none() {
             resp = resp.header(name.as_str(), header_value(value)?);

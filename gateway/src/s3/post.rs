@@ -15,6 +15,7 @@ use super::object::{
     MAX_PUT_SIZE, mark_complete, publish, record_from_headers, release_unpublished, store_body,
 };
 use super::router::Access;
+use super::tagging::{self, TagScope};
 use super::writer::BlockCutter;
 use super::{S3, check_rights, empty_response, header_value, xml_response};
 use crate::auth::post_policy::{PostPolicy, PostSignature, missing_field};
@@ -152,6 +153,9 @@ pub async fn post_object(
     let sizes = policy.check(&form.fields, chrono::Utc::now())?;
 
     let mut record = record_from_headers(&bucket, &key, &object_headers(&form.fields)?)?;
+    if let Some(document) = form.fields.get("tagging") {
+        record.tags = tagging::from_document(document.as_bytes(), TagScope::Object)?;
+    }
     let max = (*sizes.end()).min(MAX_PUT_SIZE);
     let mut cutter = BlockCutter::new(
         form.file,

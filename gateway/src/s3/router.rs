@@ -49,6 +49,12 @@ pub enum Endpoint {
     AbortMultipartUpload,
     ListMultipartUploads,
     ListParts,
+    GetObjectTagging,
+    PutObjectTagging,
+    DeleteObjectTagging,
+    GetBucketTagging,
+    PutBucketTagging,
+    DeleteBucketTagging,
 }
 
 /// The right a key needs on the bucket for an operation.
@@ -86,6 +92,9 @@ impl Endpoint {
             }
             GetBucketWebsite | PutBucketWebsite | DeleteBucketWebsite => Access::Owner,
             GetBucketLifecycle | PutBucketLifecycle | DeleteBucketLifecycle => Access::Owner,
+            GetObjectTagging => Access::Read,
+            PutObjectTagging | DeleteObjectTagging => Access::Write,
+            GetBucketTagging | PutBucketTagging | DeleteBucketTagging => Access::Owner,
         }
     }
 
@@ -132,6 +141,12 @@ impl Endpoint {
             AbortMultipartUpload => "AbortMultipartUpload",
             ListMultipartUploads => "ListMultipartUploads",
             ListParts => "ListParts",
+            GetObjectTagging => "GetObjectTagging",
+            PutObjectTagging => "PutObjectTagging",
+            DeleteObjectTagging => "DeleteObjectTagging",
+            GetBucketTagging => "GetBucketTagging",
+            PutBucketTagging => "PutBucketTagging",
+            DeleteBucketTagging => "DeleteBucketTagging",
         }
     }
 }
@@ -200,6 +215,7 @@ const SERVED_SUBRESOURCES: &[&str] = &[
     "cors",
     "versions",
     "policy",
+    "tagging",
 ];
 
 /// Multipart parameters: `?uploads` (a sub-resource), `uploadId` and `partNumber`.
@@ -256,6 +272,9 @@ pub fn route(
             Method::GET if sub("cors") => GetBucketCors,
             Method::PUT if sub("cors") => PutBucketCors,
             Method::DELETE if sub("cors") => DeleteBucketCors,
+            Method::GET if sub("tagging") => GetBucketTagging,
+            Method::PUT if sub("tagging") => PutBucketTagging,
+            Method::DELETE if sub("tagging") => DeleteBucketTagging,
             Method::PUT if sub("acl") => PutBucketAcl,
             Method::GET if sub("policy") => GetBucketPolicy,
             Method::GET if sub("versions") => ListObjectVersions,
@@ -300,6 +319,14 @@ pub fn route(
             match *method {
                 Method::GET => GetObjectAcl,
                 Method::PUT => PutObjectAcl,
+                _ => return Err(not_implemented()),
+            }
+        }
+        (Some(_), Some(_)) if sub("tagging") && !MULTIPART_PARAMETERS.iter().any(|p| sub(p)) => {
+            match *method {
+                Method::GET => GetObjectTagging,
+                Method::PUT => PutObjectTagging,
+                Method::DELETE => DeleteObjectTagging,
                 _ => return Err(not_implemented()),
             }
         }
@@ -426,12 +453,7 @@ mod tests {
 
     #[test]
     fn unknown_subresources_are_not_implemented() {
-        for q in [
-            "torrent",
-            "inventory",
-            "tagging",
-            "replication",
-        ] {
+        for q in ["torrent", "inventory", "replication"] {
             assert!(
                 matches!(
                     r(Method::GET, Some("b"), None, q),
@@ -495,6 +517,45 @@ mod tests {
         ));
         assert_eq!(Endpoint::PutBucketCors.access(), Access::Owner);
         assert_eq!(Endpoint::ListObjectVersions.access(), Access::Read);
+    }
+
+    #[test]
+    fn routes_tagging() {
+        let ok = |m: Method, key: Option<&str>, q: &str| r(m, Some("b"), key, q).unwrap();
+        assert_eq!(
+            ok(Method::GET, Some("k"), "tagging"),
+            Endpoint::GetObjectTagging
+        );
+        assert_eq!(
+            ok(Method::PUT, Some("k"), "tagging"),
+            Endpoint::PutObjectTagging
+        );
+        assert_eq!(
+            ok(Method::DELETE, Some("k"), "tagging&versionId=null"),
+            Endpoint::DeleteObjectTagging
+        );
+        assert_eq!(ok(Method::GET, None, "tagging"), Endpoint::GetBucketTagging);
+        assert_eq!(ok(Method::PUT, None, "tagging"), Endpoint::PutBucketTagging);
+        assert_eq!(
+            ok(Method::DELETE, None, "tagging"),
+            Endpoint::DeleteBucketTagging
+        );
+        assert_eq!(Endpoint::GetObjectTagging.access(), Access::Read);
+        assert_eq!(Endpoint::PutObjectTagging.access(), Access::Write);
+        assert_eq!(Endpoint::PutBucketTagging.access(), Access::Owner);
+        // Never a bucket POST upload.
+        for (m, key, q) in [
+            (Method::POST, None, "tagging"),
+            (Method::POST, Some("k"), "tagging"),
+        ] {
+            assert!(
+                matches!(
+                    r(m.clone(), Some("b"), key, q),
+                    Err(S3Error::NotImplemented(_))
+                ),
+                "{m} {key:?} {q}"
+            );
+        }
     }
 
     #[test]

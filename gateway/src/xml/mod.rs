@@ -17,6 +17,7 @@ mod cors;
 mod lifecycle;
 mod request;
 mod response;
+mod tagging;
 #[cfg(test)]
 mod tests;
 mod website;
@@ -25,6 +26,7 @@ pub use cors::*;
 pub use lifecycle::*;
 pub use request::*;
 pub use response::*;
+pub use tagging::*;
 pub use website::*;
 
 /// The S3 XML namespace put on every response root element.

@@ -261,10 +261,7 @@ mod tests {
         let tombstone = [version("logs/a", RecordState::Tombstone, 0)];
         assert!(decide(&rules, &tombstone, 0, DAY).is_empty());
         // Not while an older version remains behind it.
-        let behind = [
-            live("logs/a", 0),
-            marker("logs/a", 1),
-        ];
+        let behind = [live("logs/a", 0), marker("logs/a", 1)];
         assert!(decide(&rules, &behind, 10_000, DAY).is_empty());
         let elsewhere = [marker("x", 0)];
         assert!(decide(&rules, &elsewhere, 0, DAY).is_empty());

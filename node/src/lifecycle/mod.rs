@@ -26,8 +26,8 @@ use uuid::Uuid;
 pub use decide::{Action, decide};
 
 use crate::coordinator::{coordinate, drop_refs, expire_current};
-use cairn_proto::versions::purge_of;
 use crate::state::NodeState;
+use cairn_proto::versions::purge_of;
 
 /// Most actions one bucket gets per pass (the rest wait for the next pass).
 const MAX_ACTIONS_PER_BUCKET: usize = 10_000;

@@ -105,6 +105,9 @@ impl fmt::Display for MetaRequest {
             MetaCommand::SetBucketVersioning { bucket, status } => {
                 write!(f, "SetBucketVersioning({bucket}, {status:?})")
             }
+            MetaCommand::SetBucketTags { bucket, tags } => {
+                write!(f, "SetBucketTags({bucket}, {} tags)", tags.len())
+            }
         }
     }
 }

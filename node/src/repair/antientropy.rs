@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use cairn_proto::Placement;
-use cairn_proto::ids::record_blocks;
+use cairn_proto::ids::{record_blocks, record_freshness};
 use cairn_proto::meta::LayoutNode;
 use cairn_proto::pb::{
     self, GetRecordRequest, GetRecordsRequest, GetRecordsResponse, PartitionDigestsRequest,
@@ -263,8 +263,8 @@ async fn pull_from(
     }
 }
 
-/// The record versions of the summaries this node lacks: neither that version (visible or
-/// purged) nor a visible version superseding it.
+/// The record versions of the summaries this node lacks: neither that version (visible with
+/// tags at least as fresh, or purged) nor a visible version superseding it.
 async fn newer_than_local(
     state: &NodeState,
     summaries: Vec<pb::ObjectRecord>,
@@ -275,7 +275,9 @@ async fn newer_than_local(
         for summary in summaries {
             let held = index.versions(&bucket_of(&summary), &summary.key)?;
             let covered = held.iter().any(|l| {
-                (version_of(l) == version_of(&summary) && (is_visible(l) || is_purged(l)))
+                (version_of(l) == version_of(&summary)
+                    && (is_purged(l)
+                        || (is_visible(l) && record_freshness(l) >= record_freshness(&summary))))
                     || (is_visible(l) && is_visible(&summary) && supersedes(l, &summary))
             });
             if !covered {

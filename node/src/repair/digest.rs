@@ -2,6 +2,7 @@
 //! summaries in given partitions. Both walk the index in key order and place each visible
 //! record (complete or tombstone) by its object hash. Blocking: call from `spawn_blocking`.
 
+use cairn_proto::ids::record_freshness;
 use cairn_proto::pb;
 use cairn_proto::ring::{Partition, find_partition, hash64, object_hash};
 use tonic::Status;
@@ -46,15 +47,17 @@ fn partition_of(parts: &[Partition], record: &pb::ObjectRecord) -> Option<usize>
     find_partition(parts, object_hash(&bucket_of(record), &record.key))
 }
 
-/// The identity of one record version: what two replicas must agree on.
+/// The identity of one record version: what two replicas must agree on (the stamp of its
+/// last tag edit included, when it has one).
 fn record_digest(record: &pb::ObjectRecord) -> u64 {
     let version = crate::store::index::version_of(record).to_bytes();
-    hash64(&[
-        &record.bucket_id,
-        record.key.as_bytes(),
-        &version,
-        &record.state.to_be_bytes(),
-    ])
+    let state = record.state.to_be_bytes();
+    let mut parts: Vec<&[u8]> = vec![&record.bucket_id, record.key.as_bytes(), &version, &state];
+    let edited = record_freshness(record).1.to_bytes();
+    if record.tags_stamp.is_some() {
+        parts.push(&edited);
+    }
+    hash64(&parts)
 }
 
 /// Digest and count of the visible records in each of `parts`.
@@ -163,5 +166,35 @@ mod tests {
         assert_eq!(seen.len() as u64, db[differing[0]].count);
         let k7 = seen.iter().find(|r| r.key == "k7").expect("k7 summarized");
         assert_eq!(k7.state(), RecordState::Tombstone);
+    }
+
+    #[tokio::test]
+    async fn a_tag_edit_changes_the_digest_and_shows_in_summaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (
+            Index::open(&dir.path().join("a.redb")).unwrap(),
+            Index::open(&dir.path().join("b.redb")).unwrap(),
+        );
+        let bucket = Uuid::new_v4();
+        let r = rec(bucket, "k", 10, RecordState::Complete);
+        a.store(r.clone()).await.unwrap();
+        b.store(r.clone()).await.unwrap();
+        let parts = halves();
+        assert_eq!(digests(&a, &parts).unwrap(), digests(&b, &parts).unwrap());
+        let mut edited = r;
+        edited.tags.insert("t".into(), "v".into());
+        edited.tags_stamp = Some(
+            cairn_proto::VersionKey {
+                hlc: 11,
+                ..Default::default()
+            }
+            .to_pb(),
+        );
+        b.store(edited.clone()).await.unwrap();
+        assert_ne!(digests(&a, &parts).unwrap(), digests(&b, &parts).unwrap());
+        let (page, _) = summaries(&b, &parts, &[], 10).unwrap();
+        assert_eq!(page[0].tags_stamp, edited.tags_stamp);
+        a.store(edited).await.unwrap();
+        assert_eq!(digests(&a, &parts).unwrap(), digests(&b, &parts).unwrap());
     }
 }

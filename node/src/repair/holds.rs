@@ -2,6 +2,7 @@
 //! before a node forgets a copy it no longer needs (tombstones and purge markers after their
 //! grace, foreign copies after a layout change).
 
+use cairn_proto::ids::record_freshness;
 use cairn_proto::pb::{self, GetRecordRequest};
 use cairn_proto::versions::{is_purged, is_visible, supersedes, version_key};
 use tonic::Status;
@@ -46,7 +47,9 @@ async fn ask(
     }
     if let Some(held) = answer.record {
         // A replica still showing a version this node purged has not seen the purge.
-        return Ok(!is_purged(record) && version_key(&held) == version_key(record));
+        return Ok(!is_purged(record)
+            && version_key(&held) == version_key(record)
+            && record_freshness(&held) >= record_freshness(record));
     }
     let newest = client
         .get(GetRecordRequest {

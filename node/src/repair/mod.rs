@@ -35,8 +35,8 @@ mod antientropy;
 pub mod blocks;
 pub mod digest;
 mod foreign;
-pub mod rebalance;
 pub mod holds;
+pub mod rebalance;
 mod transition;
 
 use std::sync::Arc;

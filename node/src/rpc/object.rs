@@ -2,22 +2,22 @@
 
 use std::sync::Arc;
 
+use cairn_proto::VersionKey;
 use cairn_proto::pb::object_service_server::ObjectService;
 use cairn_proto::pb::{
     CoordinateRequest, CoordinateResponse, GetRecordRequest, GetRecordResponse, GetRecordsRequest,
     GetRecordsResponse, ListRequest, ListResponse, PartitionDigestsRequest,
-    PartitionDigestsResponse, PartitionRecordsRequest, PartitionRecordsResponse, StoreRequest,
-    StoreResponse,
+    PartitionDigestsResponse, PartitionRecordsRequest, PartitionRecordsResponse, SetTagsRequest,
+    SetTagsResponse, StoreRequest, StoreResponse,
 };
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::coordinator::{coordinate_if, index_status, store_local};
+use crate::coordinator::{coordinate_if, index_status, set_tags, store_local};
 use crate::repair;
 use crate::state::NodeState;
 use crate::store::index::is_purged;
 use crate::store::{Index, ListQuery};
-use cairn_proto::VersionKey;
 use cairn_proto::versions::VersionSelector;
 
 /// Largest listing page a node answers.
@@ -100,6 +100,18 @@ impl ObjectService for ObjectRpc {
             &self.0.index,
             &req.into_inner(),
         )?))
+    }
+
+    async fn set_tags(
+        &self,
+        req: Request<SetTagsRequest>,
+    ) -> Result<Response<SetTagsResponse>, Status> {
+        let req = req.into_inner();
+        self.0.check_layout(req.layout_version)?;
+        let record = set_tags(&self.0, req).await?;
+        Ok(Response::new(SetTagsResponse {
+            record: Some(record),
+        }))
     }
 
     async fn partition_digests(

@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use cairn_proto::ids::record_freshness;
 use cairn_proto::pb::{self, RecordState};
 use cairn_proto::{BlockId, VersionKey};
 use prost::Message;
@@ -566,6 +567,7 @@ pub fn summary_of(record: &pb::ObjectRecord) -> pb::ObjectRecord {
         state: record.state,
         versioned: record.versioned,
         null_version: record.null_version,
+        tags_stamp: record.tags_stamp.clone(),
         ..Default::default()
     }
 }
@@ -682,7 +684,7 @@ fn commit_batches(db: &Database, batches: &[Batch]) -> Result<Vec<Vec<OpResult>>
 /// visible version supersedes it, in which case the record itself is garbage. A purge
 /// replaces its version in any state, and nothing re-stores a purged version. `uploading`
 /// records are kept until they are flipped or expire. Re-storing the same version replaces
-/// it, except that a visible record is never turned back into `uploading`.
+/// it unless [`replaces_same_version`] says the copy held is fresher.
 fn store_record(
     objects: &mut redb::Table<&[u8], &[u8]>,
     record: &pb::ObjectRecord,
@@ -715,7 +717,7 @@ fn store_record(
         }
         return Ok(outcome);
     }
-    if same.is_some_and(is_visible) && !is_visible(record) && !is_purged(record) {
+    if !is_purged(record) && same.is_some_and(|held| !replaces_same_version(held, record)) {
         outcome.stored = false;
         return Ok(outcome);
     }
@@ -749,6 +751,13 @@ fn store_record(
     }
     objects.insert(own_key.as_slice(), record.encode_to_vec().as_slice())?;
     Ok(outcome)
+}
+
+/// Whether `incoming` replaces `held`, a copy of the same version: a visible record is never
+/// turned back into `uploading`, and never loses a newer tag edit to an older copy.
+fn replaces_same_version(held: &pb::ObjectRecord, incoming: &pb::ObjectRecord) -> bool {
+    (is_visible(incoming) || !is_visible(held))
+        && record_freshness(incoming) >= record_freshness(held)
 }
 
 /// A bare record version for tests of the index and of code built on it.
@@ -939,6 +948,43 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(out.garbage.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn newer_tag_edits_win_over_older_copies_of_a_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(&dir.path().join("i.redb")).unwrap();
+        let b = Uuid::new_v4();
+        let tagged = |stamp: Option<u64>, tag: &str| {
+            let mut r = rec(b, "k", 10, RecordState::Complete);
+            r.tags.insert("t".into(), tag.into());
+            r.tags_stamp = stamp.map(|hlc| {
+                VersionKey {
+                    hlc,
+                    ..Default::default()
+                }
+                .to_pb()
+            });
+            r
+        };
+        let tag_now = || {
+            let r = index.newest_visible(&b, "k").unwrap().unwrap();
+            r.tags.get("t").cloned().unwrap_or_default()
+        };
+        index.store(tagged(None, "written")).await.unwrap();
+        assert!(index.store(tagged(Some(20), "edit2")).await.unwrap().stored);
+        assert_eq!(tag_now(), "edit2");
+        // An older edit, or the copy as first written, arriving late changes nothing.
+        for late in [tagged(Some(15), "edit1"), tagged(None, "written")] {
+            let out = index.store(late).await.unwrap();
+            assert!(!out.stored && out.garbage.is_empty());
+            assert_eq!(tag_now(), "edit2");
+        }
+        // Re-storing the same copy is idempotent; a newer edit replaces it.
+        assert!(index.store(tagged(Some(20), "edit2")).await.unwrap().stored);
+        assert!(index.store(tagged(Some(30), "edit3")).await.unwrap().stored);
+        assert_eq!(tag_now(), "edit3");
+        assert_eq!(index.versions(&b, "k").unwrap().len(), 1);
     }
 
     #[tokio::test]

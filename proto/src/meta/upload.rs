@@ -53,6 +53,8 @@ pub struct ObjectTemplate {
     pub checksum_algorithm: Option<String>,
     /// `x-amz-checksum-type` (COMPOSITE or FULL_OBJECT), when an algorithm is set.
     pub checksum_type: Option<String>,
+    /// Object tags (`x-amz-tagging`).
+    pub tags: BTreeMap<String, String>,
 }
 
 /// One uploaded part.
