@@ -28,6 +28,7 @@ pub mod cluster;
 pub mod data;
 pub mod k8s;
 pub mod post_form;
+pub mod probe;
 pub mod proc;
 pub mod s3;
 pub mod server;
@@ -40,6 +41,7 @@ pub use browser::{dump_dom, map_host, require_chromium, screenshot};
 pub use checks::{dir_bytes, put_checked, status_records, status_row, try_get, wait_until};
 pub use cluster::{Cluster, ClusterOptions, Proc};
 pub use data::{md5_hex, quoted_md5, random_bytes};
+pub use probe::NodeProbe;
 pub use proc::{CmdOutput, run_with_timeout};
 pub use s3::{
     RawResponse, S3Failure, expect_s3_error, http_client, raw_request, s3_client,

@@ -4,7 +4,9 @@
 //! removes those objects and nothing else, a Date rule removes its objects at once, a
 //! disabled rule and a tag-filtered rule leave theirs, and an abandoned multipart upload is
 //! aborted and its blocks freed (block directories measured before and after); with a node
-//! down, the keys it coordinated still expire.
+//! down, the keys it coordinated still expire. In a versioned bucket, NoncurrentVersion-
+//! Expiration keeps the newest N noncurrent versions (and frees the others' blocks),
+//! Expiration writes delete markers, and ExpiredObjectDeleteMarker removes lone markers.
 
 use std::time::Duration;
 
@@ -270,15 +272,9 @@ fn totals(c: &Cluster) -> (u64, u64, u64) {
     )
 }
 
-fn block_bytes(c: &Cluster) -> u64 {
-    (0..3)
-        .map(|i| dir_bytes(&c.data_dir(i).join("blocks")))
-        .sum()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lifecycle_rules_expire_objects_and_abort_uploads_with_a_short_day() {
-    let mut c = Cluster::start_with(ClusterOptions {
+/// Three nodes whose lifecycle "day" lasts a second, with passes and collection every second.
+fn short_day_cluster() -> Cluster {
+    Cluster::start_with(ClusterOptions {
         nodes: 3,
         node_env: vec![
             ("CAIRN_LIFECYCLE_DAY_SECS".into(), "1".into()),
@@ -287,7 +283,18 @@ async fn lifecycle_rules_expire_objects_and_abort_uploads_with_a_short_day() {
             ("CAIRN_BLOCK_GRACE_SECS".into(), "1".into()),
         ],
         ..Default::default()
-    });
+    })
+}
+
+fn block_bytes(c: &Cluster) -> u64 {
+    (0..3)
+        .map(|i| dir_bytes(&c.data_dir(i).join("blocks")))
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_rules_expire_objects_and_abort_uploads_with_a_short_day() {
+    let mut c = short_day_cluster();
     let s3 = c.client();
     let bucket = unique_bucket("lc-worker");
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
@@ -511,4 +518,199 @@ async fn lifecycle_rules_expire_objects_and_abort_uploads_with_a_short_day() {
     });
     let keys = tokio::task::block_in_place(listed);
     assert_eq!(keys, expected, "only tmp/ objects expire with a node down");
+}
+
+/// The version ids of `key`, newest first, and its delete markers (id, latest).
+async fn versions_of(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> (Vec<String>, Vec<(String, bool)>) {
+    let out = s3
+        .list_object_versions()
+        .bucket(bucket)
+        .prefix(key)
+        .send()
+        .await
+        .unwrap();
+    let versions = out
+        .versions()
+        .iter()
+        .filter(|v| v.key() == Some(key))
+        .map(|v| v.version_id().unwrap_or_default().to_string())
+        .collect();
+    let markers = out
+        .delete_markers()
+        .iter()
+        .filter(|m| m.key() == Some(key))
+        .map(|m| {
+            (
+                m.version_id().unwrap_or_default().to_string(),
+                m.is_latest() == Some(true),
+            )
+        })
+        .collect();
+    (versions, markers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versioned_buckets_keep_the_newest_noncurrent_versions_and_expire_to_markers() {
+    let c = short_day_cluster();
+    let s3 = c.client();
+    let bucket = unique_bucket("lc-versions");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    s3.put_bucket_versioning()
+        .bucket(&bucket)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let put = |key: &'static str, body: Vec<u8>| {
+        let s3 = s3.clone();
+        let bucket = bucket.clone();
+        async move {
+            s3.put_object()
+                .bucket(&bucket)
+                .key(key)
+                .body(ByteStream::from(body))
+                .send()
+                .await
+                .unwrap()
+                .version_id()
+                .unwrap()
+                .to_string()
+        }
+    };
+    // Six versions of doc/a (256 KiB each, in blocks), two of tmp/x, and a delete marker
+    // left alone on gone/y.
+    let mut doc = Vec::new();
+    for _ in 0..6 {
+        doc.push(put("doc/a", random_bytes(256 * 1024)).await);
+    }
+    let tmp: Vec<String> = vec![
+        put("tmp/x", b"1".to_vec()).await,
+        put("tmp/x", b"2".to_vec()).await,
+    ];
+    let gone = put("gone/y", b"y".to_vec()).await;
+    s3.delete_object()
+        .bucket(&bucket)
+        .key("gone/y")
+        .send()
+        .await
+        .unwrap();
+    s3.delete_object()
+        .bucket(&bucket)
+        .key("gone/y")
+        .version_id(&gone)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(versions_of(&s3, &bucket, "gone/y").await.1.len(), 1);
+    let before = block_bytes(&c);
+
+    let keep_two = LifecycleRule::builder()
+        .id("noncurrent")
+        .filter(prefix_filter("doc/"))
+        .status(ExpirationStatus::Enabled)
+        .noncurrent_version_expiration(
+            NoncurrentVersionExpiration::builder()
+                .noncurrent_days(1)
+                .newer_noncurrent_versions(2)
+                .build(),
+        )
+        .build()
+        .unwrap();
+    let markers = LifecycleRule::builder()
+        .id("markers")
+        .filter(prefix_filter("gone/"))
+        .status(ExpirationStatus::Enabled)
+        .expiration(
+            LifecycleExpiration::builder()
+                .expired_object_delete_marker(true)
+                .build(),
+        )
+        .build()
+        .unwrap();
+    s3.put_bucket_lifecycle_configuration()
+        .bucket(&bucket)
+        .lifecycle_configuration(config(vec![
+            keep_two,
+            markers,
+            expire_days("tmp", prefix_filter("tmp/"), 1),
+        ]))
+        .send()
+        .await
+        .unwrap();
+
+    // doc/a keeps its current version and the two newest noncurrent ones.
+    let newest_three: Vec<String> = doc.iter().rev().take(3).cloned().collect();
+    let settled = || async {
+        versions_of(&s3, &bucket, "doc/a").await.0 == newest_three
+            && versions_of(&s3, &bucket, "gone/y").await.1.is_empty()
+            && versions_of(&s3, &bucket, "tmp/x").await.1.len() == 1
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !settled().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "lifecycle did not settle: doc/a {:?}, gone/y {:?}, tmp/x {:?}\n{}",
+            versions_of(&s3, &bucket, "doc/a").await,
+            versions_of(&s3, &bucket, "gone/y").await,
+            versions_of(&s3, &bucket, "tmp/x").await,
+            c.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Expiring a current version in a versioned bucket makes a delete marker: tmp/x reads as
+    // deleted, both its versions are kept.
+    let (tmp_versions, tmp_markers) = versions_of(&s3, &bucket, "tmp/x").await;
+    assert_eq!(tmp_versions, vec![tmp[1].clone(), tmp[0].clone()]);
+    assert!(
+        tmp_markers[0].1,
+        "the marker is the latest version of tmp/x"
+    );
+    expect_s3_error(
+        "GET tmp/x",
+        s3.get_object().bucket(&bucket).key("tmp/x").send().await,
+        404,
+        Some("NoSuchKey"),
+    );
+    for id in &newest_three {
+        let got = s3
+            .get_object()
+            .bucket(&bucket)
+            .key("doc/a")
+            .version_id(id)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET version {id} of doc/a: {e:?}"));
+        let body = got.body.collect().await.unwrap().into_bytes();
+        assert_eq!(body.len(), 256 * 1024, "version {id} of doc/a");
+    }
+    expect_s3_error(
+        "GET an expired noncurrent version",
+        s3.get_object()
+            .bucket(&bucket)
+            .key("doc/a")
+            .version_id(&doc[0])
+            .send()
+            .await,
+        404,
+        Some("NoSuchVersion"),
+    );
+    // The three removed versions' blocks are freed on all three replicas.
+    let freed_at_least = (3 * 3 * 256 * 1024) as u64;
+    tokio::task::block_in_place(|| {
+        wait_until(Duration::from_secs(60), "noncurrent blocks freed", || {
+            block_bytes(&c) + freed_at_least <= before
+        })
+    });
+    eprintln!(
+        "block bytes on the 3 nodes: {before} before, {} after",
+        block_bytes(&c)
+    );
 }

@@ -7,15 +7,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use cairn_proto::Metadata;
-use cairn_proto::client::Peers;
-use cairn_proto::ids::{object_owner, record_blocks};
-use cairn_proto::pb::{
-    self, GetBlockRequest, GetRecordRequest, MetaReadRequest, RecordState, RefsRequest,
-    StatusRequest,
-};
+use cairn_proto::ids::record_blocks;
+use cairn_proto::pb::{self, RecordState};
 use cluster_tests::{
-    Cluster, ClusterOptions, expect_s3_error, put_checked, quoted_md5, random_bytes, unique_bucket,
+    Cluster, ClusterOptions, NodeProbe, expect_s3_error, put_checked, quoted_md5, random_bytes,
+    unique_bucket,
 };
 use futures::StreamExt;
 
@@ -37,149 +33,49 @@ fn body_for(i: usize) -> Vec<u8> {
     }
 }
 
+/// `Ok` once the node holds the expected newest version of every key (a tombstone for a
+/// deleted one) and every block of every object with its reference; else the first gap.
+async fn holds(probe: &NodeProbe, bucket_id: &[u8], expected: &Expected) -> Result<(), String> {
+    for (key, want) in expected {
+        let record = probe.record(bucket_id, key).await?;
+        let record = record.ok_or_else(|| format!("{key}: no record"))?;
+        let Some(body) = want else {
+            if record.state() != RecordState::Tombstone {
+                return Err(format!("{key}: {:?}, not a tombstone", record.state()));
+            }
+            continue;
+        };
+        if record.state() != RecordState::Complete || record.etag != quoted_md5(body) {
+            return Err(format!("{key}: {:?} {}", record.state(), record.etag));
+        }
+        if record_blocks(&record).is_empty() {
+            let inline = match &record.body {
+                Some(pb::object_record::Body::InlineData(d)) => d.to_vec(),
+                _ => Vec::new(),
+            };
+            if inline != *body {
+                return Err(format!("{key}: inline body differs"));
+            }
+            continue;
+        }
+        let mut data = Vec::new();
+        for block in record_blocks(&record) {
+            data.extend(probe.block(&block.id).await?);
+        }
+        if data != *body {
+            return Err(format!("{key}: block bodies differ"));
+        }
+        if !probe.refs_complete(&record).await? {
+            return Err(format!("{key}: a block reference is missing"));
+        }
+    }
+    Ok(())
+}
+
 async fn put_all(s3: &aws_sdk_s3::Client, bucket: &str, objects: &[(String, Vec<u8>)]) {
     futures::stream::iter(objects)
         .for_each_concurrent(8, |(key, data)| put_checked(s3, bucket, key, data))
         .await;
-}
-
-/// Direct gRPC access to one node, with the cluster secret.
-struct NodeProbe {
-    peers: Peers,
-    addr: String,
-}
-
-impl NodeProbe {
-    fn new(c: &Cluster, i: usize) -> Self {
-        Self {
-            peers: Peers::new(c.cluster_secret()).expect("peers"),
-            addr: c.rpc(i),
-        }
-    }
-
-    async fn bucket_id(&self, name: &str) -> Vec<u8> {
-        let state = self
-            .peers
-            .meta(&self.addr)
-            .unwrap()
-            .read(MetaReadRequest {})
-            .await
-            .expect("metadata read")
-            .into_inner();
-        let meta: Metadata = serde_json::from_slice(&state.state).expect("metadata json");
-        meta.buckets[name].id.as_bytes().to_vec()
-    }
-
-    async fn record(
-        &self,
-        bucket_id: &[u8],
-        key: &str,
-    ) -> Result<Option<pb::ObjectRecord>, String> {
-        let req = GetRecordRequest {
-            bucket_id: bucket_id.to_vec(),
-            key: key.to_string(),
-            layout_version: 0,
-            ..Default::default()
-        };
-        let mut client = self.peers.objects(&self.addr).map_err(|e| e.to_string())?;
-        Ok(client
-            .get(req)
-            .await
-            .map_err(|e| format!("Get {key}: {e}"))?
-            .into_inner()
-            .record)
-    }
-
-    async fn block(&self, id: &[u8]) -> Result<Vec<u8>, String> {
-        let req = GetBlockRequest {
-            id: id.to_vec(),
-            offset: 0,
-            length: 0,
-            layout_version: 0,
-        };
-        let mut client = self.peers.blocks(&self.addr).map_err(|e| e.to_string())?;
-        let mut stream = client
-            .get_block(req)
-            .await
-            .map_err(|e| format!("GetBlock {}: {e}", hex::encode(id)))?
-            .into_inner();
-        let mut out = Vec::new();
-        while let Some(chunk) = stream.message().await.map_err(|e| e.to_string())? {
-            out.extend_from_slice(&chunk.data);
-        }
-        Ok(out)
-    }
-
-    /// Whether the node holds every block of `record` with a reference for that version.
-    async fn refs_complete(&self, record: &pb::ObjectRecord) -> Result<bool, String> {
-        let owner = object_owner(
-            &record.bucket_id,
-            &record.key,
-            record.version.as_ref().unwrap(),
-        );
-        let refs = record_blocks(record)
-            .iter()
-            .map(|b| pb::BlockRefEntry {
-                block_id: b.id.clone(),
-                owner: Some(owner.clone()),
-            })
-            .collect();
-        let mut client = self.peers.blocks(&self.addr).map_err(|e| e.to_string())?;
-        let missing = client
-            .missing_refs(RefsRequest {
-                refs,
-                layout_version: 0,
-            })
-            .await
-            .map_err(|e| e.to_string())?
-            .into_inner();
-        Ok(missing.missing_blocks.is_empty() && missing.missing_refs.is_empty())
-    }
-
-    async fn anti_entropy(&self) -> pb::AntiEntropyStatus {
-        let mut client = self.peers.admin(&self.addr).unwrap();
-        let status = client.status(StatusRequest {}).await.expect("status");
-        status.into_inner().anti_entropy.unwrap_or_default()
-    }
-
-    /// `Ok` once the node holds the expected newest version of every key (a tombstone for a
-    /// deleted one) and every block of every object with its reference; else the first gap.
-    async fn holds(&self, bucket_id: &[u8], expected: &Expected) -> Result<(), String> {
-        for (key, want) in expected {
-            let record = self.record(bucket_id, key).await?;
-            let record = record.ok_or_else(|| format!("{key}: no record"))?;
-            let Some(body) = want else {
-                if record.state() != RecordState::Tombstone {
-                    return Err(format!("{key}: {:?}, not a tombstone", record.state()));
-                }
-                continue;
-            };
-            if record.state() != RecordState::Complete || record.etag != quoted_md5(body) {
-                return Err(format!("{key}: {:?} {}", record.state(), record.etag));
-            }
-            if record_blocks(&record).is_empty() {
-                let inline = match &record.body {
-                    Some(pb::object_record::Body::InlineData(d)) => d.to_vec(),
-                    _ => Vec::new(),
-                };
-                if inline != *body {
-                    return Err(format!("{key}: inline body differs"));
-                }
-                continue;
-            }
-            let mut data = Vec::new();
-            for block in record_blocks(&record) {
-                data.extend(self.block(&block.id).await?);
-            }
-            if data != *body {
-                return Err(format!("{key}: block bodies differ"));
-            }
-            if !self.refs_complete(&record).await? {
-                return Err(format!("{key}: a block reference is missing"));
-            }
-        }
-        Ok(())
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -258,7 +154,7 @@ async fn a_restarted_node_gets_its_replicas_back() {
     let bucket_id = probe.bucket_id(&bucket).await;
     let started = Instant::now();
     loop {
-        let Err(gap) = probe.holds(&bucket_id, &expected).await else {
+        let Err(gap) = holds(&probe, &bucket_id, &expected).await else {
             break;
         };
         assert!(

@@ -275,9 +275,12 @@ async fn newer_than_local(
         for summary in summaries {
             let held = index.versions(&bucket_of(&summary), &summary.key)?;
             let covered = held.iter().any(|l| {
-                (version_of(l) == version_of(&summary)
-                    && (is_purged(l)
-                        || (is_visible(l) && record_freshness(l) >= record_freshness(&summary))))
+                let same = version_of(l) == version_of(&summary);
+                (same && is_purged(l))
+                    || (same
+                        && is_visible(l)
+                        && is_visible(&summary)
+                        && record_freshness(l) >= record_freshness(&summary))
                     || (is_visible(l) && is_visible(&summary) && supersedes(l, &summary))
             });
             if !covered {
