@@ -69,6 +69,7 @@ async fn boto3_round_trip_healthy_and_with_a_node_killed_midway() {
 
     let degraded = create(&c).await;
     let state = dir.path().join("degraded.json");
+    let bucket_id = NodeProbe::new(&c, 0).bucket_id(&degraded).await;
     phase(&c, &degraded, "write", &state);
     c.nodes[2].kill_9();
     phase(&c, &degraded, "delete", &state);
@@ -82,7 +83,6 @@ async fn boto3_round_trip_healthy_and_with_a_node_killed_midway() {
     let ids: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
     let v2 = VersionKey::from_version_id(ids["ids"][1].as_str().unwrap()).unwrap();
     let probe = NodeProbe::new(&c, 2);
-    let bucket_id = probe.bucket_id(&degraded).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let answer = probe.answer(&bucket_id, "doc.txt", Some(v2.to_pb())).await;

@@ -19,7 +19,9 @@ use cairn_proto::pb::{
     PutBlockHeader, RefsRequest, SetTagsRequest, SetTagsResponse, StoreRequest, StoreResponse,
 };
 use cairn_proto::ring::{block_hash, object_hash};
-use cairn_proto::versions::{NewestMerge, VersionSelector, is_purged, version_key};
+use cairn_proto::versions::{
+    NewestMerge, VersionSelector, is_purged, is_visible, supersedes, version_key,
+};
 use cairn_proto::{Placement, VersionKey};
 use futures::stream::FuturesUnordered;
 use futures::{Stream, StreamExt};
@@ -597,6 +599,19 @@ impl Cluster {
             merged.dedup_by(|later, earlier| {
                 later.key == earlier.key && version_key(later) == version_key(earlier)
             });
+            // A replica that has not seen a newer version yet still lists the ones it replaces.
+            let mut kept: Vec<pb::ObjectRecord> = Vec::with_capacity(merged.len());
+            for record in merged {
+                let replaced = kept
+                    .iter()
+                    .rev()
+                    .take_while(|newer| newer.key == record.key)
+                    .any(|newer| is_visible(newer) && supersedes(newer, &record));
+                if !replaced {
+                    kept.push(record);
+                }
+            }
+            merged = kept;
         } else {
             merged.dedup_by(|later, earlier| later.key == earlier.key);
         }

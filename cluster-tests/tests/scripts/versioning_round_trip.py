@@ -144,6 +144,11 @@ elif phase == "check":
     expected += [(m["Key"], m["VersionId"]) for m in whole.get("DeleteMarkers", [])]
     assert sorted(seen) == sorted(expected) and len(seen) == len(set(seen)), (seen, expected)
     assert len(expected) == 6, expected  # doc: v3 v1 marker; copy; batch: b2 marker
+    # A delimiter rolls keys up into common prefixes, versions and markers alike.
+    out = s3.list_object_versions(Bucket=bucket, Delimiter=".")
+    assert [p["Prefix"] for p in out.get("CommonPrefixes", [])] == ["copy.", "doc."], out
+    assert {v["Key"] for v in out.get("Versions", [])} == {"batch"}, out
+    assert {m["Key"] for m in out.get("DeleteMarkers", [])} == {"batch"}, out
 
 else:
     raise SystemExit(f"unknown phase {phase}")
