@@ -148,8 +148,16 @@ impl S3 {
             return Ok(None);
         };
         let bucket = self.find_bucket(name).await?;
-        check_rights(key, &bucket, access)?;
-        Ok(Some(bucket))
+        if check_rights(key, &bucket, access).is_ok() {
+            return Ok(Some(bucket));
+        }
+        // Rights granted moments ago (with a bucket made through another gateway) may not
+        // have reached this gateway's view yet: confirm a refusal with a linearizable read.
+        let view = self.cluster.refresh().await?;
+        let fresh_key = view.meta.keys.get(&key.id).ok_or(S3Error::AccessDenied)?;
+        let fresh_bucket = view.meta.bucket(name).ok_or(S3Error::NoSuchBucket)?;
+        check_rights(fresh_key, fresh_bucket, access)?;
+        Ok(Some(fresh_bucket.clone()))
     }
 
     /// Runs the handler of a routed, authorized request.
