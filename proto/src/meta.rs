@@ -510,30 +510,37 @@ impl Metadata {
             MetaCommand::PutPart { upload_id, part } => self.put_part(upload_id, part),
             MetaCommand::CompleteUpload { upload_id } => self.complete_upload(upload_id),
             MetaCommand::AbortUpload { upload_id } => self.abort_upload(upload_id),
-            MetaCommand::SetBucketCors { bucket, cors } => self.set_bucket_cors(bucket, cors),
+            MetaCommand::SetBucketCors { bucket, cors } => {
+                self.update_bucket(bucket, |b| b.cors = cors.clone())
+            }
             MetaCommand::SetBucketWebsite { bucket, website } => {
-                self.set_bucket_website(bucket, website)
+                self.update_bucket(bucket, |b| b.website = website.clone())
             }
             MetaCommand::SetBucketLifecycle { bucket, lifecycle } => {
-                self.set_bucket_lifecycle(bucket, lifecycle)
+                self.update_bucket(bucket, |b| b.lifecycle = lifecycle.clone())
             }
             MetaCommand::SetBucketVersioning { bucket, status } => {
-                let b = self
-                    .buckets
-                    .get_mut(bucket)
-                    .ok_or_else(|| MetaError::NoSuchBucket(bucket.clone()))?;
-                b.versioning = Some(*status);
-                Ok(MetaResult::Bucket(b.clone()))
+                self.update_bucket(bucket, |b| b.versioning = Some(*status))
             }
             MetaCommand::SetBucketTags { bucket, tags } => {
-                let bucket = self
-                    .buckets
-                    .get_mut(bucket)
-                    .ok_or_else(|| MetaError::NoSuchBucket(bucket.clone()))?;
-                bucket.tags = tags.clone();
-                Ok(MetaResult::Bucket(bucket.clone()))
+                self.update_bucket(bucket, |b| b.tags = tags.clone())
             }
         }
+    }
+
+    /// Changes one setting of bucket `name`; answers with the bucket. Settings are
+    /// validated before they are proposed, not here.
+    fn update_bucket(
+        &mut self,
+        name: &str,
+        change: impl FnOnce(&mut Bucket),
+    ) -> Result<MetaResult, MetaError> {
+        let bucket = self
+            .buckets
+            .get_mut(name)
+            .ok_or_else(|| MetaError::NoSuchBucket(name.to_string()))?;
+        change(bucket);
+        Ok(MetaResult::Bucket(bucket.clone()))
     }
 
     /// The bucket called `name`, if any.

@@ -3,8 +3,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{MetaError, MetaResult, Metadata};
-
 /// The rules of PutBucketCors, in the order given (the first matching rule wins).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(default)]
@@ -30,28 +28,12 @@ pub struct CorsRule {
     pub max_age_seconds: Option<u32>,
 }
 
-impl Metadata {
-    /// Sets (`Some`) or removes (`None`) the CORS configuration of bucket `name`.
-    pub(super) fn set_bucket_cors(
-        &mut self,
-        name: &str,
-        cors: &Option<CorsConfig>,
-    ) -> Result<MetaResult, MetaError> {
-        let bucket = self
-            .buckets
-            .get_mut(name)
-            .ok_or_else(|| MetaError::NoSuchBucket(name.to_string()))?;
-        bucket.cors = cors.clone();
-        Ok(MetaResult::Bucket(bucket.clone()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::meta::MetaCommand;
+    use crate::meta::{MetaCommand, MetaError, MetaResult, Metadata};
 
     fn config(origin: &str) -> CorsConfig {
         CorsConfig {

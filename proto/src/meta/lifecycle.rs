@@ -9,8 +9,6 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{MetaError, MetaResult, Metadata};
-
 /// Most rules one configuration may hold (as S3).
 pub const MAX_LIFECYCLE_RULES: usize = 1000;
 /// Longest rule id S3 accepts.
@@ -254,28 +252,12 @@ impl LifecycleFilter {
     }
 }
 
-impl Metadata {
-    /// Sets (`Some`) or removes (`None`) the lifecycle configuration of bucket `name`.
-    pub(super) fn set_bucket_lifecycle(
-        &mut self,
-        name: &str,
-        lifecycle: &Option<LifecycleConfig>,
-    ) -> Result<MetaResult, MetaError> {
-        let bucket = self
-            .buckets
-            .get_mut(name)
-            .ok_or_else(|| MetaError::NoSuchBucket(name.to_string()))?;
-        bucket.lifecycle = lifecycle.clone();
-        Ok(MetaResult::Bucket(bucket.clone()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::meta::MetaCommand;
+    use crate::meta::{MetaCommand, MetaError, MetaResult, Metadata};
 
     fn rule(id: &str) -> LifecycleRule {
         LifecycleRule {

@@ -7,8 +7,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{MetaError, MetaResult, Metadata};
-
 /// Most routing rules one configuration may hold (as S3).
 pub const MAX_ROUTING_RULES: usize = 50;
 
@@ -233,26 +231,10 @@ impl RoutingRule {
     }
 }
 
-impl Metadata {
-    /// `MetaCommand::SetBucketWebsite`: replaces (or removes) the bucket's configuration.
-    pub(super) fn set_bucket_website(
-        &mut self,
-        bucket: &str,
-        website: &Option<WebsiteConfig>,
-    ) -> Result<MetaResult, MetaError> {
-        let b = self
-            .buckets
-            .get_mut(bucket)
-            .ok_or_else(|| MetaError::NoSuchBucket(bucket.to_string()))?;
-        b.website = website.clone();
-        Ok(MetaResult::Bucket(b.clone()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::meta::{Bucket, MetaCommand};
+    use crate::meta::{Bucket, MetaCommand, MetaError, MetaResult, Metadata};
 
     fn site() -> WebsiteConfig {
         WebsiteConfig {
