@@ -7,6 +7,7 @@ import json
 import sys
 
 import boto3
+import urllib3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -15,7 +16,11 @@ s3 = boto3.client(
     "s3",
     endpoint_url=endpoint,
     region_name="us-east-1",
-    config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 8, "mode": "standard"}),
+    config=Config(
+        signature_version="s3v4",
+        s3={"addressing_style": "path"},
+        retries={"max_attempts": 8, "mode": "standard"},
+    ),
 )
 KEY = "doc.txt"
 
@@ -64,6 +69,17 @@ if phase == "write":
         head = s3.head_object(Bucket=bucket, Key=KEY, VersionId=vid)
         assert head["VersionId"] == vid
     assert body() == "v3"
+    # A browser-form upload (POST policy) makes a version too, and says which.
+    post = s3.generate_presigned_post(bucket, "posted.txt")
+    fields = dict(post["fields"])
+    fields["file"] = ("posted.txt", b"posted")
+    answer = urllib3.PoolManager().request("POST", post["url"], fields=fields)
+    assert answer.status == 204, (answer.status, answer.data)
+    posted = answer.headers.get("x-amz-version-id")
+    assert posted and posted != "null", dict(answer.headers)
+    assert body(posted, key="posted.txt") == "posted"
+    s3.delete_object(Bucket=bucket, Key="posted.txt", VersionId=posted)
+    assert versions("posted.txt") == ([], [])
     with open(state_file, "w") as f:
         json.dump({"ids": ids}, f)
 

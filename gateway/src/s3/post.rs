@@ -173,7 +173,12 @@ pub async fn post_object(
     let stored = publish(s3, record, None).await?;
     // Fields after the file are ignored; read them so the client's request completes.
     while let Ok(Some(_)) = form.rest.next_field().await {}
-    success(s3, headers, &form.fields, &bucket.name, &key, &stored.etag)
+    let mut resp = success(s3, headers, &form.fields, &bucket.name, &key, &stored.etag)?;
+    if let Some(id) = cairn_proto::versions::version_header(&stored) {
+        resp.headers_mut()
+            .insert(crate::error::VERSION_ID_HEADER, header_value(&id)?);
+    }
+    Ok(resp)
 }
 
 /// The answer to a stored upload: a 303 to `success_action_redirect`, else the status of
