@@ -10,6 +10,7 @@ use cairn_proto::meta::{AccessKey, Bucket, MetaCommand, MetaError, MetaResult, M
 use cairn_proto::pb::{
     ListRequest, MetaReadRequest, MetaWriteRequest, RecordState, StatusRequest, StatusResponse,
 };
+use cairn_proto::tls::Dialer;
 use uuid::Uuid;
 
 use crate::cli::{AdminArgs, BucketCommand, KeyCommand, LayoutCommand, RightsArgs, WebsiteArgs};
@@ -49,12 +50,32 @@ fn rpc_error(addr: &str, status: tonic::Status) -> anyhow::Error {
         }
         source = s.source();
     }
+    // A plaintext client is cut off by a TLS listener (or reads its alert as a broken HTTP/2
+    // frame); a TLS client fails its handshake with a plaintext one or an unknown certificate.
+    let lower = detail.to_ascii_lowercase();
+    let tls_hint = [
+        "connection closed",
+        "invalid size",
+        "tls",
+        "handshake",
+        "certificate",
+        "corrupt message",
+    ]
+    .iter()
+    .any(|w| lower.contains(w));
+    let hint = if tls_hint {
+        " (nodes serving gRPC over TLS need --grpc-tls-ca with their CA; plaintext nodes need it unset)"
+    } else {
+        ""
+    };
     match status.code() {
-        tonic::Code::Unavailable => anyhow::anyhow!("cannot reach node {addr}: {detail}"),
+        tonic::Code::Unavailable | tonic::Code::Cancelled => {
+            anyhow::anyhow!("cannot reach node {addr}: {detail}{hint}")
+        }
         tonic::Code::Unauthenticated => {
             anyhow::anyhow!("node {addr} refused the cluster secret: {detail}")
         }
-        code => anyhow::anyhow!("node {addr}: {detail} ({code:?})"),
+        code => anyhow::anyhow!("node {addr}: {detail} ({code:?}){hint}"),
     }
 }
 
@@ -72,7 +93,9 @@ impl Admin {
     pub fn connect(args: &AdminArgs) -> anyhow::Result<Self> {
         let secret =
             creds::admin_cluster_secret(args.cluster_secret_file.as_deref(), &args.data_dir)?;
-        let peers = Peers::new(&secret).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+        let peers = Peers::new(&secret)
+            .map_err(|e| anyhow::anyhow!("{}", e.message()))?
+            .with_dialer(Dialer::from_ca(args.grpc_tls_ca.as_deref())?);
         Ok(Self {
             peers,
             node: args.node.clone(),

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use cairn_proto::meta::{Rights, WebsiteConfig};
+use cairn_proto::tls::{Dialer, GrpcIdentityFiles};
 use clap::{ArgGroup, Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -163,6 +164,51 @@ impl GatewayListenArgs {
     }
 }
 
+/// TLS of a node's gRPC listener and of its connections to other nodes (`server`, `node`):
+/// all on or all off.
+#[derive(Debug, Clone, Args)]
+pub struct GrpcTlsArgs {
+    /// PEM certificate chain: serve node gRPC over TLS (needs --grpc-tls-key and
+    /// --grpc-tls-ca). Its names must cover the host of --advertise-addr.
+    #[arg(
+        long,
+        env = "CAIRN_GRPC_TLS_CERT",
+        value_name = "FILE",
+        requires_all = ["grpc_tls_key", "grpc_tls_ca"]
+    )]
+    pub grpc_tls_cert: Option<PathBuf>,
+    /// PEM private key of --grpc-tls-cert.
+    #[arg(
+        long,
+        env = "CAIRN_GRPC_TLS_KEY",
+        value_name = "FILE",
+        requires = "grpc_tls_cert"
+    )]
+    pub grpc_tls_key: Option<PathBuf>,
+    /// PEM CA certificates that signed the nodes' gRPC certificates: other nodes are dialed
+    /// over TLS trusting only these.
+    #[arg(
+        long,
+        env = "CAIRN_GRPC_TLS_CA",
+        value_name = "FILE",
+        requires = "grpc_tls_cert"
+    )]
+    pub grpc_tls_ca: Option<PathBuf>,
+}
+
+impl GrpcTlsArgs {
+    /// The listener's certificate files, if gRPC TLS is on.
+    pub fn identity(&self) -> Option<GrpcIdentityFiles> {
+        let (cert, key) = (self.grpc_tls_cert.clone()?, self.grpc_tls_key.clone()?);
+        Some(GrpcIdentityFiles { cert, key })
+    }
+
+    /// How to dial other nodes.
+    pub fn dialer(&self) -> anyhow::Result<Dialer> {
+        Dialer::from_ca(self.grpc_tls_ca.as_deref())
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
     /// Data directory (blocks, object index, Raft log, node id, cluster secret).
@@ -193,6 +239,8 @@ pub struct ServerArgs {
     pub http_listen: String,
     #[command(flatten)]
     pub secret: SecretArgs,
+    #[command(flatten)]
+    pub grpc_tls: GrpcTlsArgs,
     #[command(flatten)]
     pub shutdown: ShutdownArgs,
 }
@@ -258,6 +306,8 @@ pub struct NodeArgs {
     #[command(flatten)]
     pub secret: SecretArgs,
     #[command(flatten)]
+    pub grpc_tls: GrpcTlsArgs,
+    #[command(flatten)]
     pub shutdown: ShutdownArgs,
 }
 
@@ -282,6 +332,10 @@ pub struct GatewayArgs {
         value_name = "ADDR"
     )]
     pub http_listen: String,
+    /// PEM CA certificates: dial the nodes over TLS trusting only these (when the nodes
+    /// serve gRPC with --grpc-tls-cert).
+    #[arg(long, env = "CAIRN_GRPC_TLS_CA", value_name = "FILE")]
+    pub grpc_tls_ca: Option<PathBuf>,
     #[command(flatten)]
     pub secret: SecretArgs,
     #[command(flatten)]
@@ -301,6 +355,16 @@ pub struct AdminArgs {
         value_name = "ADDR"
     )]
     pub node: String,
+    /// PEM CA certificates: dial the node over TLS trusting only these (when the nodes serve
+    /// gRPC with --grpc-tls-cert).
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Connection",
+        env = "CAIRN_GRPC_TLS_CA",
+        value_name = "FILE"
+    )]
+    pub grpc_tls_ca: Option<PathBuf>,
     /// File holding the cluster secret (used when CAIRN_CLUSTER_SECRET is not set).
     #[arg(
         long,

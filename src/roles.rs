@@ -11,6 +11,7 @@ use anyhow::{Context, bail};
 use cairn_gateway::cluster::LocalNode;
 use cairn_gateway::{GatewayConfig, RunningGateway};
 use cairn_node::{MembershipConfig, NodeConfig, RunningNode};
+use cairn_proto::tls::Dialer;
 
 use crate::cli::{GatewayArgs, GatewayListenArgs, NodeArgs, ServerArgs};
 use crate::creds::{self, KeyPair};
@@ -127,7 +128,12 @@ fn check_env_key(node: &RunningNode) {
     }
 }
 
-fn gateway_config(g: &GatewayListenArgs, nodes: Vec<String>, secret: String) -> GatewayConfig {
+fn gateway_config(
+    g: &GatewayListenArgs,
+    nodes: Vec<String>,
+    secret: String,
+    dialer: Dialer,
+) -> GatewayConfig {
     GatewayConfig {
         nodes,
         s3_listen: g.s3_listen.clone(),
@@ -136,6 +142,7 @@ fn gateway_config(g: &GatewayListenArgs, nodes: Vec<String>, secret: String) -> 
         web_root_domain: g.web_root_domain.clone().filter(|d| !d.is_empty()),
         region: g.region.clone(),
         cluster_secret: secret,
+        dialer,
         inline_max: g.inline_max as usize,
         local_node: None,
         tls: g.tls(),
@@ -506,6 +513,7 @@ pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
         );
     }
 
+    let dialer = args.grpc_tls.dialer()?;
     let node = cairn_node::start(NodeConfig {
         data_dir: args.data_dir.clone(),
         rpc_listen: args.rpc_listen.clone(),
@@ -519,6 +527,8 @@ pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
             ..Default::default()
         },
         cluster_secret: secret.clone(),
+        grpc_identity: args.grpc_tls.identity(),
+        dialer: dialer.clone(),
         gc: gc()?,
         anti_entropy: anti_entropy()?,
         lifecycle: lifecycle()?,
@@ -529,7 +539,7 @@ pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
         check_env_key(&node);
     }
 
-    let mut config = gateway_config(&args.gateway, vec![node.state.addr.clone()], secret);
+    let mut config = gateway_config(&args.gateway, vec![node.state.addr.clone()], secret, dialer);
     config.local_node = Some(LocalNode {
         addr: node.state.addr.clone(),
         objects: cairn_node::rpc::object_service(node.state.clone()),
@@ -627,6 +637,8 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
             voter_timeout: voter_timeout()?,
         },
         cluster_secret: secret,
+        grpc_identity: args.grpc_tls.identity(),
+        dialer: args.grpc_tls.dialer()?,
         gc: gc()?,
         anti_entropy: cairn_node::repair::AntiEntropyConfig {
             rebalance_rate_mib: args.rebalance_rate_mib,
@@ -674,8 +686,9 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
     if nodes.is_empty() {
         bail!("--nodes needs at least one node address");
     }
+    let dialer = Dialer::from_ca(args.grpc_tls_ca.as_deref())?;
     let gateway: Arc<RunningGateway> =
-        Arc::new(cairn_gateway::start(gateway_config(&args.gateway, nodes, secret)).await?);
+        Arc::new(cairn_gateway::start(gateway_config(&args.gateway, nodes, secret, dialer)).await?);
 
     let ready_gw = gateway.clone();
     let probe = Probe {

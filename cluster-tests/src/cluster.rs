@@ -235,6 +235,8 @@ pub struct ClusterOptions {
     pub nodes: usize,
     /// Extra environment of every node (e.g. `CAIRN_VOTER_TIMEOUT_SECS`).
     pub node_env: Vec<(String, String)>,
+    /// Extra environment of the gateways and admin commands (e.g. `CAIRN_GRPC_TLS_CA`).
+    pub client_env: Vec<(String, String)>,
     pub profile: Profile,
 }
 
@@ -243,6 +245,7 @@ impl Default for ClusterOptions {
         Self {
             nodes: 3,
             node_env: Vec::new(),
+            client_env: Vec::new(),
             profile: Profile::Debug,
         }
     }
@@ -321,7 +324,14 @@ impl Cluster {
             }
         }
         let rpcs: Vec<String> = nodes.iter().map(|n| n.addr("rpc").to_string()).collect();
-        let gateway = spawn_gateway(&bin, root.path(), "gateway", &rpcs, &secret);
+        let gateway = spawn_gateway(
+            &bin,
+            root.path(),
+            "gateway",
+            &rpcs,
+            &secret,
+            &opts.client_env,
+        );
         Cluster {
             bin,
             root: Some(root),
@@ -362,7 +372,15 @@ impl Cluster {
         let n = (1..)
             .find(|n| !root.join(format!("gateway{n}.log")).exists())
             .expect("a free log name");
-        spawn_gateway(&self.bin, root, &format!("gateway{n}"), &rpcs, &self.secret)
+        let label = format!("gateway{n}");
+        spawn_gateway(
+            &self.bin,
+            root,
+            &label,
+            &rpcs,
+            &self.secret,
+            &self.opts.client_env,
+        )
     }
 
     /// Starts a second gateway and creates a fresh bucket (`prefix-<random>`): returns that
@@ -434,7 +452,13 @@ impl Cluster {
 
     /// Runs `cairn ARGS... --node RPC(i)` with the cluster secret.
     pub fn admin(&self, i: usize, args: &[&str]) -> CmdOutput {
-        admin_command(&self.bin, &self.rpc(i), &self.secret, args)
+        admin_command_with_env(
+            &self.bin,
+            &self.rpc(i),
+            &self.secret,
+            &self.opts.client_env,
+            args,
+        )
     }
 
     /// [`Cluster::admin`] that panics unless it exits 0; returns stdout.
@@ -512,12 +536,24 @@ impl Drop for Cluster {
 
 /// Runs the admin command `bin ARGS... --node NODE` with cluster secret `secret`.
 pub fn admin_command(bin: &Path, node: &str, secret: &str, args: &[&str]) -> CmdOutput {
+    admin_command_with_env(bin, node, secret, &[], args)
+}
+
+/// [`admin_command`] with extra environment `env`.
+pub fn admin_command_with_env(
+    bin: &Path,
+    node: &str,
+    secret: &str,
+    env: &[(String, String)],
+    args: &[&str],
+) -> CmdOutput {
     let mut cmd = Command::new(bin);
     clear_cairn_env(&mut cmd);
     cmd.args(args)
         .arg("--node")
         .arg(node)
-        .env("CAIRN_CLUSTER_SECRET", secret);
+        .env("CAIRN_CLUSTER_SECRET", secret)
+        .envs(env.iter().map(|(k, v)| (k, v)));
     run_with_timeout(&mut cmd, ADMIN_TIMEOUT).expect("run cairn admin command")
 }
 
@@ -531,7 +567,14 @@ pub fn status_field(status: &str, name: &str) -> String {
 }
 
 /// Spawns `cairn gateway --nodes RPCS` (log `LABEL.log`) and waits until it is ready.
-fn spawn_gateway(bin: &Path, root: &Path, label: &str, rpcs: &[String], secret: &str) -> Proc {
+fn spawn_gateway(
+    bin: &Path,
+    root: &Path,
+    label: &str,
+    rpcs: &[String],
+    secret: &str,
+    extra_env: &[(String, String)],
+) -> Proc {
     let args = [
         "gateway",
         "--nodes",
@@ -543,7 +586,8 @@ fn spawn_gateway(bin: &Path, root: &Path, label: &str, rpcs: &[String], secret: 
         "--http-listen",
         "{http}",
     ];
-    let env = vec![("CAIRN_CLUSTER_SECRET".to_string(), secret.to_string())];
+    let mut env = vec![("CAIRN_CLUSTER_SECRET".to_string(), secret.to_string())];
+    env.extend_from_slice(extra_env);
     let mut gateway = Proc::spawn(
         label,
         bin,

@@ -10,7 +10,7 @@
 //! What stands in for the cluster ([`PodNet`]): each pod gets its own loopback address (as a
 //! pod has its own IP), a pod DNS name is replaced by that address in the arguments (there is
 //! no cluster DNS here), a wildcard listen address `0.0.0.0` becomes the pod's address, and a
-//! volume mount path becomes a host directory.
+//! volume mount path (in arguments and environment values) becomes a host directory.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
@@ -343,11 +343,31 @@ impl PodNet {
     }
 }
 
-/// `arg` with the path `mount` (as the whole argument or after `=`) replaced by `dir`.
+/// Environment values with each `(mountPath, host dir)` path replaced (as in
+/// [`PodNet::localize`]).
+pub fn localize_env(
+    env: &[(String, String)],
+    mounts: &[(String, PathBuf)],
+) -> Vec<(String, String)> {
+    env.iter()
+        .map(|(name, value)| {
+            let value = mounts.iter().fold(value.clone(), |v, (mount, dir)| {
+                localize_path(&v, mount, dir)
+            });
+            (name.clone(), value)
+        })
+        .collect()
+}
+
+/// `arg` with the path `mount` (as the whole argument, its start, or after `=`) replaced by
+/// `dir`.
 fn localize_path(arg: &str, mount: &str, dir: &Path) -> String {
     let dir = dir.display().to_string();
     if arg == mount {
         return dir;
+    }
+    if let Some(rest) = arg.strip_prefix(&format!("{mount}/")) {
+        return format!("{dir}/{rest}");
     }
     match arg.split_once('=') {
         Some((flag, value)) if value == mount || value.starts_with(&format!("{mount}/")) => {

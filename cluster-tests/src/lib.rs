@@ -15,6 +15,7 @@
 //! - [`k8s`] renders a kustomize overlay and turns its pods into `cairn` command lines and
 //!   environments on loopback (a loopback address per pod for its DNS name).
 //! - [`checks`]: PUT/GET with ETags checked, waiting for a condition, `cairn status` rows.
+//! - [`pki`] makes a throwaway CA and server certificate for the TLS tests.
 //! - [`data`] makes test bodies: random bytes and a deterministic streamed body of any size.
 //!
 //! The binary is built once per test process with the same cargo (`cargo build -p cairn`),
@@ -27,6 +28,7 @@ pub mod checks;
 pub mod cluster;
 pub mod data;
 pub mod k8s;
+pub mod pki;
 pub mod post_form;
 pub mod probe;
 pub mod proc;

@@ -13,13 +13,16 @@
 //! `topology.kubernetes.io/zone` label that the PodTopologyLabels admission copies from nodes.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
-use cluster_tests::cluster::{admin_command, status_field};
-use cluster_tests::k8s::{Container, Manifests, PodMeta, PodNet, str_at};
-use cluster_tests::{Proc, Profile, cairn_bin, quoted_md5, random_bytes, s3_client};
+use cluster_tests::cluster::{admin_command, admin_command_with_env, status_field};
+use cluster_tests::k8s::{Container, Manifests, PodMeta, PodNet, localize_env, str_at};
+use cluster_tests::pki::TestPki;
+use cluster_tests::{
+    Proc, Profile, cairn_bin, put_checked, quoted_md5, random_bytes, s3_client, try_get,
+};
 use tempfile::TempDir;
 
 const NODE_LISTENERS: &[&str] = &["rpc", "http"];
@@ -36,6 +39,8 @@ struct Topology {
     statefulset: String,
     node: Container,
     gateway: Container,
+    /// Extra environment of the admin commands (e.g. `CAIRN_GRPC_TLS_CA`).
+    admin_env: Vec<(String, String)>,
 }
 
 impl Topology {
@@ -78,6 +83,26 @@ impl Topology {
             statefulset: "cairn".into(),
             node,
             gateway,
+            admin_env: Vec::new(),
+        }
+    }
+
+    /// The host directory standing in for volume `mount` of pod `pod`: the `data` volume is
+    /// the pod's own directory, any other volume a directory beside it.
+    fn mount_dir(&self, pod: &str, mount: &str) -> PathBuf {
+        match mount {
+            "data" => self.root.path().join(pod),
+            _ => self.root.path().join(format!("{pod}.{mount}")),
+        }
+    }
+
+    /// Puts `files` (name in the volume, source file) into volume `mount` of pod `pod`, as
+    /// the kubelet projects a Secret.
+    fn project(&self, pod: &str, mount: &str, files: &[(&str, &Path)]) {
+        let dir = self.mount_dir(pod, mount);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, source) in files {
+            std::fs::copy(source, dir.join(name)).unwrap();
         }
     }
 
@@ -109,9 +134,10 @@ impl Topology {
         let mounts: Vec<(String, PathBuf)> = container
             .mounts()
             .into_iter()
-            .map(|(_, path)| (path, self.root.path().join(&pod.name)))
+            .map(|(name, path)| (path, self.mount_dir(&pod.name, &name)))
             .collect();
         let args = self.net.localize(&line[1..], self.net.ip(n), &mounts);
+        let env = localize_env(&env, &mounts);
         Proc::spawn(
             &pod.name,
             &self.bin,
@@ -143,7 +169,8 @@ impl Topology {
     /// `cairn ARGS --node <pod>` with the cluster secret from the rendered Secret; stdout.
     fn admin(&self, node: &Proc, args: &[&str]) -> String {
         let rpc = node.addr("rpc").to_string();
-        let out = admin_command(&self.bin, &rpc, &self.secret("cluster-secret"), args);
+        let secret = self.secret("cluster-secret");
+        let out = admin_command_with_env(&self.bin, &rpc, &secret, &self.admin_env, args);
         assert!(
             out.success(),
             "cairn {args:?} --node {rpc}: {}\n{}",
@@ -412,4 +439,62 @@ async fn dev_overlay_bootstraps_serves_scales_and_survives_an_empty_volume() {
         got.body.collect().await.unwrap().into_bytes().to_vec(),
         body
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_tls_overlay_forms_a_cluster_that_talks_tls_only() {
+    let mut topo = Topology::new("dev-grpc-tls");
+    // The Secret `cairn-grpc-tls` as cert-manager would issue it: the pods' names (here their
+    // loopback addresses, which stand in for the DNS names) plus localhost.
+    let names: Vec<String> = (0..3u8)
+        .map(|i| topo.net.ip(10 + i).to_string())
+        .chain(["localhost".to_string(), "127.0.0.1".to_string()])
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let pki = TestPki::for_names("cairn k8s test CA", &names);
+    let secret_files = [
+        ("tls.crt", pki.cert.as_path()),
+        ("tls.key", pki.key.as_path()),
+        ("ca.crt", pki.ca.as_path()),
+    ];
+    for ordinal in 0..3 {
+        topo.project(&format!("cairn-{ordinal}"), "grpc-tls", &secret_files);
+    }
+    // The gateway's volume projects only the CA.
+    topo.project("cairn-gateway-0", "grpc-tls", &secret_files[2..]);
+
+    let mut nodes: Vec<Proc> = (0..3).map(|i| topo.start_node(i)).collect();
+    wait_ready(&mut nodes.iter_mut().collect::<Vec<_>>());
+    let mut gateway = topo.start_gateway();
+    wait_ready(&mut [&mut gateway]);
+
+    // Plaintext admin commands get nothing from a TLS listener; with the CA they work.
+    let rpc = nodes[0].addr("rpc").to_string();
+    let plain = admin_command(&topo.bin, &rpc, &topo.secret("cluster-secret"), &["status"]);
+    assert!(!plain.success(), "plaintext status: {}", plain.stdout);
+    topo.admin_env = vec![(
+        "CAIRN_GRPC_TLS_CA".to_string(),
+        pki.ca.display().to_string(),
+    )];
+    let layout = topo.admin(&nodes[0], &["layout", "show"]);
+    assert!(
+        layout.starts_with("layout version 1, replication 3, 3 node(s)"),
+        "{layout}"
+    );
+
+    // S3 through the gateway, which reaches the nodes over TLS.
+    let s3 = s3_client(
+        &format!("http://{}", gateway.addr("s3")),
+        &topo.secret("access-key-id"),
+        &topo.secret("secret-access-key"),
+    );
+    s3.create_bucket()
+        .bucket("k8s-tls")
+        .send()
+        .await
+        .expect("CreateBucket");
+    let body = random_bytes(3 * 1024 * 1024 + 1);
+    put_checked(&s3, "k8s-tls", "object", &body).await;
+    let got = try_get(&s3, "k8s-tls", "object").await;
+    assert!(matches!(&got, Ok(Some(b)) if *b == body), "GET after PUT");
 }

@@ -2,7 +2,7 @@
 //! from a test CA. aws-sdk-s3 trusting that CA talks HTTPS; a client that does not trust it,
 //! and plain HTTP, get nothing; a key that does not fit the certificate stops the start.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,56 +10,15 @@ use std::time::Duration;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_smithy_http_client::tls;
+use cluster_tests::pki::TestPki;
 use cluster_tests::{
     KeyPair, Profile, Server, ServerOptions, cairn_bin, http_client, md5_hex, random_bytes,
     run_with_timeout, unique_bucket,
 };
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
-
-/// A test CA and a server certificate it signed (for `localhost` and `127.0.0.1`), as PEM
-/// files in a temp dir.
-struct TestPki {
-    _dir: tempfile::TempDir,
-    ca_pem: String,
-    cert: PathBuf,
-    key: PathBuf,
-    /// A key that belongs to no certificate here.
-    other_key: PathBuf,
-}
-
-fn test_pki() -> TestPki {
-    let dir = tempfile::tempdir().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "cairn test CA");
-    let ca = CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap()).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
-    let write = |name: &str, text: String| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    };
-    TestPki {
-        ca_pem: ca.pem(),
-        cert: write("cert.pem", format!("{}{}", leaf.pem(), ca.pem())),
-        key: write("key.pem", key.serialize_pem()),
-        other_key: write(
-            "other-key.pem",
-            rcgen::KeyPair::generate().unwrap().serialize_pem(),
-        ),
-        _dir: dir,
-    }
-}
 
 /// aws-sdk-s3 client for `https://127.0.0.1:PORT` trusting only `ca_pem` (or, with `None`,
 /// only the default roots).
@@ -118,7 +77,7 @@ async fn tls_status_line(addr: std::net::SocketAddr, ca_pem: &str) -> String {
 
 #[tokio::test]
 async fn s3_and_website_over_tls() {
-    let pki = test_pki();
+    let pki = TestPki::new("cairn test CA");
     let path = |p: &Path| p.display().to_string();
     let server = Server::start_with(ServerOptions {
         extra_args: vec![
@@ -229,7 +188,7 @@ async fn s3_and_website_over_tls() {
 
 #[test]
 fn a_key_that_does_not_fit_the_certificate_stops_the_start() {
-    let pki = test_pki();
+    let pki = TestPki::new("cairn test CA");
     let mut cmd = Command::new(cairn_bin(Profile::Debug));
     cmd.args(["gateway", "--nodes", "127.0.0.1:1", "--tls-cert"])
         .arg(&pki.cert)

@@ -19,6 +19,7 @@ use cairn_proto::pb::{
     PutBlockHeader, RefsRequest, SetTagsRequest, SetTagsResponse, StoreRequest, StoreResponse,
 };
 use cairn_proto::ring::{block_hash, object_hash};
+use cairn_proto::tls::Dialer;
 use cairn_proto::versions::{
     NewestMerge, VersionSelector, is_purged, is_visible, supersedes, version_key,
 };
@@ -152,18 +153,21 @@ fn decode_state(state: &pb::MetaState) -> Result<MetaView, S3Error> {
 }
 
 impl Cluster {
-    /// Connects to the given node addresses and starts following the metadata. Object calls
-    /// to `local` (a node in this process) skip the network.
+    /// Connects to the given node addresses (with `dialer`) and starts following the
+    /// metadata. Object calls to `local` (a node in this process) skip the network.
     pub fn start(
         seeds: Vec<String>,
         cluster_secret: &str,
+        dialer: Dialer,
         local: Option<LocalNode>,
     ) -> anyhow::Result<Self> {
         anyhow::ensure!(
             !seeds.is_empty(),
             "a gateway needs at least one node address"
         );
-        let peers = Peers::new(cluster_secret).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+        let peers = Peers::new(cluster_secret)
+            .map_err(|e| anyhow::anyhow!("{}", e.message()))?
+            .with_dialer(dialer);
         let (view, _) = watch::channel(MetaView::new(0, Metadata::default()));
         let cluster = Self {
             peers,

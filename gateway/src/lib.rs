@@ -19,6 +19,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use cairn_proto::tls::Dialer;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -37,6 +38,8 @@ pub struct GatewayConfig {
     pub web_root_domain: Option<String>,
     pub region: String,
     pub cluster_secret: String,
+    /// How to dial the nodes (TLS trusting a CA, or plaintext).
+    pub dialer: Dialer,
     /// Bodies up to this many bytes are stored inline in the object record (no block I/O).
     pub inline_max: usize,
     /// A node running in this process (`cairn server`), reached without the network.
@@ -91,6 +94,7 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
     let cluster = Cluster::start(
         config.nodes.clone(),
         &config.cluster_secret,
+        config.dialer.clone(),
         config.local_node.clone(),
     )?;
     let s3 = S3::new(

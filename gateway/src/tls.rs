@@ -1,15 +1,16 @@
 //! TLS for the S3 and website listeners: a certificate chain and private key from PEM files,
 //! HTTP/2 and HTTP/1.1 offered through ALPN.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use cairn_proto::tls::pem_certificates;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::crypto::aws_lc_rs;
+use tokio_rustls::rustls::pki_types::PrivateKeyDer;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// PEM files of a listener's certificate.
 #[derive(Debug, Clone)]
@@ -23,7 +24,7 @@ pub struct TlsFiles {
 /// A TLS acceptor for `files`; fails with a readable message on an unreadable or invalid file
 /// or a key that does not match the certificate.
 pub fn acceptor(files: &TlsFiles) -> anyhow::Result<TlsAcceptor> {
-    let chain = certificates(&files.cert)?;
+    let chain = pem_certificates(&files.cert)?;
     let key = PrivateKeyDer::from_pem_file(&files.key)
         .with_context(|| format!("cannot read a private key from {}", files.key.display()))?;
     let mut config = ServerConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
@@ -40,13 +41,4 @@ pub fn acceptor(files: &TlsFiles) -> anyhow::Result<TlsAcceptor> {
         })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
-}
-
-/// Every certificate in a PEM file (at least one).
-fn certificates(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
-    let chain = CertificateDer::pem_file_iter(path)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .with_context(|| format!("cannot read certificates from {}", path.display()))?;
-    anyhow::ensure!(!chain.is_empty(), "no certificate in {}", path.display());
-    Ok(chain)
 }

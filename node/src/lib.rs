@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use cairn_proto::client::Peers;
+use cairn_proto::tls::{Dialer, GrpcIdentityFiles};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -38,6 +39,10 @@ pub struct NodeConfig {
     /// Joining, bootstrapping, zone, weight, initial key (see [`membership`]).
     pub membership: MembershipConfig,
     pub cluster_secret: String,
+    /// Serve gRPC over TLS with this certificate (else plaintext).
+    pub grpc_identity: Option<GrpcIdentityFiles>,
+    /// How this node dials its peers (TLS trusting a CA, or plaintext).
+    pub dialer: Dialer,
     pub gc: gc::GcConfig,
     pub anti_entropy: repair::AntiEntropyConfig,
     /// Day length and pass interval of the lifecycle worker.
@@ -105,6 +110,9 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
     let id = node_identity(&config.data_dir)?;
+    let server_tls = (config.grpc_identity.as_ref())
+        .map(GrpcIdentityFiles::server_config)
+        .transpose()?;
     let (listener, rpc_addr) = rpc::bind("rpc", &config.rpc_listen).await?;
     let advertise = config.advertise_addr.clone().unwrap_or_else(|| {
         if rpc_addr.ip().is_unspecified() {
@@ -130,10 +138,12 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         id,
         advertise.clone(),
         config.cluster_secret.clone(),
+        config.dialer.clone(),
     )
     .await?;
-    let peers =
-        Peers::new(&config.cluster_secret).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+    let peers = Peers::new(&config.cluster_secret)
+        .map_err(|e| anyhow::anyhow!("{}", e.message()))?
+        .with_dialer(config.dialer.clone());
     let state = NodeState::new(id, advertise.clone(), blocks, index, raft, peers);
     let membership = Membership::new(state.clone(), config.membership.clone());
 
@@ -142,7 +152,8 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     let rpc_stop = CancellationToken::new();
     let stop = rpc_stop.clone();
     let rpc_task = tokio::spawn(async move {
-        if let Err(e) = rpc::serve(serve_state, handler, listener, &secret, stop).await {
+        if let Err(e) = rpc::serve(serve_state, handler, listener, &secret, server_tls, stop).await
+        {
             tracing::error!(error = %e, "gRPC server stopped");
         }
     });

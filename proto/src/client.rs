@@ -1,12 +1,12 @@
 //! gRPC clients to nodes: one lazily-connected tonic channel per address, shared by every
-//! call, each call carrying the cluster secret.
+//! call, each call carrying the cluster secret; plaintext or TLS as the [`Dialer`] says.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use uuid::Uuid;
 
 use crate::meta::LayoutNode;
@@ -17,6 +17,7 @@ use crate::pb::object_service_client::ObjectServiceClient;
 use crate::pb::{self, RefsRequest};
 use crate::ring::{Placement, block_hash};
 use crate::secret::AttachSecret;
+use crate::tls::Dialer;
 
 /// A channel with the cluster secret attached.
 pub type AuthChannel = InterceptedService<Channel, AttachSecret>;
@@ -28,15 +29,23 @@ pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 #[derive(Clone)]
 pub struct Peers {
     secret: AttachSecret,
+    dialer: Dialer,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
 }
 
 impl Peers {
+    /// Plaintext connections carrying `cluster_secret` (see [`Peers::with_dialer`] for TLS).
     pub fn new(cluster_secret: &str) -> Result<Self, tonic::Status> {
         Ok(Self {
             secret: AttachSecret::new(cluster_secret)?,
+            dialer: Dialer::plaintext(),
             channels: Default::default(),
         })
+    }
+
+    /// The same, dialing nodes with `dialer` (before the first call).
+    pub fn with_dialer(self, dialer: Dialer) -> Self {
+        Self { dialer, ..self }
     }
 
     /// The shared channel to `addr` (`host:port`), created on first use.
@@ -45,7 +54,9 @@ impl Peers {
         let channel = match channels.get(addr) {
             Some(c) => c.clone(),
             None => {
-                let c = Endpoint::from_shared(format!("http://{addr}"))
+                let c = self
+                    .dialer
+                    .endpoint(addr)
                     .map_err(|e| {
                         tonic::Status::invalid_argument(format!("bad address {addr}: {e}"))
                     })?

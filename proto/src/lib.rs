@@ -1,6 +1,6 @@
 //! The cluster contract shared by Cairn gateways and nodes: generated gRPC types, the
-//! replicated metadata model, ring placement, identifiers and versions, and the cluster
-//! secret that authenticates every internal call.
+//! replicated metadata model, ring placement, identifiers and versions, the cluster
+//! secret that authenticates every internal call, and TLS of the node gRPC listeners.
 
 pub mod block_node;
 pub mod client;
@@ -8,6 +8,7 @@ pub mod ids;
 pub mod meta;
 pub mod ring;
 pub mod secret;
+pub mod tls;
 pub mod versions;
 
 /// Generated protobuf / tonic code (`proto/cairn.proto`).

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use cairn_proto::meta::{MetaCommand, MetaError, MetaResult};
+use cairn_proto::tls::Dialer;
 use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{
     ClientWriteError, ForwardToLeader, InitializeError, LinearizableReadError, RaftError,
@@ -176,17 +177,19 @@ pub struct MetaRaft {
 impl MetaRaft {
     /// Opens (or creates) the persistent Raft log + state machine under `dir` (one redb file,
     /// every acknowledged write fsynced) and starts the Raft node. `node_id` is the node's
-    /// uuid, `addr` its advertised gRPC address, `cluster_secret` what peers require.
+    /// uuid, `addr` its advertised gRPC address, `cluster_secret` what peers require,
+    /// `dialer` how to reach them.
     pub async fn open(
         dir: &Path,
         node_id: Uuid,
         addr: String,
         cluster_secret: String,
+        dialer: Dialer,
     ) -> anyhow::Result<Arc<Self>> {
         let db = db::open(dir)?;
         let log_store = LogStore::new(db.clone());
         let (state_machine, applied) = StateMachine::open(db)?;
-        let peers = Peers::new(&cluster_secret)?;
+        let peers = Peers::new(&cluster_secret, dialer)?;
         let config = Config {
             cluster_name: "cairn-meta".into(),
             heartbeat_interval: 100,

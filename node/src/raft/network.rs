@@ -13,6 +13,7 @@ use std::time::Duration;
 use cairn_proto::pb::RaftMessage;
 use cairn_proto::pb::meta_service_client::MetaServiceClient;
 use cairn_proto::secret::AttachSecret;
+use cairn_proto::tls::Dialer;
 use openraft::alias::{SnapshotMetaOf, SnapshotOf, VoteOf};
 use openraft::errors::{
     NetworkError, RPCError, ReplicationClosed, StreamingError, Timeout, Unreachable,
@@ -25,7 +26,7 @@ use openraft::{BasicNode, OptionalSend, RaftNetworkV2};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Code, Status};
 use uuid::Uuid;
 
@@ -41,15 +42,17 @@ pub(crate) type MetaClient = MetaServiceClient<InterceptedService<Channel, Attac
 #[derive(Clone)]
 pub(crate) struct Peers {
     secret: AttachSecret,
+    dialer: Dialer,
     clients: Arc<Mutex<HashMap<String, MetaClient>>>,
 }
 
 impl Peers {
-    pub(crate) fn new(cluster_secret: &str) -> anyhow::Result<Self> {
+    pub(crate) fn new(cluster_secret: &str, dialer: Dialer) -> anyhow::Result<Self> {
         let secret =
             AttachSecret::new(cluster_secret).map_err(|s| anyhow::anyhow!("{}", s.message()))?;
         Ok(Self {
             secret,
+            dialer,
             clients: Arc::default(),
         })
     }
@@ -61,12 +64,9 @@ impl Peers {
         if let Some(client) = clients.get(addr) {
             return Ok(client.clone());
         }
-        let uri = if addr.contains("://") {
-            addr.to_string()
-        } else {
-            format!("http://{addr}")
-        };
-        let channel = Endpoint::from_shared(uri)?
+        let channel = self
+            .dialer
+            .endpoint(addr)?
             .connect_timeout(Duration::from_secs(3))
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))

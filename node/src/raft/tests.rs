@@ -18,9 +18,15 @@ use super::{MetaRaft, meta_service};
 const SECRET: &str = "test-cluster-secret";
 
 async fn open(dir: &Path, id: Uuid, addr: &str) -> Arc<MetaRaft> {
-    MetaRaft::open(dir, id, addr.to_string(), SECRET.to_string())
-        .await
-        .expect("open raft")
+    MetaRaft::open(
+        dir,
+        id,
+        addr.to_string(),
+        SECRET.to_string(),
+        cairn_proto::tls::Dialer::plaintext(),
+    )
+    .await
+    .expect("open raft")
 }
 
 fn create_key(id: &str) -> MetaCommand {

@@ -15,8 +15,8 @@ use cairn_proto::secret::RequireSecret;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Server, ServerTlsConfig};
 
 use crate::raft::{MembershipHandler, meta_service_with};
 use crate::state::NodeState;
@@ -25,13 +25,15 @@ pub use block::MAX_BLOCK;
 pub use object::read_record;
 
 /// Serves BlockService, ObjectService, MetaService (with `membership` answering Join and
-/// Hello) and AdminService on `listener` until `stop` is cancelled; then closes the listener,
-/// ends metadata watch streams, lets the calls in flight finish and returns.
+/// Hello) and AdminService on `listener` (over TLS with `tls`) until `stop` is cancelled;
+/// then closes the listener, ends metadata watch streams, lets the calls in flight finish and
+/// returns.
 pub async fn serve(
     state: Arc<NodeState>,
     membership: Arc<dyn MembershipHandler>,
     listener: TcpListener,
     secret: &str,
+    tls: Option<ServerTlsConfig>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let guard = RequireSecret::new(secret);
@@ -46,7 +48,11 @@ pub async fn serve(
     // the accepted sockets, Nagle holds the tail of every multi-segment answer until the peer's
     // delayed ACK (~40 ms on Linux).
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    Server::builder()
+    let mut server = Server::builder();
+    if let Some(tls) = tls {
+        server = server.tls_config(tls)?;
+    }
+    server
         .initial_stream_window_size(4 << 20)
         .initial_connection_window_size(16 << 20)
         .add_service(InterceptedService::new(blocks, guard.clone()))
