@@ -20,7 +20,7 @@ use crate::body::ResponseBody;
 use crate::error::{S3Error, S3Result};
 use crate::xml::{
     self, CommonPrefix, DeleteMarkerEntry, ListBucketResult, ListBucketResultV2,
-    ListVersionsResult, ObjectInfo, ObjectVersion, Xmlns,
+    ListVersionsResult, ObjectInfo, ObjectVersion, VersionEntry, Xmlns,
 };
 
 /// Largest page S3 returns.
@@ -472,7 +472,31 @@ pub async fn list_object_versions(s3: &S3, req: S3Request) -> S3Result<Response<
         Last::Prefix(p) => (p, None),
         Last::Entry((r, _)) => (r.key.as_str(), Some(version_id(r))),
     });
-    let mut result = ListVersionsResult {
+    let entry = |(r, is_latest): &(pb::ObjectRecord, bool)| {
+        let (key, version_id, is_latest) = (enc.apply(&r.key), version_id(r), *is_latest);
+        let last_modified = xml::s3_timestamp(r.last_modified_ms);
+        if is_delete_marker(r) {
+            VersionEntry::DeleteMarker(DeleteMarkerEntry {
+                key,
+                version_id,
+                is_latest,
+                last_modified,
+                owner: owner.clone(),
+            })
+        } else {
+            VersionEntry::Version(ObjectVersion {
+                key,
+                version_id,
+                is_latest,
+                last_modified,
+                etag: r.etag.clone(),
+                size: r.size,
+                storage_class: "STANDARD".into(),
+                owner: owner.clone(),
+            })
+        }
+    };
+    let result = ListVersionsResult {
         xmlns: Xmlns,
         name: bucket.name.clone(),
         prefix: enc.apply(&params.prefix),
@@ -484,31 +508,9 @@ pub async fn list_object_versions(s3: &S3, req: S3Request) -> S3Result<Response<
         delimiter: (!params.delimiter.is_empty()).then(|| enc.apply(&params.delimiter)),
         encoding_type: enc.kind(),
         is_truncated: page.truncated,
+        entries: page.entries.iter().map(entry).collect(),
         common_prefixes: common_prefixes(&page.common_prefixes, &enc),
-        ..Default::default()
     };
-    for (r, is_latest) in &page.entries {
-        if is_delete_marker(r) {
-            result.delete_markers.push(DeleteMarkerEntry {
-                key: enc.apply(&r.key),
-                version_id: version_id(r),
-                is_latest: *is_latest,
-                last_modified: xml::s3_timestamp(r.last_modified_ms),
-                owner: owner.clone(),
-            });
-        } else {
-            result.versions.push(ObjectVersion {
-                key: enc.apply(&r.key),
-                version_id: version_id(r),
-                is_latest: *is_latest,
-                last_modified: xml::s3_timestamp(r.last_modified_ms),
-                etag: r.etag.clone(),
-                size: r.size,
-                storage_class: "STANDARD".into(),
-                owner: owner.clone(),
-            });
-        }
-    }
     xml_response(StatusCode::OK, xml::to_xml(&result))
 }
 
@@ -523,5 +525,37 @@ mod tests {
         assert_eq!(common_prefix("a/b", "a/", "/"), None);
         assert_eq!(common_prefix("abc", "", ""), None);
         assert!(past_prefix("a/").as_str() > "a/\u{FFFF}zzz");
+    }
+
+    #[test]
+    fn version_cursor_order() {
+        let at = |key: &str, hlc: Option<u64>| VersionCursor {
+            key: key.into(),
+            version: hlc.map(|hlc| VersionKey {
+                hlc,
+                ..Default::default()
+            }),
+        };
+        // Listing order: by key, each key's versions newest first, then after the key.
+        let order = [
+            at("", None),
+            at("a", Some(9)),
+            at("a", Some(5)),
+            at("a", None),
+            at("b", Some(9)),
+            at("b", None),
+        ];
+        for (i, x) in order.iter().enumerate() {
+            for (j, y) in order.iter().enumerate() {
+                assert_eq!(x.cmp(y), i.cmp(&j), "{i} {j}");
+            }
+        }
+        // A record is already listed when at or before the cursor: inside a key, the versions
+        // newer than or equal to the cursor's; after a key, all of its versions.
+        assert!(at("a", Some(9)) <= at("a", Some(5)));
+        assert!(at("a", Some(5)) <= at("a", Some(5)));
+        assert!(at("a", Some(4)) > at("a", Some(5)));
+        assert!(at("a", Some(1)) <= at("a", None));
+        assert!(at("b", Some(1)) > at("a", None));
     }
 }

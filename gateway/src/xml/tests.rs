@@ -483,6 +483,92 @@ fn list_multipart_uploads() {
 }
 
 #[test]
+fn list_object_versions() {
+    let version = |key: &str, version_id: &str, is_latest: bool| {
+        VersionEntry::Version(ObjectVersion {
+            key: key.into(),
+            version_id: version_id.into(),
+            is_latest,
+            last_modified: s3_timestamp(1_255_369_830_000),
+            etag: "\"e1\"".into(),
+            size: 5,
+            storage_class: "STANDARD".into(),
+            owner: owner(),
+        })
+    };
+    let marker = |key: &str, version_id: &str, is_latest: bool| {
+        VersionEntry::DeleteMarker(DeleteMarkerEntry {
+            key: key.into(),
+            version_id: version_id.into(),
+            is_latest,
+            last_modified: s3_timestamp(0),
+            owner: owner(),
+        })
+    };
+    let version_xml = |key: &str, version_id: &str, is_latest: bool| {
+        format!(
+            "<Version><Key>{key}</Key><VersionId>{version_id}</VersionId>\
+             <IsLatest>{is_latest}</IsLatest><LastModified>2009-10-12T17:50:30.000Z</LastModified>\
+             <ETag>\"e1\"</ETag><Size>5</Size><StorageClass>STANDARD</StorageClass>{OWNER_XML}\
+             </Version>"
+        )
+    };
+    let marker_xml = |key: &str, version_id: &str, is_latest: bool| {
+        format!(
+            "<DeleteMarker><Key>{key}</Key><VersionId>{version_id}</VersionId>\
+             <IsLatest>{is_latest}</IsLatest><LastModified>1970-01-01T00:00:00.000Z</LastModified>\
+             {OWNER_XML}</DeleteMarker>"
+        )
+    };
+    // Entries keep the order they are listed in: by key, each key's newest first, versions
+    // and delete markers interleaved.
+    let result = ListVersionsResult {
+        xmlns: Xmlns,
+        name: "bucket".into(),
+        prefix: "p/".into(),
+        key_marker: "p/a".into(),
+        version_id_marker: "v0".into(),
+        next_key_marker: Some("p/c".into()),
+        next_version_id_marker: Some("null".into()),
+        max_keys: 5,
+        delimiter: Some("/".into()),
+        encoding_type: Some("url".into()),
+        is_truncated: true,
+        entries: vec![
+            marker("p/b", "m2", true),
+            version("p/b", "v1", false),
+            marker("p/b", "m0", false),
+            version("p/c", "null", true),
+        ],
+        common_prefixes: vec![CommonPrefix {
+            prefix: "p/d/".into(),
+        }],
+    };
+    assert_xml(
+        &result,
+        &format!(
+            "<ListVersionsResult {NS}><Name>bucket</Name><Prefix>p/</Prefix>\
+             <KeyMarker>p/a</KeyMarker><VersionIdMarker>v0</VersionIdMarker>\
+             <NextKeyMarker>p/c</NextKeyMarker><NextVersionIdMarker>null</NextVersionIdMarker>\
+             <MaxKeys>5</MaxKeys><Delimiter>/</Delimiter><EncodingType>url</EncodingType>\
+             <IsTruncated>true</IsTruncated>{}{}{}{}\
+             <CommonPrefixes><Prefix>p/d/</Prefix></CommonPrefixes></ListVersionsResult>",
+            marker_xml("p/b", "m2", true),
+            version_xml("p/b", "v1", false),
+            marker_xml("p/b", "m0", false),
+            version_xml("p/c", "null", true),
+        ),
+    );
+    assert_xml(
+        &ListVersionsResult::default(),
+        &format!(
+            "<ListVersionsResult {NS}><Name/><Prefix/><KeyMarker/><VersionIdMarker/>\
+             <MaxKeys>0</MaxKeys><IsTruncated>false</IsTruncated></ListVersionsResult>"
+        ),
+    );
+}
+
+#[test]
 fn versioning_configuration() {
     assert_xml(
         &VersioningConfiguration::default(),
