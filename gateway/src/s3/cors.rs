@@ -1,11 +1,11 @@
 //! PutBucketCors, GetBucketCors, DeleteBucketCors (`?cors`) and the preflight `OPTIONS` of
 //! the S3 endpoint. Matching and the CORS headers of responses live in [`crate::cors`].
 
-use cairn_proto::meta::{Bucket, CorsConfig, MetaCommand};
-use http::{HeaderMap, Response, StatusCode};
+use cairn_proto::meta::{CorsConfig, MetaCommand};
+use http::{HeaderMap, Response};
 
-use super::bucket::meta_error;
-use super::{S3, S3Request, empty_response, read_checked_body, xml_response};
+use super::S3;
+use super::bucket_config::BucketConfig;
 use crate::body::{self, ResponseBody};
 use crate::error::{S3Error, S3Result};
 use crate::xml::{self, CorsConfiguration};
@@ -13,40 +13,23 @@ use crate::xml::{self, CorsConfiguration};
 /// Largest PutBucketCors body accepted (100 rules fit easily).
 const MAX_BODY: usize = 256 * 1024;
 
-pub async fn put_bucket_cors(s3: &S3, req: S3Request) -> S3Result<Response<ResponseBody>> {
-    let bucket = req.bucket()?.clone();
-    let body = read_checked_body(req, MAX_BODY).await?;
-    let config: CorsConfig = xml::from_xml::<CorsConfiguration>(&body)?.into();
+/// Parses and validates a PutBucketCors body.
+fn parse_cors(body: &[u8]) -> S3Result<CorsConfig> {
+    let config: CorsConfig = xml::from_xml::<CorsConfiguration>(body)?.into();
     crate::cors::validate(&config)?;
-    set_cors(s3, &bucket, Some(config)).await?;
-    empty_response(StatusCode::OK)
+    Ok(config)
 }
 
-pub async fn get_bucket_cors(_s3: &S3, req: S3Request) -> S3Result<Response<ResponseBody>> {
-    let config = req
-        .bucket()?
-        .cors
-        .as_ref()
-        .ok_or(S3Error::NoSuchCORSConfiguration)?;
-    xml_response(
-        StatusCode::OK,
-        xml::to_xml(&CorsConfiguration::from(config)),
-    )
-}
-
-pub async fn delete_bucket_cors(s3: &S3, req: S3Request) -> S3Result<Response<ResponseBody>> {
-    set_cors(s3, req.bucket()?, None).await?;
-    empty_response(StatusCode::NO_CONTENT)
-}
-
-async fn set_cors(s3: &S3, bucket: &Bucket, cors: Option<CorsConfig>) -> S3Result<()> {
-    let cmd = MetaCommand::SetBucketCors {
-        bucket: bucket.name.clone(),
-        cors,
-    };
-    s3.cluster.meta_write(&cmd).await?.map_err(meta_error)?;
-    Ok(())
-}
+/// PutBucketCors, GetBucketCors, DeleteBucketCors.
+pub static CORS: BucketConfig<CorsConfig> = BucketConfig {
+    max_body: MAX_BODY,
+    checked_body: true,
+    parse: parse_cors,
+    render: |config| xml::to_xml(&CorsConfiguration::from(config)),
+    stored: |bucket| bucket.cors.as_ref(),
+    command: |bucket, cors| MetaCommand::SetBucketCors { bucket, cors },
+    absent: || S3Error::NoSuchCORSConfiguration,
+};
 
 /// Answers a preflight `OPTIONS` (anonymous) for bucket `name` from its CORS configuration.
 pub async fn preflight(

@@ -3,11 +3,8 @@
 //! the rules (`cairn_node::lifecycle`).
 
 use cairn_proto::meta::{InvalidLifecycle, InvalidLifecycleKind, LifecycleConfig, MetaCommand};
-use http::{Response, StatusCode};
 
-use super::bucket::meta_error;
-use super::{S3, S3Request, empty_response, xml_response};
-use crate::body::{self, ResponseBody};
+use super::bucket_config::BucketConfig;
 use crate::error::{S3Error, S3Result};
 use crate::xml::{self, LifecycleConfiguration};
 
@@ -31,40 +28,16 @@ pub fn parse_lifecycle(body: &[u8]) -> S3Result<LifecycleConfig> {
     Ok(config)
 }
 
-/// Stores (or with `None` removes) the bucket's lifecycle configuration through Raft.
-async fn set_lifecycle(s3: &S3, bucket: &str, lifecycle: Option<LifecycleConfig>) -> S3Result<()> {
-    let cmd = MetaCommand::SetBucketLifecycle {
-        bucket: bucket.to_string(),
-        lifecycle,
-    };
-    s3.cluster.meta_write(&cmd).await?.map_err(meta_error)?;
-    Ok(())
-}
-
-pub async fn put_lifecycle(s3: &S3, req: S3Request) -> S3Result<Response<ResponseBody>> {
-    let name = req.bucket()?.name.clone();
-    let body = body::collect_limited(req.body, MAX_BODY).await?;
-    set_lifecycle(s3, &name, Some(parse_lifecycle(&body)?)).await?;
-    empty_response(StatusCode::OK)
-}
-
-pub async fn get_lifecycle(_s3: &S3, req: S3Request) -> S3Result<Response<ResponseBody>> {
-    let config = req
-        .bucket()?
-        .lifecycle
-        .as_ref()
-        .ok_or(S3Error::NoSuchLifecycleConfiguration)?;
-    xml_response(
-        StatusCode::OK,
-        xml::to_xml(&LifecycleConfiguration::from(config)),
-    )
-}
-
-pub async fn delete_lifecycle(s3: &S3, req: S3Request) -> S3Result<Response<ResponseBody>> {
-    let name = req.bucket()?.name.clone();
-    set_lifecycle(s3, &name, None).await?;
-    empty_response(StatusCode::NO_CONTENT)
-}
+/// PutBucketLifecycleConfiguration, GetBucketLifecycleConfiguration, DeleteBucketLifecycle.
+pub static LIFECYCLE: BucketConfig<LifecycleConfig> = BucketConfig {
+    max_body: MAX_BODY,
+    checked_body: false,
+    parse: parse_lifecycle,
+    render: |config| xml::to_xml(&LifecycleConfiguration::from(config)),
+    stored: |bucket| bucket.lifecycle.as_ref(),
+    command: |bucket, lifecycle| MetaCommand::SetBucketLifecycle { bucket, lifecycle },
+    absent: || S3Error::NoSuchLifecycleConfiguration,
+};
 
 #[cfg(test)]
 mod tests {

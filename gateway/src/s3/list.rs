@@ -3,6 +3,8 @@
 //! latest version unless it is a delete marker; ListObjectVersions every version and delete
 //! marker, per key newest first.
 
+use std::cmp::Ordering;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as TOKEN;
 use cairn_proto::VersionKey;
@@ -18,7 +20,7 @@ use crate::body::ResponseBody;
 use crate::error::{S3Error, S3Result};
 use crate::xml::{
     self, CommonPrefix, DeleteMarkerEntry, ListBucketResult, ListBucketResultV2,
-    ListVersionsResult, ObjectInfo, ObjectVersion, Xmlns,
+    ListVersionsResult, ObjectInfo, ObjectVersion, VersionEntry, Xmlns,
 };
 
 /// Largest page S3 returns.
@@ -41,16 +43,6 @@ struct ListParams {
     max_keys: u32,
 }
 
-/// One page of a listing.
-#[derive(Default)]
-struct ListOutcome {
-    contents: Vec<pb::ObjectRecord>,
-    common_prefixes: Vec<String>,
-    truncated: bool,
-    /// The last key or common prefix returned.
-    last: Option<String>,
-}
-
 /// The common prefix `key` rolls up into, if any.
 fn common_prefix(key: &str, prefix: &str, delimiter: &str) -> Option<String> {
     if delimiter.is_empty() {
@@ -66,59 +58,149 @@ fn past_prefix(prefix: &str) -> String {
     format!("{prefix}{}", char::MAX)
 }
 
-async fn list_page(s3: &S3, bucket: &Bucket, params: &ListParams) -> S3Result<ListOutcome> {
-    let mut out = ListOutcome::default();
+/// One page of a listing: entries and rolled-up common prefixes, each in listing order.
+struct Page<E> {
+    entries: Vec<E>,
+    common_prefixes: Vec<String>,
+    truncated: bool,
+    /// Whether the last item returned is the last common prefix (else the last entry).
+    last_is_prefix: bool,
+}
+
+/// The item a truncated page ends with: the next page starts after it.
+enum Last<'a, E> {
+    Prefix(&'a str),
+    Entry(&'a E),
+}
+
+impl<E> Page<E> {
+    fn new() -> Self {
+        Self {
+            entries: Vec::new(),
+            common_prefixes: Vec::new(),
+            truncated: false,
+            last_is_prefix: false,
+        }
+    }
+
+    fn len(&self) -> u32 {
+        (self.entries.len() + self.common_prefixes.len()) as u32
+    }
+
+    /// The last item returned, when the page is truncated.
+    fn next_marker(&self) -> Option<Last<'_, E>> {
+        if !self.truncated {
+            None
+        } else if self.last_is_prefix {
+            self.common_prefixes.last().map(|p| Last::Prefix(p))
+        } else {
+            self.entries.last().map(Last::Entry)
+        }
+    }
+}
+
+/// What differs between the listings [`list_page`] walks: how to ask the cluster for records,
+/// where a record stands in listing order, and what the page lists for it.
+trait Walk {
+    /// A place in listing order; records at or before the cursor were already seen.
+    type Pos: Ord;
+    /// What the page lists for a record.
+    type Entry;
+    /// The request for records after `from`; [`list_page`] sets bucket, prefix and limit.
+    fn request(&self, params: &ListParams, from: &Self::Pos) -> ListRequest;
+    /// Where `record` stands.
+    fn position(record: &pb::ObjectRecord) -> Self::Pos;
+    /// The place after every record of `key`.
+    fn after_key(key: String) -> Self::Pos;
+    /// The entry for the next unseen record (called once per record, in order), or `None` to
+    /// leave the record out.
+    fn entry(&mut self, record: pb::ObjectRecord) -> Option<Self::Entry>;
+}
+
+/// One page of `walk`'s listing from `start`: records past the cursor, rolled up into common
+/// prefixes by delimiter (each prefix once, none at or before the marker), up to max-keys.
+async fn list_page<W: Walk>(
+    s3: &S3,
+    bucket: &Bucket,
+    params: &ListParams,
+    mut walk: W,
+    start: W::Pos,
+) -> S3Result<Page<W::Entry>> {
+    let mut out = Page::new();
     if params.max_keys == 0 {
         return Ok(out);
     }
-    let mut cursor = params.after.clone();
+    let mut cursor = start;
     loop {
-        let returned = (out.contents.len() + out.common_prefixes.len()) as u32;
         let page = s3
             .cluster
             .list(ListRequest {
                 bucket_id: bucket.id.as_bytes().to_vec(),
                 prefix: params.prefix.clone(),
-                start_after: cursor.clone(),
-                limit: (params.max_keys - returned + 1).clamp(2, MAX_KEYS + 1),
-                delimiter: params.delimiter.clone(),
+                limit: (params.max_keys - out.len() + 1).clamp(2, MAX_KEYS + 1),
                 headers_only: true,
-                ..Default::default()
+                ..walk.request(params, &cursor)
             })
             .await?;
         for record in page.records {
-            if record.key <= cursor {
+            let position = W::position(&record);
+            if position <= cursor {
                 continue;
             }
-            cursor = record.key.clone();
-            if record.state() != RecordState::Complete {
+            cursor = position;
+            let rolled_up = common_prefix(&record.key, &params.prefix, &params.delimiter);
+            let Some(entry) = walk.entry(record) else {
                 continue;
-            }
-            let entry = common_prefix(&record.key, &params.prefix, &params.delimiter);
-            if let Some(cp) = &entry
+            };
+            if let Some(cp) = &rolled_up
                 && (*cp <= params.after || out.common_prefixes.last() == Some(cp))
             {
                 continue;
             }
-            if (out.contents.len() + out.common_prefixes.len()) as u32 == params.max_keys {
+            if out.len() == params.max_keys {
                 out.truncated = true;
                 return Ok(out);
             }
-            match entry {
+            out.last_is_prefix = rolled_up.is_some();
+            match rolled_up {
                 Some(cp) => {
-                    cursor = past_prefix(&cp);
-                    out.last = Some(cp.clone());
+                    cursor = W::after_key(past_prefix(&cp));
                     out.common_prefixes.push(cp);
                 }
-                None => {
-                    out.last = Some(record.key.clone());
-                    out.contents.push(record);
-                }
+                None => out.entries.push(entry),
             }
         }
         if page.complete {
             return Ok(out);
         }
+    }
+}
+
+/// ListObjects: each key's latest version, positioned by key.
+struct Objects;
+
+impl Walk for Objects {
+    type Pos = String;
+    type Entry = pb::ObjectRecord;
+
+    fn request(&self, params: &ListParams, from: &String) -> ListRequest {
+        ListRequest {
+            start_after: from.clone(),
+            delimiter: params.delimiter.clone(),
+            ..Default::default()
+        }
+    }
+
+    fn position(record: &pb::ObjectRecord) -> String {
+        record.key.clone()
+    }
+
+    fn after_key(key: String) -> String {
+        key
+    }
+
+    fn entry(&mut self, record: pb::ObjectRecord) -> Option<pb::ObjectRecord> {
+        (record.state() == RecordState::Complete).then_some(record)
     }
 }
 
@@ -184,6 +266,14 @@ fn object_info(record: &pb::ObjectRecord, enc: &Encoder, owner: Option<xml::Owne
     }
 }
 
+/// The key or common prefix a truncated ListObjects page ends with.
+fn object_marker<'a>(last: Last<'a, pb::ObjectRecord>) -> &'a str {
+    match last {
+        Last::Prefix(p) => p,
+        Last::Entry(r) => &r.key,
+    }
+}
+
 /// The bucket's owner (the requester for a bucket made by an administrator).
 pub(super) fn bucket_owner(bucket: &Bucket, req: &S3Request) -> xml::Owner {
     owner_of(if bucket.owner.is_empty() {
@@ -202,24 +292,21 @@ pub async fn list_objects_v1(s3: &S3, req: S3Request) -> S3Result<Response<Respo
         after: req.query.get("marker").unwrap_or("").to_string(),
         max_keys: max_keys(&req)?,
     };
-    let page = list_page(s3, bucket, &params).await?;
+    let start = params.after.clone();
+    let page = list_page(s3, bucket, &params, Objects, start).await?;
     let owner = bucket_owner(bucket, &req);
     let result = ListBucketResult {
         xmlns: Xmlns,
         name: bucket.name.clone(),
         prefix: enc.apply(&params.prefix),
         marker: enc.apply(&params.after),
-        next_marker: page
-            .last
-            .as_deref()
-            .filter(|_| page.truncated)
-            .map(|m| enc.apply(m)),
+        next_marker: page.next_marker().map(|m| enc.apply(object_marker(m))),
         max_keys: params.max_keys,
         delimiter: (!params.delimiter.is_empty()).then(|| enc.apply(&params.delimiter)),
         encoding_type: enc.kind(),
         is_truncated: page.truncated,
         contents: page
-            .contents
+            .entries
             .iter()
             .map(|r| object_info(r, &enc, Some(owner.clone())))
             .collect(),
@@ -251,7 +338,8 @@ pub async fn list_objects_v2(s3: &S3, req: S3Request) -> S3Result<Response<Respo
         after: token_key.unwrap_or_else(|| start_after.clone()),
         max_keys: max_keys(&req)?,
     };
-    let page = list_page(s3, bucket, &params).await?;
+    let start = params.after.clone();
+    let page = list_page(s3, bucket, &params, Objects, start).await?;
     let owner = req
         .query
         .get("fetch-owner")
@@ -263,18 +351,14 @@ pub async fn list_objects_v2(s3: &S3, req: S3Request) -> S3Result<Response<Respo
         prefix: enc.apply(&params.prefix),
         start_after: (!start_after.is_empty()).then(|| enc.apply(&start_after)),
         continuation_token: token.map(str::to_string),
-        next_continuation_token: page
-            .last
-            .as_deref()
-            .filter(|_| page.truncated)
-            .map(|m| TOKEN.encode(m)),
-        key_count: (page.contents.len() + page.common_prefixes.len()) as u32,
+        next_continuation_token: page.next_marker().map(|m| TOKEN.encode(object_marker(m))),
+        key_count: page.len(),
         max_keys: params.max_keys,
         delimiter: (!params.delimiter.is_empty()).then(|| enc.apply(&params.delimiter)),
         encoding_type: enc.kind(),
         is_truncated: page.truncated,
         contents: page
-            .contents
+            .entries
             .iter()
             .map(|r| object_info(r, &enc, owner.clone()))
             .collect(),
@@ -283,101 +367,69 @@ pub async fn list_objects_v2(s3: &S3, req: S3Request) -> S3Result<Response<Respo
     xml_response(StatusCode::OK, xml::to_xml(&result))
 }
 
-/// One page of ListObjectVersions.
-#[derive(Default)]
-struct VersionsOutcome {
-    /// Versions and delete markers, each with whether it is its key's latest.
-    entries: Vec<(pb::ObjectRecord, bool)>,
-    common_prefixes: Vec<String>,
-    truncated: bool,
-    /// Where the next page starts: the last key or common prefix, and the last version id.
-    next: Option<(String, Option<String>)>,
-}
-
-/// Where a versions listing resumes: after `key` entirely, or inside it after `version`.
-#[derive(Clone)]
+/// Where a versions listing stands: inside `key` at `version`, or after `key` entirely.
+#[derive(Clone, PartialEq, Eq)]
 struct VersionCursor {
     key: String,
     version: Option<VersionKey>,
 }
 
-impl VersionCursor {
-    /// Whether a merged entry lies at or before the cursor (already returned).
-    fn passed(&self, key: &str, version: VersionKey) -> bool {
-        key < self.key.as_str() || (key == self.key && self.version.is_none_or(|v| version >= v))
+/// Listing order: by key, then a key's versions newest first, then the place after them all.
+impl Ord for VersionCursor {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.key
+            .cmp(&other.key)
+            .then_with(|| match (self.version, other.version) {
+                (Some(a), Some(b)) => b.cmp(&a),
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (None, None) => Ordering::Equal,
+            })
     }
 }
 
-async fn list_versions_page(
-    s3: &S3,
-    bucket: &Bucket,
-    params: &ListParams,
-    start: VersionCursor,
-) -> S3Result<VersionsOutcome> {
-    let mut out = VersionsOutcome::default();
-    if params.max_keys == 0 {
-        return Ok(out);
+impl PartialOrd for VersionCursor {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
     }
-    // Starting inside a key, its first entry is not its latest version.
-    let mut latest_seen = start.version.map(|_| start.key.clone());
-    let mut cursor = start;
-    loop {
-        let returned = (out.entries.len() + out.common_prefixes.len()) as u32;
-        let page = s3
-            .cluster
-            .list(ListRequest {
-                bucket_id: bucket.id.as_bytes().to_vec(),
-                prefix: params.prefix.clone(),
-                start_after: cursor.key.clone(),
-                after_version: cursor.version.map(|v| v.to_pb()),
-                limit: (params.max_keys - returned + 1).clamp(2, MAX_KEYS + 1),
-                headers_only: true,
-                all_versions: true,
-                ..Default::default()
-            })
-            .await?;
-        for record in page.records {
-            let version = version_key(&record);
-            if cursor.passed(&record.key, version) {
-                continue;
-            }
-            cursor = VersionCursor {
-                key: record.key.clone(),
-                version: Some(version),
-            };
-            let is_latest = latest_seen.as_deref() != Some(record.key.as_str());
-            latest_seen = Some(record.key.clone());
-            if record.state() != RecordState::Complete && !is_delete_marker(&record) {
-                continue;
-            }
-            let entry = common_prefix(&record.key, &params.prefix, &params.delimiter);
-            if let Some(cp) = &entry
-                && (*cp <= params.after || out.common_prefixes.last() == Some(cp))
-            {
-                continue;
-            }
-            if (out.entries.len() + out.common_prefixes.len()) as u32 == params.max_keys {
-                out.truncated = true;
-                return Ok(out);
-            }
-            match entry {
-                Some(cp) => {
-                    cursor = VersionCursor {
-                        key: past_prefix(&cp),
-                        version: None,
-                    };
-                    out.next = Some((cp.clone(), None));
-                    out.common_prefixes.push(cp);
-                }
-                None => {
-                    out.next = Some((record.key.clone(), Some(version_id(&record))));
-                    out.entries.push((record, is_latest));
-                }
-            }
+}
+
+/// ListObjectVersions: every version and delete marker, each with whether it is its key's
+/// latest.
+struct Versions {
+    /// The key of the last record seen: the next record of the same key is not its latest.
+    latest_seen: Option<String>,
+}
+
+impl Walk for Versions {
+    type Pos = VersionCursor;
+    type Entry = (pb::ObjectRecord, bool);
+
+    fn request(&self, _params: &ListParams, from: &VersionCursor) -> ListRequest {
+        ListRequest {
+            start_after: from.key.clone(),
+            after_version: from.version.map(|v| v.to_pb()),
+            all_versions: true,
+            ..Default::default()
         }
-        if page.complete {
-            return Ok(out);
+    }
+
+    fn position(record: &pb::ObjectRecord) -> VersionCursor {
+        VersionCursor {
+            key: record.key.clone(),
+            version: Some(version_key(record)),
         }
+    }
+
+    fn after_key(key: String) -> VersionCursor {
+        VersionCursor { key, version: None }
+    }
+
+    fn entry(&mut self, record: pb::ObjectRecord) -> Option<(pb::ObjectRecord, bool)> {
+        let is_latest = self.latest_seen.as_deref() != Some(record.key.as_str());
+        self.latest_seen = Some(record.key.clone());
+        (record.state() == RecordState::Complete || is_delete_marker(&record))
+            .then_some((record, is_latest))
     }
 }
 
@@ -410,46 +462,55 @@ pub async fn list_object_versions(s3: &S3, req: S3Request) -> S3Result<Response<
                 .map(|r| version_key(&r)),
         },
     };
-    let page = list_versions_page(s3, bucket, &params, start).await?;
+    // Starting inside a key, its first entry is not its latest version.
+    let walk = Versions {
+        latest_seen: start.version.map(|_| start.key.clone()),
+    };
+    let page = list_page(s3, bucket, &params, walk, start).await?;
     let owner = bucket_owner(bucket, &req);
-    let next = page.next.as_ref().filter(|_| page.truncated);
-    let mut result = ListVersionsResult {
+    let next = page.next_marker().map(|last| match last {
+        Last::Prefix(p) => (p, None),
+        Last::Entry((r, _)) => (r.key.as_str(), Some(version_id(r))),
+    });
+    let entry = |(r, is_latest): &(pb::ObjectRecord, bool)| {
+        let (key, version_id, is_latest) = (enc.apply(&r.key), version_id(r), *is_latest);
+        let last_modified = xml::s3_timestamp(r.last_modified_ms);
+        if is_delete_marker(r) {
+            VersionEntry::DeleteMarker(DeleteMarkerEntry {
+                key,
+                version_id,
+                is_latest,
+                last_modified,
+                owner: owner.clone(),
+            })
+        } else {
+            VersionEntry::Version(ObjectVersion {
+                key,
+                version_id,
+                is_latest,
+                last_modified,
+                etag: r.etag.clone(),
+                size: r.size,
+                storage_class: "STANDARD".into(),
+                owner: owner.clone(),
+            })
+        }
+    };
+    let result = ListVersionsResult {
         xmlns: Xmlns,
         name: bucket.name.clone(),
         prefix: enc.apply(&params.prefix),
         key_marker: enc.apply(&key_marker),
         version_id_marker: version_id_marker.to_string(),
-        next_key_marker: next.map(|(k, _)| enc.apply(k)),
-        next_version_id_marker: next.and_then(|(_, v)| v.clone()),
+        next_key_marker: next.as_ref().map(|(k, _)| enc.apply(k)),
+        next_version_id_marker: next.and_then(|(_, v)| v),
         max_keys: params.max_keys,
         delimiter: (!params.delimiter.is_empty()).then(|| enc.apply(&params.delimiter)),
         encoding_type: enc.kind(),
         is_truncated: page.truncated,
+        entries: page.entries.iter().map(entry).collect(),
         common_prefixes: common_prefixes(&page.common_prefixes, &enc),
-        ..Default::default()
     };
-    for (r, is_latest) in &page.entries {
-        if is_delete_marker(r) {
-            result.delete_markers.push(DeleteMarkerEntry {
-                key: enc.apply(&r.key),
-                version_id: version_id(r),
-                is_latest: *is_latest,
-                last_modified: xml::s3_timestamp(r.last_modified_ms),
-                owner: owner.clone(),
-            });
-        } else {
-            result.versions.push(ObjectVersion {
-                key: enc.apply(&r.key),
-                version_id: version_id(r),
-                is_latest: *is_latest,
-                last_modified: xml::s3_timestamp(r.last_modified_ms),
-                etag: r.etag.clone(),
-                size: r.size,
-                storage_class: "STANDARD".into(),
-                owner: owner.clone(),
-            });
-        }
-    }
     xml_response(StatusCode::OK, xml::to_xml(&result))
 }
 
@@ -464,5 +525,37 @@ mod tests {
         assert_eq!(common_prefix("a/b", "a/", "/"), None);
         assert_eq!(common_prefix("abc", "", ""), None);
         assert!(past_prefix("a/").as_str() > "a/\u{FFFF}zzz");
+    }
+
+    #[test]
+    fn version_cursor_order() {
+        let at = |key: &str, hlc: Option<u64>| VersionCursor {
+            key: key.into(),
+            version: hlc.map(|hlc| VersionKey {
+                hlc,
+                ..Default::default()
+            }),
+        };
+        // Listing order: by key, each key's versions newest first, then after the key.
+        let order = [
+            at("", None),
+            at("a", Some(9)),
+            at("a", Some(5)),
+            at("a", None),
+            at("b", Some(9)),
+            at("b", None),
+        ];
+        for (i, x) in order.iter().enumerate() {
+            for (j, y) in order.iter().enumerate() {
+                assert_eq!(x.cmp(y), i.cmp(&j), "{i} {j}");
+            }
+        }
+        // A record is already listed when at or before the cursor: inside a key, the versions
+        // newer than or equal to the cursor's; after a key, all of its versions.
+        assert!(at("a", Some(9)) <= at("a", Some(5)));
+        assert!(at("a", Some(5)) <= at("a", Some(5)));
+        assert!(at("a", Some(4)) > at("a", Some(5)));
+        assert!(at("a", Some(1)) <= at("a", None));
+        assert!(at("b", Some(1)) > at("a", None));
     }
 }

@@ -2,6 +2,7 @@
 
 mod acl;
 mod bucket;
+mod bucket_config;
 mod copy;
 pub mod cors;
 mod delete;
@@ -171,9 +172,9 @@ impl S3 {
             GetBucketLocation => bucket::get_location(self, req).await,
             GetBucketAcl | GetObjectAcl => acl::get_acl(self, req).await,
             PutBucketAcl | PutObjectAcl => acl::put_acl(self, req).await,
-            GetBucketCors => cors::get_bucket_cors(self, req).await,
-            PutBucketCors => cors::put_bucket_cors(self, req).await,
-            DeleteBucketCors => cors::delete_bucket_cors(self, req).await,
+            GetBucketCors => cors::CORS.get(&req),
+            PutBucketCors => cors::CORS.put(self, req).await,
+            DeleteBucketCors => cors::CORS.delete(self, req).await,
             GetBucketPolicy => bucket::get_policy(self, req).await,
             ListObjectVersions => list::list_object_versions(self, req).await,
             PostObject | CorsPreflight => Err(S3Error::InternalError(format!(
@@ -182,12 +183,12 @@ impl S3 {
             ))),
             GetBucketVersioning => versioning::get_versioning(self, req).await,
             PutBucketVersioning => versioning::put_versioning(self, req).await,
-            GetBucketWebsite => website::get_website(self, req).await,
-            PutBucketWebsite => website::put_website(self, req).await,
-            DeleteBucketWebsite => website::delete_website(self, req).await,
-            GetBucketLifecycle => lifecycle::get_lifecycle(self, req).await,
-            PutBucketLifecycle => lifecycle::put_lifecycle(self, req).await,
-            DeleteBucketLifecycle => lifecycle::delete_lifecycle(self, req).await,
+            GetBucketWebsite => website::WEBSITE.get(&req),
+            PutBucketWebsite => website::WEBSITE.put(self, req).await,
+            DeleteBucketWebsite => website::WEBSITE.delete(self, req).await,
+            GetBucketLifecycle => lifecycle::LIFECYCLE.get(&req),
+            PutBucketLifecycle => lifecycle::LIFECYCLE.put(self, req).await,
+            DeleteBucketLifecycle => lifecycle::LIFECYCLE.delete(self, req).await,
             ListObjects => list::list_objects_v1(self, req).await,
             ListObjectsV2 => list::list_objects_v2(self, req).await,
             DeleteObjects => delete::delete_objects(self, req).await,

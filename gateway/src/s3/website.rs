@@ -2,11 +2,8 @@
 //! (`?website`). The website endpoint itself is [`crate::web`].
 
 use cairn_proto::meta::{InvalidKind, InvalidWebsite, MetaCommand, WebsiteConfig};
-use http::{Response, StatusCode};
 
-use super::bucket::meta_error;
-use super::{S3, S3Request, empty_response, xml_response};
-use crate::body::{self, ResponseBody};
+use super::bucket_config::BucketConfig;
 use crate::error::{S3Error, S3Result};
 use crate::xml::{self, WebsiteConfiguration};
 
@@ -29,40 +26,16 @@ pub fn parse_website(body: &[u8]) -> S3Result<WebsiteConfig> {
     Ok(config)
 }
 
-/// Stores (or with `None` removes) the bucket's website configuration through Raft.
-async fn set_website(s3: &S3, bucket: &str, website: Option<WebsiteConfig>) -> S3Result<()> {
-    let cmd = MetaCommand::SetBucketWebsite {
-        bucket: bucket.to_string(),
-        website,
-    };
-    s3.cluster.meta_write(&cmd).await?.map_err(meta_error)?;
-    Ok(())
-}
-
-pub async fn put_website(s3: &S3, req: S3Request) -> S3Result<Response<ResponseBody>> {
-    let name = req.bucket()?.name.clone();
-    let body = body::collect_limited(req.body, MAX_BODY).await?;
-    set_website(s3, &name, Some(parse_website(&body)?)).await?;
-    empty_response(StatusCode::OK)
-}
-
-pub async fn get_website(_s3: &S3, req: S3Request) -> S3Result<Response<ResponseBody>> {
-    let config = req
-        .bucket()?
-        .website
-        .as_ref()
-        .ok_or(S3Error::NoSuchWebsiteConfiguration)?;
-    xml_response(
-        StatusCode::OK,
-        xml::to_xml(&WebsiteConfiguration::from(config)),
-    )
-}
-
-pub async fn delete_website(s3: &S3, req: S3Request) -> S3Result<Response<ResponseBody>> {
-    let name = req.bucket()?.name.clone();
-    set_website(s3, &name, None).await?;
-    empty_response(StatusCode::NO_CONTENT)
-}
+/// PutBucketWebsite, GetBucketWebsite, DeleteBucketWebsite.
+pub static WEBSITE: BucketConfig<WebsiteConfig> = BucketConfig {
+    max_body: MAX_BODY,
+    checked_body: false,
+    parse: parse_website,
+    render: |config| xml::to_xml(&WebsiteConfiguration::from(config)),
+    stored: |bucket| bucket.website.as_ref(),
+    command: |bucket, website| MetaCommand::SetBucketWebsite { bucket, website },
+    absent: || S3Error::NoSuchWebsiteConfiguration,
+};
 
 #[cfg(test)]
 mod tests {

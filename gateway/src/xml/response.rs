@@ -563,14 +563,21 @@ pub struct ListVersionsResult {
     pub encoding_type: Option<String>,
     /// Whether more results exist.
     pub is_truncated: bool,
-    /// One `<Version>` per object version.
-    #[serde(rename = "Version")]
-    pub versions: Vec<ObjectVersion>,
-    /// One `<DeleteMarker>` per delete marker.
-    #[serde(rename = "DeleteMarker")]
-    pub delete_markers: Vec<DeleteMarkerEntry>,
+    /// One `<Version>` or `<DeleteMarker>` per entry, in listing order (by key, then newest
+    /// first), the two kinds interleaved as S3 sends them.
+    #[serde(rename = "$value")]
+    pub entries: Vec<VersionEntry>,
     /// One `<CommonPrefixes>` per rolled-up prefix.
     pub common_prefixes: Vec<CommonPrefix>,
+}
+
+/// One entry of a ListObjectVersions response: an object version or a delete marker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum VersionEntry {
+    /// `<Version>`.
+    Version(ObjectVersion),
+    /// `<DeleteMarker>`.
+    DeleteMarker(DeleteMarkerEntry),
 }
 
 /// One `<DeleteMarker>` of a ListObjectVersions response.

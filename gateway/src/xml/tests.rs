@@ -33,6 +33,12 @@ fn object_xml(key: &str, owner: bool) -> String {
     )
 }
 
+/// Asserts that `value` renders as the XML declaration followed by `document`.
+#[track_caller]
+fn assert_xml<T: serde::Serialize>(value: &T, document: &str) {
+    assert_eq!(to_xml(value), format!("{DECL}{document}"));
+}
+
 fn malformed<T: std::fmt::Debug + serde::de::DeserializeOwned>(body: &[u8]) {
     let parsed = from_xml::<T>(body);
     assert!(
@@ -99,38 +105,36 @@ fn list_buckets() {
         continuation_token: Some("tok".into()),
         prefix: Some("a".into()),
     };
-    assert_eq!(
-        to_xml(&result),
-        format!(
-            "{DECL}<ListAllMyBucketsResult {NS}>{OWNER_XML}<Buckets>\
+    assert_xml(
+        &result,
+        &format!(
+            "<ListAllMyBucketsResult {NS}>{OWNER_XML}<Buckets>\
              <Bucket><Name>alpha</Name><CreationDate>2009-10-12T17:50:30.000Z</CreationDate>\
              <BucketRegion>us-east-1</BucketRegion></Bucket>\
              <Bucket><Name>beta</Name><CreationDate>1970-01-01T00:00:00.000Z</CreationDate></Bucket>\
              </Buckets><ContinuationToken>tok</ContinuationToken><Prefix>a</Prefix>\
              </ListAllMyBucketsResult>"
-        )
+        ),
     );
     let empty = ListAllMyBucketsResult {
         owner: owner(),
         ..Default::default()
     };
-    assert_eq!(
-        to_xml(&empty),
-        format!(
-            "{DECL}<ListAllMyBucketsResult {NS}>{OWNER_XML}<Buckets/></ListAllMyBucketsResult>"
-        )
+    assert_xml(
+        &empty,
+        &format!("<ListAllMyBucketsResult {NS}>{OWNER_XML}<Buckets/></ListAllMyBucketsResult>"),
     );
 }
 
 #[test]
 fn bucket_location() {
-    assert_eq!(
-        to_xml(&LocationConstraint::for_region("us-west-2")),
-        format!("{DECL}<LocationConstraint {NS}>us-west-2</LocationConstraint>")
+    assert_xml(
+        &LocationConstraint::for_region("us-west-2"),
+        &format!("<LocationConstraint {NS}>us-west-2</LocationConstraint>"),
     );
-    assert_eq!(
-        to_xml(&LocationConstraint::for_region("us-east-1")),
-        format!("{DECL}<LocationConstraint {NS}/>")
+    assert_xml(
+        &LocationConstraint::for_region("us-east-1"),
+        &format!("<LocationConstraint {NS}/>"),
     );
 }
 
@@ -151,28 +155,28 @@ fn list_objects_v1() {
             prefix: "photos/2006/".into(),
         }],
     };
-    assert_eq!(
-        to_xml(&result),
-        format!(
-            "{DECL}<ListBucketResult {NS}><Name>bucket</Name><Prefix>photos/</Prefix>\
+    assert_xml(
+        &result,
+        &format!(
+            "<ListBucketResult {NS}><Name>bucket</Name><Prefix>photos/</Prefix>\
              <Marker>photos/a</Marker><NextMarker>photos/c</NextMarker><MaxKeys>2</MaxKeys>\
              <Delimiter>/</Delimiter><EncodingType>url</EncodingType>\
              <IsTruncated>true</IsTruncated>{}\
              <CommonPrefixes><Prefix>photos/2006/</Prefix></CommonPrefixes></ListBucketResult>",
             object_xml("photos/b.jpg", true)
-        )
+        ),
     );
     let empty = ListBucketResult {
         name: "bucket".into(),
         max_keys: 1000,
         ..Default::default()
     };
-    assert_eq!(
-        to_xml(&empty),
-        format!(
-            "{DECL}<ListBucketResult {NS}><Name>bucket</Name><Prefix/><Marker/>\
+    assert_xml(
+        &empty,
+        &format!(
+            "<ListBucketResult {NS}><Name>bucket</Name><Prefix/><Marker/>\
              <MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated></ListBucketResult>"
-        )
+        ),
     );
 }
 
@@ -200,10 +204,10 @@ fn list_objects_v2() {
             },
         ],
     };
-    assert_eq!(
-        to_xml(&result),
-        format!(
-            "{DECL}<ListBucketResult {NS}><Name>bucket</Name><Prefix>E</Prefix>\
+    assert_xml(
+        &result,
+        &format!(
+            "<ListBucketResult {NS}><Name>bucket</Name><Prefix>E</Prefix>\
              <StartAfter>ExampleGuide.pdf</StartAfter>\
              <ContinuationToken>1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=</ContinuationToken>\
              <NextContinuationToken>next+/=</NextContinuationToken><KeyCount>3</KeyCount>\
@@ -212,19 +216,19 @@ fn list_objects_v2() {
              <CommonPrefixes><Prefix>Ez/</Prefix></CommonPrefixes></ListBucketResult>",
             object_xml("Ea", false),
             object_xml("Eb", true)
-        )
+        ),
     );
     let empty = ListBucketResultV2 {
         name: "bucket".into(),
         max_keys: 1000,
         ..Default::default()
     };
-    assert_eq!(
-        to_xml(&empty),
-        format!(
-            "{DECL}<ListBucketResult {NS}><Name>bucket</Name><Prefix/><KeyCount>0</KeyCount>\
+    assert_xml(
+        &empty,
+        &format!(
+            "<ListBucketResult {NS}><Name>bucket</Name><Prefix/><KeyCount>0</KeyCount>\
              <MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated></ListBucketResult>"
-        )
+        ),
     );
 }
 
@@ -271,24 +275,24 @@ fn copy_results() {
         last_modified: s3_timestamp(1_255_369_830_000),
         etag: "\"9b2cf535f27731c974343645a3985328\"".into(),
     };
-    assert_eq!(
-        to_xml(&copy),
-        format!(
-            "{DECL}<CopyObjectResult {NS}><LastModified>2009-10-12T17:50:30.000Z</LastModified>\
+    assert_xml(
+        &copy,
+        &format!(
+            "<CopyObjectResult {NS}><LastModified>2009-10-12T17:50:30.000Z</LastModified>\
              <ETag>\"9b2cf535f27731c974343645a3985328\"</ETag></CopyObjectResult>"
-        )
+        ),
     );
     let part = CopyPartResult {
         xmlns: Xmlns,
         last_modified: s3_timestamp(1_255_369_830_000),
         etag: "\"e1\"".into(),
     };
-    assert_eq!(
-        to_xml(&part),
-        format!(
-            "{DECL}<CopyPartResult {NS}><LastModified>2009-10-12T17:50:30.000Z</LastModified>\
+    assert_xml(
+        &part,
+        &format!(
+            "<CopyPartResult {NS}><LastModified>2009-10-12T17:50:30.000Z</LastModified>\
              <ETag>\"e1\"</ETag></CopyPartResult>"
-        )
+        ),
     );
 }
 
@@ -315,15 +319,15 @@ fn delete_result() {
             version_id: Some("v3".into()),
         }],
     };
-    assert_eq!(
-        to_xml(&result),
-        format!(
-            "{DECL}<DeleteResult {NS}><Deleted><Key>sample1.txt</Key></Deleted>\
+    assert_xml(
+        &result,
+        &format!(
+            "<DeleteResult {NS}><Deleted><Key>sample1.txt</Key></Deleted>\
              <Deleted><Key>sample2.txt</Key><VersionId>v1</VersionId>\
              <DeleteMarker>true</DeleteMarker><DeleteMarkerVersionId>dm1</DeleteMarkerVersionId>\
              </Deleted><Error><Key>sample3.txt</Key><Code>AccessDenied</Code>\
              <Message>Access Denied</Message><VersionId>v3</VersionId></Error></DeleteResult>"
-        )
+        ),
     );
     let marker_false = DeleteResult {
         deleted: vec![DeletedObject {
@@ -333,18 +337,15 @@ fn delete_result() {
         }],
         ..Default::default()
     };
-    assert_eq!(
-        to_xml(&marker_false),
-        format!(
-            "{DECL}<DeleteResult {NS}><Deleted><Key>k</Key><DeleteMarker>false</DeleteMarker>\
+    assert_xml(
+        &marker_false,
+        &format!(
+            "<DeleteResult {NS}><Deleted><Key>k</Key><DeleteMarker>false</DeleteMarker>\
              </Deleted></DeleteResult>"
-        )
+        ),
     );
     // Quiet mode with no errors.
-    assert_eq!(
-        to_xml(&DeleteResult::default()),
-        format!("{DECL}<DeleteResult {NS}/>")
-    );
+    assert_xml(&DeleteResult::default(), &format!("<DeleteResult {NS}/>"));
 }
 
 #[test]
@@ -355,12 +356,12 @@ fn multipart_results() {
         key: "a&b".into(),
         upload_id: "VXBsb2FkIElE".into(),
     };
-    assert_eq!(
-        to_xml(&initiate),
-        format!(
-            "{DECL}<InitiateMultipartUploadResult {NS}><Bucket>bucket</Bucket><Key>a&amp;b</Key>\
+    assert_xml(
+        &initiate,
+        &format!(
+            "<InitiateMultipartUploadResult {NS}><Bucket>bucket</Bucket><Key>a&amp;b</Key>\
              <UploadId>VXBsb2FkIElE</UploadId></InitiateMultipartUploadResult>"
-        )
+        ),
     );
     let complete = CompleteMultipartUploadResult {
         xmlns: Xmlns,
@@ -369,14 +370,14 @@ fn multipart_results() {
         key: "key".into(),
         etag: "\"3858f62230ac3c915f300c664312c11f-9\"".into(),
     };
-    assert_eq!(
-        to_xml(&complete),
-        format!(
-            "{DECL}<CompleteMultipartUploadResult {NS}>\
+    assert_xml(
+        &complete,
+        &format!(
+            "<CompleteMultipartUploadResult {NS}>\
              <Location>http://bucket.s3.example.com/key</Location><Bucket>bucket</Bucket>\
              <Key>key</Key><ETag>\"3858f62230ac3c915f300c664312c11f-9\"</ETag>\
              </CompleteMultipartUploadResult>"
-        )
+        ),
     );
 }
 
@@ -410,10 +411,10 @@ fn list_parts() {
         ],
     };
     let initiator = OWNER_XML.replace("Owner>", "Initiator>");
-    assert_eq!(
-        to_xml(&result),
-        format!(
-            "{DECL}<ListPartsResult {NS}><Bucket>bucket</Bucket><Key>key</Key>\
+    assert_xml(
+        &result,
+        &format!(
+            "<ListPartsResult {NS}><Bucket>bucket</Bucket><Key>key</Key>\
              <UploadId>up</UploadId>{initiator}{OWNER_XML}<StorageClass>STANDARD</StorageClass>\
              <PartNumberMarker>1</PartNumberMarker><NextPartNumberMarker>3</NextPartNumberMarker>\
              <MaxParts>2</MaxParts><IsTruncated>true</IsTruncated>\
@@ -421,7 +422,7 @@ fn list_parts() {
              <ETag>\"e2\"</ETag><Size>10485760</Size></Part>\
              <Part><PartNumber>3</PartNumber><LastModified>2009-10-12T17:50:30.000Z</LastModified>\
              <ETag>\"e3\"</ETag><Size>5</Size></Part></ListPartsResult>"
-        )
+        ),
     );
 }
 
@@ -452,10 +453,10 @@ fn list_multipart_uploads() {
         }],
     };
     let initiator = OWNER_XML.replace("Owner>", "Initiator>");
-    assert_eq!(
-        to_xml(&result),
-        format!(
-            "{DECL}<ListMultipartUploadsResult {NS}><Bucket>bucket</Bucket><KeyMarker/>\
+    assert_xml(
+        &result,
+        &format!(
+            "<ListMultipartUploadsResult {NS}><Bucket>bucket</Bucket><KeyMarker/>\
              <UploadIdMarker/><NextKeyMarker>my-movie.m2ts</NextKeyMarker>\
              <NextUploadIdMarker>YW55IGlk</NextUploadIdMarker><Delimiter>/</Delimiter>\
              <Prefix>photos/</Prefix><MaxUploads>3</MaxUploads><IsTruncated>true</IsTruncated>\
@@ -464,40 +465,126 @@ fn list_multipart_uploads() {
              <Initiated>2009-10-12T17:50:30.000Z</Initiated></Upload>\
              <CommonPrefixes><Prefix>photos/2006/</Prefix></CommonPrefixes>\
              </ListMultipartUploadsResult>"
-        )
+        ),
     );
     let empty = ListMultipartUploadsResult {
         bucket: "bucket".into(),
         max_uploads: 1000,
         ..Default::default()
     };
-    assert_eq!(
-        to_xml(&empty),
-        format!(
-            "{DECL}<ListMultipartUploadsResult {NS}><Bucket>bucket</Bucket><KeyMarker/>\
+    assert_xml(
+        &empty,
+        &format!(
+            "<ListMultipartUploadsResult {NS}><Bucket>bucket</Bucket><KeyMarker/>\
              <UploadIdMarker/><MaxUploads>1000</MaxUploads><IsTruncated>false</IsTruncated>\
              </ListMultipartUploadsResult>"
+        ),
+    );
+}
+
+#[test]
+fn list_object_versions() {
+    let version = |key: &str, version_id: &str, is_latest: bool| {
+        VersionEntry::Version(ObjectVersion {
+            key: key.into(),
+            version_id: version_id.into(),
+            is_latest,
+            last_modified: s3_timestamp(1_255_369_830_000),
+            etag: "\"e1\"".into(),
+            size: 5,
+            storage_class: "STANDARD".into(),
+            owner: owner(),
+        })
+    };
+    let marker = |key: &str, version_id: &str, is_latest: bool| {
+        VersionEntry::DeleteMarker(DeleteMarkerEntry {
+            key: key.into(),
+            version_id: version_id.into(),
+            is_latest,
+            last_modified: s3_timestamp(0),
+            owner: owner(),
+        })
+    };
+    let version_xml = |key: &str, version_id: &str, is_latest: bool| {
+        format!(
+            "<Version><Key>{key}</Key><VersionId>{version_id}</VersionId>\
+             <IsLatest>{is_latest}</IsLatest><LastModified>2009-10-12T17:50:30.000Z</LastModified>\
+             <ETag>\"e1\"</ETag><Size>5</Size><StorageClass>STANDARD</StorageClass>{OWNER_XML}\
+             </Version>"
         )
+    };
+    let marker_xml = |key: &str, version_id: &str, is_latest: bool| {
+        format!(
+            "<DeleteMarker><Key>{key}</Key><VersionId>{version_id}</VersionId>\
+             <IsLatest>{is_latest}</IsLatest><LastModified>1970-01-01T00:00:00.000Z</LastModified>\
+             {OWNER_XML}</DeleteMarker>"
+        )
+    };
+    // Entries keep the order they are listed in: by key, each key's newest first, versions
+    // and delete markers interleaved.
+    let result = ListVersionsResult {
+        xmlns: Xmlns,
+        name: "bucket".into(),
+        prefix: "p/".into(),
+        key_marker: "p/a".into(),
+        version_id_marker: "v0".into(),
+        next_key_marker: Some("p/c".into()),
+        next_version_id_marker: Some("null".into()),
+        max_keys: 5,
+        delimiter: Some("/".into()),
+        encoding_type: Some("url".into()),
+        is_truncated: true,
+        entries: vec![
+            marker("p/b", "m2", true),
+            version("p/b", "v1", false),
+            marker("p/b", "m0", false),
+            version("p/c", "null", true),
+        ],
+        common_prefixes: vec![CommonPrefix {
+            prefix: "p/d/".into(),
+        }],
+    };
+    assert_xml(
+        &result,
+        &format!(
+            "<ListVersionsResult {NS}><Name>bucket</Name><Prefix>p/</Prefix>\
+             <KeyMarker>p/a</KeyMarker><VersionIdMarker>v0</VersionIdMarker>\
+             <NextKeyMarker>p/c</NextKeyMarker><NextVersionIdMarker>null</NextVersionIdMarker>\
+             <MaxKeys>5</MaxKeys><Delimiter>/</Delimiter><EncodingType>url</EncodingType>\
+             <IsTruncated>true</IsTruncated>{}{}{}{}\
+             <CommonPrefixes><Prefix>p/d/</Prefix></CommonPrefixes></ListVersionsResult>",
+            marker_xml("p/b", "m2", true),
+            version_xml("p/b", "v1", false),
+            marker_xml("p/b", "m0", false),
+            version_xml("p/c", "null", true),
+        ),
+    );
+    assert_xml(
+        &ListVersionsResult::default(),
+        &format!(
+            "<ListVersionsResult {NS}><Name/><Prefix/><KeyMarker/><VersionIdMarker/>\
+             <MaxKeys>0</MaxKeys><IsTruncated>false</IsTruncated></ListVersionsResult>"
+        ),
     );
 }
 
 #[test]
 fn versioning_configuration() {
-    assert_eq!(
-        to_xml(&VersioningConfiguration::default()),
-        format!("{DECL}<VersioningConfiguration {NS}/>")
+    assert_xml(
+        &VersioningConfiguration::default(),
+        &format!("<VersioningConfiguration {NS}/>"),
     );
     let enabled = VersioningConfiguration {
         xmlns: Xmlns,
         status: Some("Enabled".into()),
         mfa_delete: Some("Disabled".into()),
     };
-    assert_eq!(
-        to_xml(&enabled),
-        format!(
-            "{DECL}<VersioningConfiguration {NS}><Status>Enabled</Status>\
+    assert_xml(
+        &enabled,
+        &format!(
+            "<VersioningConfiguration {NS}><Status>Enabled</Status>\
              <MfaDelete>Disabled</MfaDelete></VersioningConfiguration>"
-        )
+        ),
     );
     // PutBucketVersioning body, as the SDKs send it.
     let body = format!(
