@@ -8,15 +8,13 @@ use http::{Response, StatusCode};
 
 use super::bucket::meta_error;
 use super::{S3, S3Request, empty_response, read_checked_body, xml_response};
-use crate::body::{self, ResponseBody};
+use crate::body::ResponseBody;
 use crate::error::{S3Error, S3Result};
 
 /// One kind of bucket configuration and its three handlers.
 pub struct BucketConfig<C: 'static> {
     /// Largest Put body accepted.
     pub max_body: usize,
-    /// Whether the Put body is checked against `Content-MD5` and `x-amz-checksum-*`.
-    pub checked_body: bool,
     /// Parses and validates a Put body.
     pub parse: fn(&[u8]) -> S3Result<C>,
     /// Renders a stored configuration as the Get document.
@@ -30,14 +28,11 @@ pub struct BucketConfig<C: 'static> {
 }
 
 impl<C> BucketConfig<C> {
-    /// Put: read the body (bounded), parse and validate it, store it.
+    /// Put: read the body (bounded, checked against `Content-MD5` / `x-amz-checksum-*` when
+    /// given), parse and validate it, store it.
     pub async fn put(&self, s3: &S3, req: S3Request) -> S3Result<Response<ResponseBody>> {
         let name = req.bucket()?.name.clone();
-        let body = if self.checked_body {
-            read_checked_body(req, self.max_body).await?
-        } else {
-            body::collect_limited(req.body, self.max_body).await?
-        };
+        let body = read_checked_body(req, self.max_body).await?;
         let config = (self.parse)(&body)?;
         self.store(s3, name, Some(config)).await?;
         empty_response(StatusCode::OK)

@@ -23,7 +23,6 @@ fn parse_cors(body: &[u8]) -> S3Result<CorsConfig> {
 /// PutBucketCors, GetBucketCors, DeleteBucketCors.
 pub static CORS: BucketConfig<CorsConfig> = BucketConfig {
     max_body: MAX_BODY,
-    checked_body: true,
     parse: parse_cors,
     render: |config| xml::to_xml(&CorsConfiguration::from(config)),
     stored: |bucket| bucket.cors.as_ref(),

@@ -31,7 +31,6 @@ pub fn parse_lifecycle(body: &[u8]) -> S3Result<LifecycleConfig> {
 /// PutBucketLifecycleConfiguration, GetBucketLifecycleConfiguration, DeleteBucketLifecycle.
 pub static LIFECYCLE: BucketConfig<LifecycleConfig> = BucketConfig {
     max_body: MAX_BODY,
-    checked_body: false,
     parse: parse_lifecycle,
     render: |config| xml::to_xml(&LifecycleConfiguration::from(config)),
     stored: |bucket| bucket.lifecycle.as_ref(),

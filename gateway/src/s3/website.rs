@@ -29,7 +29,6 @@ pub fn parse_website(body: &[u8]) -> S3Result<WebsiteConfig> {
 /// PutBucketWebsite, GetBucketWebsite, DeleteBucketWebsite.
 pub static WEBSITE: BucketConfig<WebsiteConfig> = BucketConfig {
     max_body: MAX_BODY,
-    checked_body: false,
     parse: parse_website,
     render: |config| xml::to_xml(&WebsiteConfiguration::from(config)),
     stored: |bucket| bucket.website.as_ref(),
