@@ -2,8 +2,9 @@
 //! versions and the time, so it is tested without a cluster or waiting days.
 //!
 //! Ages count from when a version was written (current versions) or from when the next
-//! newer version was written (noncurrent versions), in units of the configured day length;
-//! unlike S3 they are not rounded up to the next midnight, so a shortened day works.
+//! newer version was written (noncurrent versions), in units of the configured day length,
+//! and, as in S3, an action is due at the first midnight UTC (a multiple of the day length
+//! since the epoch, so a shortened test day works the same way) after the days have passed.
 
 use cairn_proto::meta::LifecycleRule;
 use cairn_proto::pb::{self, RecordState};
@@ -31,9 +32,17 @@ fn written_ms(r: &pb::ObjectRecord) -> i64 {
     version_of(r).millis()
 }
 
-/// Whether `days` days of `day_ms` have passed since `since_ms`.
-fn aged(since_ms: i64, days: u32, now_ms: i64, day_ms: i64) -> bool {
-    since_ms.saturating_add(i64::from(days).saturating_mul(day_ms)) <= now_ms
+/// Whether a rule of `days` days (of `day_ms`) counted from `since_ms` is due at `now_ms`:
+/// S3 adds the days and rounds up to the next midnight UTC, here the next multiple of
+/// `day_ms` since the epoch.
+pub(crate) fn aged(since_ms: i64, days: u32, now_ms: i64, day_ms: i64) -> bool {
+    let day_ms = day_ms.max(1);
+    let passed = since_ms.saturating_add(i64::from(days).saturating_mul(day_ms));
+    let due = passed
+        .div_euclid(day_ms)
+        .saturating_add(i64::from(passed.rem_euclid(day_ms) != 0))
+        .saturating_mul(day_ms);
+    due <= now_ms
 }
 
 /// The actions `rules` (enabled ones only are looked at) call for on one key, given its
@@ -151,6 +160,20 @@ mod tests {
     }
 
     #[test]
+    fn days_are_due_at_the_next_midnight() {
+        // Written at 0:00 + 250 ms: 2 days later is not midnight, so due at the one after.
+        assert!(!aged(250, 2, 2 * DAY + 250, DAY));
+        assert!(!aged(250, 2, 3 * DAY - 1, DAY));
+        assert!(aged(250, 2, 3 * DAY, DAY));
+        // Written exactly at midnight: due exactly `days` later.
+        assert!(!aged(DAY, 1, 2 * DAY - 1, DAY));
+        assert!(aged(DAY, 1, 2 * DAY, DAY));
+        // Far-future or far-past times do not overflow.
+        assert!(!aged(i64::MAX - 5, 3, i64::MAX - 1, DAY));
+        assert!(aged(i64::MIN + 5, 3, 0, DAY));
+    }
+
+    #[test]
     fn current_versions_expire_after_their_days_under_the_prefix() {
         let rules = [expire_after("tmp/", 2)];
         let tmp = [live("tmp/a", 0)];
@@ -207,11 +230,12 @@ mod tests {
             }),
             ..rule("")
         }];
-        // Written at 0, 100, 200, 300, 5000 (current).
-        let versions: Vec<_> = [0, 100, 200, 300, 5000].map(|t| live("k", t)).into();
-        // At 1250: v0..v2 became noncurrent at 100..300 and are a day old; the two newest
-        // noncurrent (300, 200) stay whatever their age.
-        let actions = decide(&rules, &versions, 1250, DAY);
+        // Written at 0, 100, 1100, 2100, 5000 (current).
+        let versions: Vec<_> = [0, 100, 1100, 2100, 5000].map(|t| live("k", t)).into();
+        // At 3000: v0..v2 became noncurrent at 100, 1100, 2100: a day later rounded up to
+        // midnight is 2000, 3000 and 4000; the two newest noncurrent (2100, 1100) stay
+        // whatever their age.
+        let actions = decide(&rules, &versions, 3000, DAY);
         assert_eq!(
             actions,
             vec![
@@ -219,9 +243,9 @@ mod tests {
                 Action::RemoveVersion(versions[0].clone()),
             ]
         );
-        // Earlier, v1 (noncurrent since 200) is not a day old yet.
+        // Earlier, v1 (noncurrent since 1100) is not due yet.
         assert_eq!(
-            decide(&rules, &versions, 1150, DAY),
+            decide(&rules, &versions, 2999, DAY),
             vec![Action::RemoveVersion(versions[0].clone())]
         );
         // Without a count, every noncurrent version a day old goes; the current stays.

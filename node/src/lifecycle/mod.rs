@@ -24,6 +24,7 @@ use cairn_proto::ring::object_hash;
 use uuid::Uuid;
 
 pub use decide::{Action, decide};
+use decide::aged;
 
 use crate::coordinator::{coordinate, drop_refs, expire_current};
 use crate::state::NodeState;
@@ -249,10 +250,7 @@ async fn abort_uploads(
         let due = config.enabled_rules().any(|rule| {
             rule.abort_incomplete_upload_days.is_some_and(|days| {
                 rule.filter.matches_upload(&upload.key)
-                    && upload
-                        .initiated_ms
-                        .saturating_add(i64::from(days).saturating_mul(day_ms))
-                        <= now
+                    && aged(upload.initiated_ms, days, now, day_ms)
             })
         });
         if !due || !coordinates(state, down, &upload.bucket_id, &upload.key) {
