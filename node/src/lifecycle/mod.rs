@@ -23,8 +23,8 @@ use cairn_proto::pb;
 use cairn_proto::ring::object_hash;
 use uuid::Uuid;
 
-pub use decide::{Action, decide};
 use decide::aged;
+pub use decide::{Action, decide};
 
 use crate::coordinator::{coordinate, drop_refs, expire_current};
 use crate::state::NodeState;
