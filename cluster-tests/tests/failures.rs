@@ -11,9 +11,11 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use cairn_proto::client::Peers;
+use cairn_proto::meta::LayoutNode;
 use cairn_proto::pb::admin_service_client::AdminServiceClient;
 use cairn_proto::pb::block_service_client::BlockServiceClient;
 use cairn_proto::pb::{GetBlockRequest, GetRecordRequest, MetaReadRequest, StatusRequest};
+use cairn_proto::secret::WRONG_NODE;
 use cluster_tests::{
     Cluster, ClusterOptions, expect_s3_error, put_checked, quoted_md5, random_bytes, s3_failure,
     status_records, status_row, try_get, unique_bucket, wait_until,
@@ -751,4 +753,65 @@ async fn nothing_answers_a_caller_without_the_cluster_secret() {
         .output()
         .unwrap();
     assert!(!out.status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_back_on_an_empty_volume_does_not_answer_for_the_node_it_replaced() {
+    let mut c = Cluster::start(3);
+    let s3 = c.client();
+    let bucket = unique_bucket("reused-addr");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let body = random_bytes(2 * 1024 * 1024 + 3);
+    put_checked(&s3, &bucket, "k", &body).await;
+
+    // Node 2 comes back at the same address on an empty data dir: a new node.
+    let old = LayoutNode {
+        id: c.node_id(2).parse().unwrap(),
+        addr: c.rpc(2),
+        ..Default::default()
+    };
+    c.nodes[2].kill_9();
+    std::fs::remove_dir_all(c.data_dir(2)).unwrap();
+    c.restart_node(2);
+    let new = LayoutNode {
+        id: c.node_id(2).parse().unwrap(),
+        ..old.clone()
+    };
+    assert_ne!(new.id, old.id, "an empty data dir is a new node");
+
+    // Calls meant for the old node are refused by the new one, as if the old one were down;
+    // calls for the new one, or for whoever answers at the address, are served.
+    let peers = Peers::new(c.cluster_secret()).unwrap();
+    let get = || GetRecordRequest {
+        bucket_id: vec![0; 16],
+        key: "k".into(),
+        layout_version: 0,
+        ..Default::default()
+    };
+    let refused = peers
+        .objects_on(&old)
+        .unwrap()
+        .get(get())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    assert!(refused.message().starts_with(WRONG_NODE), "{refused:?}");
+    let refused = peers
+        .blocks_on(&old)
+        .unwrap()
+        .get_block(get_block())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    let answer = peers.objects_on(&new).unwrap().get(get()).await;
+    assert!(answer.is_ok(), "{answer:?}");
+    let answer = peers.objects(&old.addr).unwrap().get(get()).await;
+    assert!(answer.is_ok(), "{answer:?}");
+
+    // The object stays readable and writable with the old node's place taken by nobody.
+    assert_eq!(
+        try_get(&s3, &bucket, "k").await.unwrap().as_deref(),
+        Some(&body[..])
+    );
+    put_checked(&s3, &bucket, "after", b"written with one replica gone").await;
 }

@@ -180,19 +180,21 @@ impl Cluster {
         Ok(cluster)
     }
 
-    /// The ObjectService of the node at `addr`.
-    fn objects(&self, addr: &str) -> Result<ObjectClient, Status> {
+    /// The ObjectService of `node` (another process at its address refuses the calls).
+    fn objects(&self, node: &LayoutNode) -> Result<ObjectClient, Status> {
         match &self.local {
-            Some(local) if local.addr == addr => Ok(ObjectClient::Local(local.objects.clone())),
-            _ => self.peers.objects(addr).map(ObjectClient::Remote),
+            Some(local) if local.addr == node.addr => {
+                Ok(ObjectClient::Local(local.objects.clone()))
+            }
+            _ => self.peers.objects_on(node).map(ObjectClient::Remote),
         }
     }
 
-    /// The BlockService of the node at `addr` (called in-process for the local node).
-    fn block_node(&self, addr: &str) -> Result<Arc<dyn BlockNode>, Status> {
+    /// The BlockService of `node` (called in-process for the local node).
+    fn block_node(&self, node: &LayoutNode) -> Result<Arc<dyn BlockNode>, Status> {
         match &self.local {
-            Some(local) if local.addr == addr => Ok(local.blocks.clone()),
-            _ => Ok(Arc::new(GrpcBlockNode(self.peers.blocks(addr)?))),
+            Some(local) if local.addr == node.addr => Ok(local.blocks.clone()),
+            _ => Ok(Arc::new(GrpcBlockNode(self.peers.blocks_on(node)?))),
         }
     }
 
@@ -402,7 +404,7 @@ impl Cluster {
         let mut targets = view.placement.write_targets(object_hash(bucket, key));
         let mut i = 0;
         while let Some(node) = targets.get(i) {
-            match call(self.objects(&node.addr)?, view.placement.version()).await {
+            match call(self.objects(node)?, view.placement.version()).await {
                 Ok(resp) => return Ok(resp),
                 Err(e) if e.code() == tonic::Code::Unavailable => last = Some(e),
                 // Our layout is behind: catch up and start over with the new replicas.
@@ -451,20 +453,20 @@ impl Cluster {
                     version: version.clone(),
                     null_version,
                 };
-                let client = self.objects(&node.addr);
-                let addr = node.addr.clone();
-                async move { (addr, async { client?.get(req).await }.await) }
+                let client = self.objects(node);
+                let node = LayoutNode::clone(node);
+                async move { (node, async { client?.get(req).await }.await) }
             })
             .collect();
-        let mut answers: Vec<(String, Option<Freshness>)> = Vec::new();
+        let mut answers: Vec<(LayoutNode, Option<Freshness>)> = Vec::new();
         // A replica without an older version may rightly have dropped it: only the newest
         // visible version is restored where it is missing.
         let repair_missing = selector.is_none();
         let (mut merge, mut last) = (NewestMerge::default(), None);
-        while let Some((addr, result)) = reads.next().await {
+        while let Some((node, result)) = reads.next().await {
             match result {
                 Ok(answer) => {
-                    answers.push((addr, answer.record.as_ref().map(record_freshness)));
+                    answers.push((node, answer.record.as_ref().map(record_freshness)));
                     merge.add(answer.record, &answer.purged);
                     if answers.len() >= quorum {
                         let newest = merge.newest().cloned();
@@ -490,19 +492,20 @@ impl Cluster {
     async fn read_repair<F>(
         &self,
         newest: pb::ObjectRecord,
-        mut answers: Vec<(String, Option<Freshness>)>,
+        mut answers: Vec<(LayoutNode, Option<Freshness>)>,
         mut rest: F,
         repair_missing: bool,
     ) where
-        F: futures::Stream<Item = (String, Result<GetRecordResponse, tonic::Status>)> + Unpin,
+        F: futures::Stream<Item = (LayoutNode, Result<GetRecordResponse, tonic::Status>)> + Unpin,
     {
-        while let Some((addr, result)) = rest.next().await {
+        while let Some((node, result)) = rest.next().await {
             if let Ok(answer) = result {
-                answers.push((addr, answer.record.as_ref().map(record_freshness)));
+                answers.push((node, answer.record.as_ref().map(record_freshness)));
             }
         }
         let target = record_freshness(&newest);
-        for (addr, held) in answers {
+        for (node, held) in answers {
+            let addr = &node.addr;
             let current = match held {
                 Some(held) => held >= target,
                 None => !repair_missing,
@@ -514,7 +517,7 @@ impl Cluster {
                 record: Some(newest.clone()),
                 layout_version: self.view().placement.version(),
             };
-            match self.objects(&addr) {
+            match self.objects(&node) {
                 Ok(mut client) => match client.store(req).await {
                     Ok(_) => {
                         tracing::info!(node = %addr, key = %newest.key, "read repair stored a newer version")
@@ -538,7 +541,7 @@ impl Cluster {
                 layout_version: view.placement.version(),
                 ..req.clone()
             };
-            let client = self.objects(&node.addr);
+            let client = self.objects(node);
             async move { client?.list(req).await }
         });
         let pages = futures::future::join_all(calls).await;
@@ -658,7 +661,7 @@ impl Cluster {
                         size,
                         layout_version: view.placement.version(),
                     };
-                    let target = self.block_node(&node.addr);
+                    let target = self.block_node(node);
                     let (data, node) = (data.clone(), node.id);
                     async move { (node, async { target?.put_block(header, data).await }.await) }
                 })
@@ -703,7 +706,7 @@ impl Cluster {
                 length,
                 layout_version: view.placement.version(),
             };
-            let result = async { self.block_node(&node.addr)?.get_block(req).await }.await;
+            let result = async { self.block_node(node)?.get_block(req).await }.await;
             match result {
                 Ok(data) => return Ok(data),
                 Err(e) => {
@@ -740,7 +743,7 @@ impl Cluster {
                     refs: batch,
                     layout_version: view.placement.version(),
                 };
-                let client = self.peers.blocks(&node.addr);
+                let client = self.peers.blocks_on(&node);
                 async move { (node, ids, async move { client?.add_refs(req).await }.await) }
             });
         let mut acks: HashMap<Vec<u8>, Vec<Uuid>> = HashMap::new();

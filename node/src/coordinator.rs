@@ -112,7 +112,7 @@ async fn replicate(
                 let stored = if state.is_self(&node) {
                     store_local(&state, record).await.map(Some)
                 } else {
-                    match state.peers.objects(&node.addr) {
+                    match state.peers.objects_on(&node) {
                         Ok(mut client) => client
                             .store(StoreRequest {
                                 record: Some(record),
@@ -251,7 +251,7 @@ async fn quorum_read(
         .iter()
         .map(|node| {
             let local = state.is_self(node);
-            let client = state.peers.objects(&node.addr);
+            let client = state.peers.objects_on(node);
             let req = GetRecordRequest {
                 bucket_id: bucket.as_bytes().to_vec(),
                 key: key.to_string(),

@@ -112,8 +112,7 @@ async fn deletion_settled(state: &Arc<NodeState>, deletion: &pb::ObjectRecord) -
     };
     let placement = state.placement();
     for node in placement.write_targets(object_hash(&bucket, &deletion.key)) {
-        if !state.is_self(node)
-            && !replica_holds(state, &node.addr, placement.version(), deletion).await
+        if !state.is_self(node) && !replica_holds(state, node, placement.version(), deletion).await
         {
             return false;
         }

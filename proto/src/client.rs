@@ -50,6 +50,23 @@ impl Peers {
 
     /// The shared channel to `addr` (`host:port`), created on first use.
     pub fn channel(&self, addr: &str) -> Result<AuthChannel, tonic::Status> {
+        Ok(InterceptedService::new(
+            self.connection(addr)?,
+            self.secret.clone(),
+        ))
+    }
+
+    /// The shared channel to `node`, its calls naming the node so that only it answers.
+    fn node_channel(&self, node: &LayoutNode) -> Result<AuthChannel, tonic::Status> {
+        let secret = self.secret.for_node(node.id);
+        Ok(InterceptedService::new(
+            self.connection(&node.addr)?,
+            secret,
+        ))
+    }
+
+    /// The connection to `addr`, created (lazily connecting) on first use.
+    fn connection(&self, addr: &str) -> Result<Channel, tonic::Status> {
         let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
         let channel = match channels.get(addr) {
             Some(c) => c.clone(),
@@ -69,19 +86,33 @@ impl Peers {
                 c
             }
         };
-        Ok(InterceptedService::new(channel, self.secret.clone()))
+        Ok(channel)
     }
 
+    /// The BlockService at `addr`, whichever node answers there.
     pub fn blocks(&self, addr: &str) -> Result<BlockServiceClient<AuthChannel>, tonic::Status> {
-        Ok(BlockServiceClient::new(self.channel(addr)?)
-            .max_decoding_message_size(MAX_MESSAGE)
-            .max_encoding_message_size(MAX_MESSAGE))
+        Ok(block_client(self.channel(addr)?))
     }
 
+    /// The BlockService of `node` (another process at its address refuses the calls).
+    pub fn blocks_on(
+        &self,
+        node: &LayoutNode,
+    ) -> Result<BlockServiceClient<AuthChannel>, tonic::Status> {
+        Ok(block_client(self.node_channel(node)?))
+    }
+
+    /// The ObjectService at `addr`, whichever node answers there.
     pub fn objects(&self, addr: &str) -> Result<ObjectServiceClient<AuthChannel>, tonic::Status> {
-        Ok(ObjectServiceClient::new(self.channel(addr)?)
-            .max_decoding_message_size(MAX_MESSAGE)
-            .max_encoding_message_size(MAX_MESSAGE))
+        Ok(object_client(self.channel(addr)?))
+    }
+
+    /// The ObjectService of `node` (another process at its address refuses the calls).
+    pub fn objects_on(
+        &self,
+        node: &LayoutNode,
+    ) -> Result<ObjectServiceClient<AuthChannel>, tonic::Status> {
+        Ok(object_client(self.node_channel(node)?))
     }
 
     pub fn meta(&self, addr: &str) -> Result<MetaServiceClient<AuthChannel>, tonic::Status> {
@@ -93,6 +124,18 @@ impl Peers {
     pub fn admin(&self, addr: &str) -> Result<AdminServiceClient<AuthChannel>, tonic::Status> {
         Ok(AdminServiceClient::new(self.channel(addr)?))
     }
+}
+
+fn block_client(channel: AuthChannel) -> BlockServiceClient<AuthChannel> {
+    BlockServiceClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE)
+}
+
+fn object_client(channel: AuthChannel) -> ObjectServiceClient<AuthChannel> {
+    ObjectServiceClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE)
 }
 
 /// Most block references sent in one AddRefs / DropRefs request.
@@ -152,7 +195,7 @@ impl Peers {
                 }
                 continue;
             }
-            let client = self.blocks(&node.addr);
+            let client = self.blocks_on(&node);
             let req = RefsRequest {
                 refs: batch,
                 layout_version: placement.version(),

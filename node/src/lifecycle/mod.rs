@@ -112,7 +112,7 @@ async fn unreachable_nodes(state: &Arc<NodeState>) -> HashSet<Uuid> {
         .into_iter()
         .filter(|n| !state.is_self(n))
         .map(|node| {
-            let (id, client) = (node.id, state.peers.objects(&node.addr));
+            let (id, client) = (node.id, state.peers.objects_on(node));
             async move {
                 let probe = async {
                     client?

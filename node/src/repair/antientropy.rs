@@ -199,7 +199,7 @@ async fn pull_from(
     ours: &[pb::PartitionDigest],
     pulled: &mut Vec<pb::ObjectRecord>,
 ) -> Result<(u64, u64), Status> {
-    let mut client = state.peers.objects(&peer.addr)?;
+    let mut client = state.peers.objects_on(peer)?;
     let layout_version = placement.version();
     let answer = client
         .partition_digests(PartitionDigestsRequest {

@@ -222,7 +222,7 @@ pub(super) async fn ask_missing(
     };
     Ok(state
         .peers
-        .blocks(&node.addr)?
+        .blocks_on(node)?
         .missing_refs(req)
         .await?
         .into_inner())
@@ -252,7 +252,7 @@ async fn add_refs(
         refs,
         layout_version,
     };
-    let missing = state.peers.blocks(&node.addr)?.add_refs(req).await?;
+    let missing = state.peers.blocks_on(node)?.add_refs(req).await?;
     if !missing.get_ref().missing.is_empty() {
         return Err(Status::not_found(
             "a block vanished while adding references",
@@ -315,7 +315,7 @@ fn block_node(state: &Arc<NodeState>, node: &LayoutNode) -> Result<Arc<dyn Block
     if state.is_self(node) {
         return Ok(crate::local::block_node(state.clone()));
     }
-    Ok(Arc::new(GrpcBlockNode(state.peers.blocks(&node.addr)?)))
+    Ok(Arc::new(GrpcBlockNode(state.peers.blocks_on(node)?)))
 }
 
 /// Drops again the references taken for records that were replaced or purged meanwhile

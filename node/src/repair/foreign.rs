@@ -124,7 +124,7 @@ async fn replicas_hold_record(
         .current()
         .replicas(object_hash(&bucket, &record.key))
         .into_iter()
-        .map(|node| replica_holds(state, &node.addr, placement.version(), record));
+        .map(|node| replica_holds(state, node, placement.version(), record));
     futures::future::join_all(asks)
         .await
         .into_iter()

@@ -3,25 +3,26 @@
 //! grace, foreign copies after a layout change).
 
 use cairn_proto::ids::record_freshness;
+use cairn_proto::meta::LayoutNode;
 use cairn_proto::pb::{self, GetRecordRequest};
 use cairn_proto::versions::{is_purged, is_visible, supersedes, version_key};
 use tonic::Status;
 
 use crate::state::NodeState;
 
-/// Whether the replica at `addr` holds `record`: that version itself, its purge, or a
+/// Whether the replica `node` holds `record`: that version itself, its purge, or a
 /// visible version superseding it. A tombstone or purge marker also counts as held where the
 /// version is gone altogether (collected there already). Unreachable = not held.
 pub async fn replica_holds(
     state: &NodeState,
-    addr: &str,
+    node: &LayoutNode,
     layout_version: u64,
     record: &pb::ObjectRecord,
 ) -> bool {
-    match ask(state, addr, layout_version, record).await {
+    match ask(state, node, layout_version, record).await {
         Ok(held) => held,
         Err(e) => {
-            tracing::debug!(node = %addr, error = %e, "cannot ask a replica for a version");
+            tracing::debug!(node = %node.addr, error = %e, "cannot ask a replica for a version");
             false
         }
     }
@@ -29,11 +30,11 @@ pub async fn replica_holds(
 
 async fn ask(
     state: &NodeState,
-    addr: &str,
+    node: &LayoutNode,
     layout_version: u64,
     record: &pb::ObjectRecord,
 ) -> Result<bool, Status> {
-    let mut client = state.peers.objects(addr)?;
+    let mut client = state.peers.objects_on(node)?;
     let exact = GetRecordRequest {
         bucket_id: record.bucket_id.clone(),
         key: record.key.clone(),

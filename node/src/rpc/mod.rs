@@ -36,7 +36,7 @@ pub async fn serve(
     tls: Option<ServerTlsConfig>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
-    let guard = RequireSecret::new(secret);
+    let guard = RequireSecret::new(secret).for_node(state.id);
     let blocks = BlockServiceServer::new(block::BlockRpc(state.clone()))
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
