@@ -82,7 +82,7 @@ impl std::fmt::Debug for LocalNode {
 /// One node's ObjectService: over gRPC, or called directly when the node runs in this
 /// process (no protobuf encoding, no loopback connection; the same service code answers).
 enum ObjectClient {
-    Remote(ObjectServiceClient<AuthChannel>),
+    Remote(Box<ObjectServiceClient<AuthChannel>>),
     Local(Arc<dyn ObjectService>),
 }
 
@@ -186,7 +186,10 @@ impl Cluster {
             Some(local) if local.addr == node.addr => {
                 Ok(ObjectClient::Local(local.objects.clone()))
             }
-            _ => self.peers.objects_on(node).map(ObjectClient::Remote),
+            _ => self
+                .peers
+                .objects_on(node)
+                .map(|c| ObjectClient::Remote(Box::new(c))),
         }
     }
 
