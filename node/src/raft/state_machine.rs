@@ -1,9 +1,12 @@
 //! The Raft state machine: [`Metadata`] advanced by [`Metadata::apply`] for every committed
 //! command, persisted in redb together with the last applied log id and the membership.
 //!
-//! Each batch of applied entries is written in one durable redb transaction before the callers
-//! get their answers, so a restart resumes exactly where the state machine stopped. A snapshot
-//! is the serde_json of the [`Metadata`]; the last one built or installed is kept in redb too.
+//! Applying is in memory only: the log entries are durable (fsynced at a quorum) before they
+//! are applied, so the state is persisted only with each snapshot (every
+//! `SnapshotPolicy::LogsSinceLast` entries, see `MetaRaft::open`) and a restart re-applies the
+//! entries after it. A write costs no full-state serialisation, however large the metadata
+//! (open multipart uploads) grows. A snapshot is the serde_json of the [`Metadata`]; the last
+//! one built or installed is kept in redb together with the applied state it was built from.
 
 use std::io;
 use std::sync::Arc;
@@ -76,26 +79,15 @@ impl StateMachine {
         ))
     }
 
-    /// Serialises the applied state (and optionally a snapshot) and commits it durably.
-    async fn persist(
-        &self,
-        snapshot: Option<(&SnapshotMetaOf<TypeConfig>, Vec<u8>)>,
-    ) -> io::Result<()> {
-        let applied = to_json(&AppliedRef {
-            last_applied: &self.last_applied,
-            membership: &self.membership,
-            state: &self.state,
-        })?;
-        let snapshot = snapshot
-            .map(|(meta, data)| Ok::<_, io::Error>((to_json(meta)?, data)))
-            .transpose()?;
+    /// Commits an installed snapshot durably, with the applied state it stands for.
+    async fn persist(&self, meta: &SnapshotMetaOf<TypeConfig>, data: Vec<u8>) -> io::Result<()> {
+        let applied = applied_json(&self.last_applied, &self.membership, &self.state)?;
+        let meta = to_json(meta)?;
         db::write(&self.db, true, move |tx| {
             let mut table = tx.open_table(SM)?;
             table.insert(APPLIED, applied.as_slice())?;
-            if let Some((meta, data)) = &snapshot {
-                table.insert(SNAPSHOT_META, meta.as_slice())?;
-                table.insert(SNAPSHOT_DATA, data.as_slice())?;
-            }
+            table.insert(SNAPSHOT_META, meta.as_slice())?;
+            table.insert(SNAPSHOT_DATA, data.as_slice())?;
             Ok(())
         })
         .await
@@ -105,6 +97,19 @@ impl StateMachine {
         self.tx
             .send_replace((index_of(&self.last_applied), self.state.clone()));
     }
+}
+
+/// The persisted form of an applied state.
+fn applied_json(
+    last_applied: &Option<LogIdOf<TypeConfig>>,
+    membership: &StoredMembershipOf<TypeConfig>,
+    state: &Metadata,
+) -> io::Result<Vec<u8>> {
+    to_json(&AppliedRef {
+        last_applied,
+        membership,
+        state,
+    })
 }
 
 fn index_of(log_id: &Option<LogIdOf<TypeConfig>>) -> u64 {
@@ -141,8 +146,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 answers.push((r, answer));
             }
         }
-        // Durable before anyone hears about it.
-        self.persist(None).await?;
+        // The entries are durable in the log: persisting waits for the next snapshot.
         self.publish();
         for (responder, answer) in answers {
             responder.send(answer);
@@ -169,7 +173,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.membership = meta.last_membership.clone();
         self.state = Arc::new(state);
         // State and snapshot replaced in one transaction: a crash leaves either old or new.
-        self.persist(Some((meta, snapshot))).await?;
+        self.persist(meta, snapshot).await?;
         self.publish();
         Ok(())
     }
@@ -212,6 +216,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             last_membership: self.membership.clone(),
         };
         let meta_json = to_json(&meta)?;
+        let applied = applied_json(&self.last_applied, &self.membership, &self.state)?;
         let stored_data = data.clone();
         let ours = self.last_applied;
         db::write(&self.db, true, move |tx| {
@@ -227,7 +232,10 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
                 }
                 None => false,
             };
+            // The applied state restarts from here: the log keeps every entry after the
+            // newest snapshot, so replaying from it is always possible.
             if !newer_exists {
+                table.insert(APPLIED, applied.as_slice())?;
                 table.insert(SNAPSHOT_META, meta_json.as_slice())?;
                 table.insert(SNAPSHOT_DATA, stored_data.as_slice())?;
             }

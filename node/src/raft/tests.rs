@@ -414,6 +414,15 @@ async fn kill9_keeps_acknowledged_writes() {
     let last_acked = last_acked.expect("the child acknowledged writes");
 
     let raft = open(dir.path(), id, "127.0.0.1:1").await;
+    // The restarted node re-applies its committed log entries on its own (the state itself is
+    // persisted only with snapshots).
+    let all_back = |state: &cairn_proto::Metadata| {
+        (0..=last_acked).all(|i| state.keys.contains_key(&format!("k{i}")))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !all_back(&raft.current().1) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let (_, state) = raft.current();
     for i in 0..=last_acked {
         assert!(
