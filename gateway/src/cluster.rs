@@ -455,6 +455,7 @@ impl Cluster {
                     layout_version: view.placement.version(),
                     version: version.clone(),
                     null_version,
+                    ..Default::default()
                 };
                 let client = self.objects(node);
                 let node = LayoutNode::clone(node);

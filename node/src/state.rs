@@ -11,6 +11,7 @@ use tonic::Status;
 use uuid::Uuid;
 
 use crate::coordinator::KeyLocks;
+use crate::gc::GcState;
 use crate::lifecycle::LifecycleState;
 use crate::raft::MetaRaft;
 use crate::repair::RepairState;
@@ -32,6 +33,8 @@ pub struct NodeState {
     pub repair: RepairState,
     /// Lifecycle worker counters (for `cairn status` and metrics).
     pub lifecycle: LifecycleState,
+    /// Collector counters (for `cairn status` and metrics).
+    pub gc: GcState,
     placement: watch::Receiver<Arc<Placement>>,
 }
 
@@ -56,6 +59,7 @@ impl NodeState {
             key_locks: KeyLocks::default(),
             repair: RepairState::default(),
             lifecycle: LifecycleState::default(),
+            gc: GcState::default(),
             placement,
         })
     }

@@ -212,7 +212,9 @@ pub fn release(cluster: &Cluster, refs: Vec<pb::BlockRefEntry>) {
 }
 
 /// Writes `first` (if not empty) and the rest of the body as blocks owned by `owner`. On any
-/// failure the references taken so far are released, so a broken upload leaks nothing.
+/// failure the references taken so far are released, so a broken upload leaks nothing. (A
+/// gateway that dies mid-body releases nothing: the nodes' reference audit drops those
+/// references once they are older than the upload expiry.)
 pub async fn write_blocks(
     cluster: &Cluster,
     cutter: &mut BlockCutter,

@@ -166,7 +166,7 @@ impl RepairState {
 }
 
 /// Runs blocking index work off the async threads.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, IndexError> + Send + 'static,
 ) -> Result<T, Status> {
     tokio::task::spawn_blocking(work)

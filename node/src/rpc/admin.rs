@@ -46,6 +46,7 @@ impl AdminService for AdminRpc {
             anti_entropy: Some(self.0.repair.snapshot()),
             rebalance: Some(self.0.repair.rebalance.snapshot(&meta)),
             lifecycle: Some(self.0.lifecycle.snapshot()),
+            gc: Some(self.0.gc.snapshot(&self.0.index)),
         }))
     }
 

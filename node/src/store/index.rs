@@ -68,6 +68,25 @@ impl From<redb::DatabaseError> for IndexError {
 /// A block and the owners (encoded `BlockOwner`s) of its references.
 pub type BlockOwners = (BlockId, Vec<Vec<u8>>);
 
+/// One block reference held by this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldRef {
+    pub block: BlockId,
+    /// The encoded `BlockOwner`.
+    pub owner: Vec<u8>,
+    /// Unix ms when this node took (or last re-took) the reference.
+    pub taken_ms: i64,
+}
+
+impl HeldRef {
+    /// Its key in the reference table (`block id ‖ owner`): a cursor for [`Index::scan_refs`].
+    pub fn table_key(&self) -> Vec<u8> {
+        let mut k = self.block.0.to_vec();
+        k.extend_from_slice(&self.owner);
+        k
+    }
+}
+
 /// One change to the index, applied inside a group-committed transaction.
 // Ops live only until their batch commits: boxing the record would cost an allocation per write.
 #[allow(clippy::large_enum_variant)]
@@ -271,6 +290,22 @@ impl Index {
             }
         }
         Ok(None)
+    }
+
+    /// Exactly this version of a key, in any state (`uploading` included).
+    pub fn exact_version(
+        &self,
+        bucket: &Uuid,
+        key: &str,
+        version: &VersionKey,
+    ) -> Result<Option<pb::ObjectRecord>, IndexError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(OBJECTS)?;
+        let raw = keys::record_key(bucket, key, version);
+        table
+            .get(raw.as_slice())?
+            .map(|v| decode(v.value()))
+            .transpose()
     }
 
     /// The newest stamped version of a key in any state (for the coordinator's clock), read
@@ -477,13 +512,25 @@ impl Index {
         after: Option<&[u8]>,
         mut visit: impl FnMut(&[u8], pb::ObjectRecord) -> bool,
     ) -> Result<(), IndexError> {
+        self.walk(OBJECTS, after, |k, v| Ok(visit(k, decode(v)?)))
+    }
+
+    /// Visits the entries of `table` in key order, starting strictly after the key `after`
+    /// (from the start when `None`), until `visit` returns false. One read transaction;
+    /// blocking.
+    fn walk<V: redb::Value + 'static>(
+        &self,
+        table: TableDefinition<&[u8], V>,
+        after: Option<&[u8]>,
+        mut visit: impl FnMut(&[u8], V::SelfType<'_>) -> Result<bool, IndexError>,
+    ) -> Result<(), IndexError> {
         use std::ops::Bound;
         let txn = self.db.begin_read()?;
-        let table = txn.open_table(OBJECTS)?;
+        let table = txn.open_table(table)?;
         let start = after.map_or(Bound::Unbounded, Bound::Excluded);
         for entry in table.range::<&[u8]>((start, Bound::Unbounded))? {
             let (k, v) = entry?;
-            if !visit(k.value(), decode(v.value())?) {
+            if !visit(k.value(), v.value())? {
                 break;
             }
         }
@@ -526,6 +573,32 @@ impl Index {
             }
         }
         Ok(out)
+    }
+
+    /// Visits block references in table order (by block, then owner), starting strictly
+    /// after the table key `after` (see [`HeldRef::table_key`]; from the start when `None`),
+    /// until `visit` returns false. One read transaction for the whole walk; blocking.
+    pub fn scan_refs(
+        &self,
+        after: Option<&[u8]>,
+        mut visit: impl FnMut(HeldRef) -> bool,
+    ) -> Result<(), IndexError> {
+        self.walk(REFS, after, |k, taken_ms| {
+            let Some(block) = k.get(..16).and_then(BlockId::from_slice) else {
+                return Err(IndexError::Corrupt("short block reference key".into()));
+            };
+            Ok(visit(HeldRef {
+                block,
+                owner: k[16..].to_vec(),
+                taken_ms,
+            }))
+        })
+    }
+
+    /// Number of block references held.
+    pub fn ref_total(&self) -> Result<u64, IndexError> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(REFS)?.len()?)
     }
 
     /// Whether `owner` (an encoded `BlockOwner`) holds a reference on `block`.
@@ -758,6 +831,14 @@ fn store_record(
 fn replaces_same_version(held: &pb::ObjectRecord, incoming: &pb::ObjectRecord) -> bool {
     (is_visible(incoming) || !is_visible(held))
         && record_freshness(incoming) >= record_freshness(held)
+}
+
+/// An empty index in a temp dir (kept while the dir lives) for tests.
+#[cfg(test)]
+pub(crate) fn test_index() -> (tempfile::TempDir, Index) {
+    let dir = tempfile::tempdir().unwrap();
+    let index = Index::open(&dir.path().join("i.redb")).unwrap();
+    (dir, index)
 }
 
 /// A bare record version for tests of the index and of code built on it.
