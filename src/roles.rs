@@ -32,6 +32,10 @@ const TOMBSTONE_GRACE_ENV: &str = "CAIRN_TOMBSTONE_GRACE_SECS";
 const GC_INTERVAL_ENV: &str = "CAIRN_GC_INTERVAL_SECS";
 /// Environment variable: seconds a block stays after losing its last reference (default 600).
 const BLOCK_GRACE_ENV: &str = "CAIRN_BLOCK_GRACE_SECS";
+/// Environment variable: seconds after which an unfinished upload counts as abandoned: its
+/// `uploading` record expires and the reference audit checks references this old
+/// (default one day).
+const UPLOAD_EXPIRY_ENV: &str = "CAIRN_UPLOAD_EXPIRY_SECS";
 /// Environment variable: seconds in a lifecycle-rule "day" (default 86400; tests shorten it).
 const LIFECYCLE_DAY_ENV: &str = "CAIRN_LIFECYCLE_DAY_SECS";
 /// Environment variable: seconds between lifecycle passes (default 3600).
@@ -69,6 +73,7 @@ fn gc() -> anyhow::Result<cairn_node::gc::GcConfig> {
         tombstone_grace: env_secs(TOMBSTONE_GRACE_ENV, defaults.tombstone_grace)?,
         interval: env_secs(GC_INTERVAL_ENV, defaults.interval)?,
         block_grace: env_secs(BLOCK_GRACE_ENV, defaults.block_grace)?,
+        upload_expiry: env_secs(UPLOAD_EXPIRY_ENV, defaults.upload_expiry)?,
         ..defaults
     })
 }
@@ -290,6 +295,66 @@ fn node_metrics(node: &RunningNode, data_dir: &Path, m: &mut Metrics) {
     repair_metrics(&node.state.repair.snapshot(), m);
     rebalance_metrics(&node.state.repair.rebalance.snapshot(&meta), m);
     lifecycle_metrics(&node.state.lifecycle.snapshot(), m);
+    gc_metrics(&node.state.gc.snapshot(&node.state.index), m);
+}
+
+/// What the collector of a node did, its reference audit included.
+fn gc_metrics(gc: &cairn_proto::pb::GcStatus, m: &mut Metrics) {
+    m.counter(
+        "cairn_gc_passes_total",
+        "Garbage collection passes completed.",
+        gc.passes as f64,
+    );
+    m.counter(
+        "cairn_gc_blocks_deleted_total",
+        "Blocks deleted after the grace delay without a reference.",
+        gc.blocks_deleted as f64,
+    );
+    m.counter(
+        "cairn_gc_refs_checked_total",
+        "Block references older than the upload expiry whose owner the audit looked up.",
+        gc.refs_checked as f64,
+    );
+    m.counter(
+        "cairn_gc_refs_dropped_total",
+        "Block references the audit dropped because their owner is gone.",
+        gc.refs_dropped as f64,
+    );
+    m.gauge(
+        "cairn_gc_block_refs",
+        "Block references this node holds.",
+        gc.block_refs as f64,
+    );
+    last_pass_gauges(
+        m,
+        "cairn_gc",
+        "garbage collection",
+        gc.last_pass_ms,
+        !gc.last_error.is_empty(),
+        "ended with an error or left references unchecked",
+    );
+}
+
+/// When a background worker's last pass ended (`PREFIX_last_pass_timestamp_seconds`) and
+/// whether it failed (`PREFIX_last_pass_failed`, with what failing means).
+fn last_pass_gauges(
+    m: &mut Metrics,
+    prefix: &str,
+    worker: &str,
+    last_pass_ms: i64,
+    failed: bool,
+    failing: &str,
+) {
+    m.gauge(
+        &format!("{prefix}_last_pass_timestamp_seconds"),
+        &format!("When the last {worker} pass ended (unix seconds; 0 = none yet)."),
+        last_pass_ms as f64 / 1000.0,
+    );
+    m.gauge(
+        &format!("{prefix}_last_pass_failed"),
+        &format!("1 if the last {worker} pass {failing}."),
+        f64::from(u8::from(failed)),
+    );
 }
 
 /// What this node moved for the current (or last) layout transition.
@@ -360,15 +425,13 @@ fn lifecycle_metrics(l: &cairn_proto::pb::LifecycleStatus, m: &mut Metrics) {
         "Incomplete multipart uploads aborted by lifecycle rules.",
         l.uploads_aborted as f64,
     );
-    m.gauge(
-        "cairn_lifecycle_last_pass_timestamp_seconds",
-        "When the last lifecycle pass ended (unix seconds; 0 = none yet).",
-        l.last_pass_ms as f64 / 1000.0,
-    );
-    m.gauge(
-        "cairn_lifecycle_last_pass_failed",
-        "1 if the last lifecycle pass ended with an error.",
-        f64::from(u8::from(!l.last_error.is_empty())),
+    last_pass_gauges(
+        m,
+        "cairn_lifecycle",
+        "lifecycle",
+        l.last_pass_ms,
+        !l.last_error.is_empty(),
+        "ended with an error",
     );
 }
 
@@ -394,20 +457,18 @@ fn repair_metrics(ae: &cairn_proto::pb::AntiEntropyStatus, m: &mut Metrics) {
         "Block references added by anti-entropy.",
         ae.refs_added as f64,
     );
-    m.gauge(
-        "cairn_repair_last_pass_timestamp_seconds",
-        "When the last anti-entropy pass ended (unix seconds; 0 = none yet).",
-        ae.last_pass_ms as f64 / 1000.0,
+    last_pass_gauges(
+        m,
+        "cairn_repair",
+        "anti-entropy",
+        ae.last_pass_ms,
+        !ae.last_error.is_empty(),
+        "could not reach every peer",
     );
     m.gauge(
         "cairn_repair_last_pass_duration_seconds",
         "How long the last anti-entropy pass took.",
         ae.last_pass_duration_ms as f64 / 1000.0,
-    );
-    m.gauge(
-        "cairn_repair_last_pass_failed",
-        "1 if the last anti-entropy pass could not reach every peer.",
-        f64::from(u8::from(!ae.last_error.is_empty())),
     );
 }
 

@@ -192,6 +192,23 @@ fn lifecycle_summary(s: &StatusResponse) -> String {
     line
 }
 
+/// The local node's garbage collection line of `cairn status`.
+fn gc_summary(s: &StatusResponse) -> String {
+    let Some(g) = s.gc.as_ref().filter(|g| g.last_pass_ms > 0) else {
+        return "no pass yet".into();
+    };
+    let ago = (cairn_proto::ids::now_ms() - g.last_pass_ms).max(0) / 1000;
+    let mut line = format!(
+        "last pass {ago}s ago; {} block reference(s) held; since start: {} pass(es), {} \
+         block(s) deleted, {} old reference(s) audited, {} dropped",
+        g.block_refs, g.passes, g.blocks_deleted, g.refs_checked, g.refs_dropped
+    );
+    if !g.last_error.is_empty() {
+        line.push_str(&format!("; last pass incomplete: {}", g.last_error));
+    }
+    line
+}
+
 pub async fn print_status(admin: &Admin) -> anyhow::Result<()> {
     let local = admin.status_of(&admin.node).await?;
     let leader = if local.raft_leader.is_empty() {
@@ -210,6 +227,7 @@ pub async fn print_status(admin: &Admin) -> anyhow::Result<()> {
     out!("records:       {}", local.object_records);
     out!("anti-entropy:  {}", anti_entropy_summary(&local));
     out!("lifecycle:     {}", lifecycle_summary(&local));
+    out!("gc:            {}", gc_summary(&local));
     let meta = match admin.read().await {
         Ok((_, meta)) => meta,
         Err(e) => {
