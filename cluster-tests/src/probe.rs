@@ -113,9 +113,19 @@ impl NodeProbe {
         Ok(missing.missing_blocks.is_empty() && missing.missing_refs.is_empty())
     }
 
-    pub async fn anti_entropy(&self) -> pb::AntiEntropyStatus {
+    /// The node's `Status` answer (the admin API behind `cairn status`).
+    pub async fn status(&self) -> pb::StatusResponse {
         let mut client = self.peers.admin(&self.addr).unwrap();
         let status = client.status(StatusRequest {}).await.expect("status");
-        status.into_inner().anti_entropy.unwrap_or_default()
+        status.into_inner()
+    }
+
+    pub async fn anti_entropy(&self) -> pb::AntiEntropyStatus {
+        self.status().await.anti_entropy.unwrap_or_default()
+    }
+
+    /// The node's collector counters, reference audit included.
+    pub async fn gc(&self) -> pb::GcStatus {
+        self.status().await.gc.unwrap_or_default()
     }
 }
