@@ -116,16 +116,9 @@ impl<'a> AwsCli<'a> {
     /// returns stdout.
     #[track_caller]
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.success(),
-            "`aws {}` failed ({}):\nstdout:\n{}\nstderr:\n{}\n--- server log tail ---\n{}",
-            args.join(" "),
-            out.status_text(),
-            out.stdout,
-            out.stderr,
-            self.server.log_tail()
-        );
-        out.stdout
+        self.run(args)
+            .expect_ok(&format!("aws {}", args.join(" ")), || {
+                Some(self.server.log_tail())
+            })
     }
 }

@@ -1,47 +1,7 @@
-//! Small checks the cluster tests share: writing and reading objects with their ETags
-//! verified, waiting for a condition, and reading `cairn status` tables.
+//! Small checks the cluster tests share: waiting for a condition, reading `cairn status`
+//! tables, measuring a data dir.
 
 use std::time::{Duration, Instant};
-
-use aws_sdk_s3::primitives::ByteStream;
-
-use crate::data::quoted_md5;
-use crate::s3::s3_failure;
-
-/// PUTs `data` and asserts the ETag is its MD5; panics on failure.
-pub async fn put_checked(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, data: &[u8]) {
-    let out = s3
-        .put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from(data.to_vec()))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("PUT {key}: {e:?}"));
-    assert_eq!(out.e_tag(), Some(quoted_md5(data).as_str()), "PUT {key}");
-}
-
-/// GET: `Ok(Some(body))`, `Ok(None)` for 404 NoSuchKey, `Err` (the failure) otherwise.
-pub async fn try_get(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    key: &str,
-) -> Result<Option<Vec<u8>>, String> {
-    match s3.get_object().bucket(bucket).key(key).send().await {
-        Ok(out) => {
-            let body = out.body.collect().await.map_err(|e| format!("{e:?}"))?;
-            Ok(Some(body.into_bytes().to_vec()))
-        }
-        Err(e) => {
-            let f = s3_failure(&e);
-            if f.status == Some(404) && f.code.as_deref() == Some("NoSuchKey") {
-                Ok(None)
-            } else {
-                Err(format!("GET {key}: {}", f.detail))
-            }
-        }
-    }
-}
 
 /// Waits until `cond` holds, checking every 250 ms; panics with `what` after `limit`.
 /// Returns how long it took.

@@ -7,20 +7,16 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
 use crate::binary::{Profile, cairn_bin};
-use crate::proc::{
-    CmdOutput, register_live, run_with_timeout, sigterm, spawn_tied, unregister_live, wait_exit,
-};
-use crate::server::{
-    KeyPair, LogTail, clear_cairn_env, http_get_status, pump, push_log, random_token,
-};
+use crate::proc::{CmdOutput, run_with_timeout};
+use crate::raw_http::http_get_status;
+use crate::running::{LogTail, Running, relaunch};
+use crate::server::{KeyPair, clear_cairn_env};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -32,9 +28,8 @@ pub struct Proc {
     args: Vec<String>,
     env: Vec<(String, String)>,
     log_path: PathBuf,
-    child: Option<Child>,
+    proc: Running,
     listeners: HashMap<String, SocketAddr>,
-    logs: LogTail,
 }
 
 impl Proc {
@@ -55,9 +50,8 @@ impl Proc {
             args,
             env,
             log_path,
-            child: None,
+            proc: Running::new(LogTail::default()),
             listeners: HashMap::new(),
-            logs: Arc::new(Mutex::new((Default::default(), None))),
         };
         proc.launch(wanted)?;
         Ok(proc)
@@ -69,7 +63,7 @@ impl Proc {
             .append(true)
             .open(&self.log_path)
             .ok();
-        self.logs.lock().unwrap_or_else(|e| e.into_inner()).1 = file;
+        self.proc.logs().set_file(file);
         let args: Vec<String> = self
             .args
             .iter()
@@ -86,33 +80,20 @@ impl Proc {
             .collect();
         let mut cmd = Command::new(&self.bin);
         clear_cairn_env(&mut cmd);
-        cmd.args(&args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        push_log(
-            &self.logs,
-            format!("[harness] starting {} {}", self.label, args.join(" ")),
-        );
-        let mut child = spawn_tied(cmd).map_err(|e| format!("cannot spawn {:?}: {e}", self.bin))?;
-        register_live(child.id(), None);
-        let (tx, rx) = mpsc::channel();
-        pump(
-            child.stdout.take().expect("stdout"),
-            self.logs.clone(),
-            Some(tx),
-        );
-        pump(
-            child.stderr.take().expect("stderr"),
-            self.logs.clone(),
-            None,
-        );
-        self.child = Some(child);
+        cmd.args(&args).envs(self.env.iter().map(|(k, v)| (k, v)));
+        self.proc.logs().push(format!(
+            "[harness] starting {} {}",
+            self.label,
+            args.join(" ")
+        ));
+        let rx = self
+            .proc
+            .spawn(cmd, None)
+            .map_err(|e| format!("cannot spawn {:?}: {e}", self.bin))?;
         let deadline = Instant::now() + READY_TIMEOUT;
         let mut seen = HashMap::new();
         while !wanted.iter().all(|n| seen.contains_key(*n)) {
-            if let Some(status) = self.exited() {
+            if let Some(status) = self.proc.exited() {
                 return Err(format!(
                     "{} exited with {status} before listening",
                     self.label
@@ -147,7 +128,7 @@ impl Proc {
     pub fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + READY_TIMEOUT;
         while !self.is_ready() {
-            if let Some(status) = self.exited() {
+            if let Some(status) = self.proc.exited() {
                 return Err(format!("{} exited with {status} before ready", self.label));
             }
             if Instant::now() >= deadline {
@@ -159,73 +140,40 @@ impl Proc {
     }
 
     pub fn is_running(&mut self) -> bool {
-        self.child.is_some() && self.exited().is_none()
-    }
-
-    fn exited(&mut self) -> Option<String> {
-        let child = self.child.as_mut()?;
-        match child.try_wait() {
-            Ok(Some(status)) => Some(status.to_string()),
-            _ => None,
-        }
+        self.proc.is_running()
     }
 
     /// SIGKILL.
     pub fn kill_9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            unregister_live(child.id());
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.proc.kill_9();
     }
 
     /// Sends SIGTERM and returns at once (the process drains, then exits).
     pub fn terminate(&self) {
-        sigterm(self.child.as_ref().expect("process is not running"));
+        self.proc.terminate();
     }
 
     /// Waits up to `limit` for the process to exit: its exit status, or `None` if it still
     /// runs.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        wait_exit(&mut self.child, limit)
+        self.proc.wait_exit(limit)
     }
 
     /// Starts the process again with the same arguments and listen addresses.
     pub fn restart(&mut self, wanted: &[&str]) -> Result<(), String> {
         self.kill_9();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.launch(wanted) {
-                Ok(()) => return Ok(()),
-                // A port of the previous run may still be held for a moment.
-                Err(e) if attempt < 5 => {
-                    push_log(
-                        &self.logs,
-                        format!("[harness] restart attempt {attempt} failed: {e}"),
-                    );
-                    std::thread::sleep(Duration::from_millis(500));
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let logs = self.proc.logs().clone();
+        relaunch(&logs, || self.launch(wanted))
     }
 
     /// The last lines the process printed.
     pub fn log_tail(&self) -> String {
-        let logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
-        logs.0.iter().cloned().collect::<Vec<_>>().join("\n")
+        self.proc.logs().tail()
     }
 
     /// Whether any line printed so far (the whole log file) contains `needle`.
     pub fn log_contains(&self, needle: &str) -> bool {
         std::fs::read_to_string(&self.log_path).is_ok_and(|s| s.contains(needle))
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill_9();
     }
 }
 
@@ -280,16 +228,7 @@ impl Cluster {
             .prefix("cairn-cluster-")
             .tempdir()
             .expect("temp dir");
-        let key = KeyPair {
-            id: format!(
-                "GKTEST{}",
-                random_token(14, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
-            ),
-            secret: random_token(
-                40,
-                b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
-            ),
-        };
+        let key = KeyPair::random("GKTEST");
         let secret = hex::encode(rand::random::<[u8; 32]>());
         let expect = opts.nodes.to_string();
         let mut nodes: Vec<Proc> = Vec::new();
@@ -353,11 +292,12 @@ impl Cluster {
 
     /// aws-sdk-s3 client through the gateway with the root key.
     pub fn client(&self) -> aws_sdk_s3::Client {
-        crate::s3::s3_client(
-            &format!("http://{}", self.gateway.addr("s3")),
-            &self.key.id,
-            &self.key.secret,
-        )
+        gateway_client(&self.gateway, &self.key)
+    }
+
+    /// aws-sdk-s3 client through the gateway with another key.
+    pub fn client_for(&self, key: &KeyPair) -> aws_sdk_s3::Client {
+        gateway_client(&self.gateway, key)
     }
 
     /// Starts another gateway against the running nodes (for tests through two gateways);
@@ -391,23 +331,13 @@ impl Cluster {
     ) -> (Proc, [aws_sdk_s3::Client; 2], String) {
         let second = self.spawn_gateway();
         let clients = [self.client(), self.client_via(&second)];
-        let bucket = crate::s3::unique_bucket(prefix);
-        clients[0]
-            .create_bucket()
-            .bucket(&bucket)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("CreateBucket {bucket}: {e:?}"));
+        let bucket = crate::objects::new_bucket(&clients[0], prefix).await;
         (second, clients, bucket)
     }
 
     /// aws-sdk-s3 client through `gateway` with the root key.
     pub fn client_via(&self, gateway: &Proc) -> aws_sdk_s3::Client {
-        crate::s3::s3_client(
-            &format!("http://{}", gateway.addr("s3")),
-            &self.key.id,
-            &self.key.secret,
-        )
+        gateway_client(gateway, &self.key)
     }
 
     /// gRPC address of node `i`.
@@ -464,16 +394,14 @@ impl Cluster {
     /// [`Cluster::admin`] that panics unless it exits 0; returns stdout.
     #[track_caller]
     pub fn admin_ok(&self, i: usize, args: &[&str]) -> String {
-        let out = self.admin(i, args);
-        assert!(
-            out.success(),
-            "`cairn {}` failed ({}):\nstdout:\n{}\nstderr:\n{}",
-            args.join(" "),
-            out.status_text(),
-            out.stdout,
-            out.stderr
-        );
-        out.stdout
+        self.admin(i, args)
+            .expect_ok(&format!("cairn {}", args.join(" ")), || None)
+    }
+
+    /// `cairn key create NAME` through node `i` → the new key.
+    #[track_caller]
+    pub fn create_key(&self, i: usize, name: &str) -> KeyPair {
+        KeyPair::parse_created(&self.admin_ok(i, &["key", "create", name]))
     }
 
     /// The uuid of node `i` (from its data dir).
@@ -532,6 +460,15 @@ impl Drop for Cluster {
             eprintln!("keeping {}", root.keep().display());
         }
     }
+}
+
+/// aws-sdk-s3 client through `gateway` with `key`.
+fn gateway_client(gateway: &Proc, key: &KeyPair) -> aws_sdk_s3::Client {
+    crate::s3::s3_client(
+        &format!("http://{}", gateway.addr("s3")),
+        &key.id,
+        &key.secret,
+    )
 }
 
 /// Runs the admin command `bin ARGS... --node NODE` with cluster secret `secret`.

@@ -14,7 +14,12 @@
 //! - [`Weed`] starts SeaweedFS (`weed mini`) for comparison benchmarks.
 //! - [`k8s`] renders a kustomize overlay and turns its pods into `cairn` command lines and
 //!   environments on loopback (a loopback address per pod for its DNS name).
-//! - [`checks`]: PUT/GET with ETags checked, waiting for a condition, `cairn status` rows.
+//! - [`objects`]: buckets and whole objects in one call each (PUT/GET, ETag checked, listing).
+//! - [`multipart`]: multipart uploads in a few calls; [`lifecycle`] and [`bucket_config`]
+//!   build the bucket configurations tests set (lifecycle rules; CORS, website, versioning).
+//! - [`checks`]: waiting for a condition, `cairn status` rows, the size of a data dir.
+//! - [`NodeProbe`] asks one node over gRPC what it holds (records, blocks, counters).
+//! - [`raw_http`]: HTTP by hand over a socket (a health probe; a status line over TLS).
 //! - [`pki`] makes a throwaway CA and server certificate for the TLS tests.
 //! - [`data`] makes test bodies: random bytes and a deterministic streamed body of any size.
 //!
@@ -24,14 +29,20 @@
 pub mod aws_cli;
 pub mod binary;
 pub mod browser;
+pub mod bucket_config;
 pub mod checks;
 pub mod cluster;
 pub mod data;
 pub mod k8s;
+pub mod lifecycle;
+pub mod multipart;
+pub mod objects;
 pub mod pki;
 pub mod post_form;
 pub mod probe;
 pub mod proc;
+pub mod raw_http;
+mod running;
 pub mod s3;
 pub mod server;
 pub mod vhost;
@@ -40,13 +51,17 @@ pub mod weed;
 pub use aws_cli::{AwsCli, S3Target, aws_cli_present, aws_env};
 pub use binary::{Profile, cairn_bin, workspace_root};
 pub use browser::{dump_dom, map_host, require_chromium, screenshot};
-pub use checks::{dir_bytes, put_checked, status_records, status_row, try_get, wait_until};
+pub use checks::{dir_bytes, status_records, status_row, wait_until};
 pub use cluster::{Cluster, ClusterOptions, Proc};
 pub use data::{md5_hex, quoted_md5, random_bytes};
+pub use objects::{
+    expect_no_such_key, get_bytes, list_keys, new_bucket, new_bucket_retrying_503, object_keys,
+    prefix_names, put_bytes, put_checked, try_get,
+};
 pub use probe::NodeProbe;
 pub use proc::{CmdOutput, run_with_timeout};
 pub use s3::{
-    RawResponse, S3Failure, expect_s3_error, http_client, raw_request, s3_client,
+    RawResponse, S3Failure, expect_s3_error, http_client, raw_request, raw_request_with, s3_client,
     s3_client_with_timeout, s3_failure, sign_headers, sign_headers_for_payload, signed_request,
     unique_bucket, url_encode_key,
 };

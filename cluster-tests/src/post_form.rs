@@ -124,18 +124,6 @@ pub async fn post_form(
     for (name, value) in after {
         multipart = multipart.text(name.to_string(), value.to_string());
     }
-    let resp = client
-        .post(&form.url)
-        .multipart(multipart)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("POST {} failed: {e}", form.url));
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = resp.bytes().await.expect("read the POST response");
-    RawResponse {
-        status,
-        headers,
-        body,
-    }
+    let sent = client.post(&form.url).multipart(multipart).send().await;
+    RawResponse::read(sent, &form.url).await
 }

@@ -1,12 +1,12 @@
 //! Direct gRPC access to one node of a test cluster, with the cluster secret: what a node
 //! itself holds (records, blocks, references, repair counters), beneath the S3 API.
 
-use cairn_proto::Metadata;
 use cairn_proto::client::Peers;
-use cairn_proto::ids::{object_owner, record_blocks};
+use cairn_proto::ids::{object_owner, record_blocks, record_freshness};
 use cairn_proto::pb::{
     self, GetBlockRequest, GetRecordRequest, MetaReadRequest, RefsRequest, StatusRequest,
 };
+use cairn_proto::{Metadata, VersionKey};
 
 use crate::Cluster;
 
@@ -22,6 +22,11 @@ impl NodeProbe {
             peers: Peers::new(c.cluster_secret()).expect("peers"),
             addr: c.rpc(i),
         }
+    }
+
+    /// A probe of each node of `c`, in node order.
+    pub fn each(c: &Cluster) -> Vec<NodeProbe> {
+        (0..c.nodes.len()).map(|i| Self::new(c, i)).collect()
     }
 
     pub async fn bucket_id(&self, name: &str) -> Vec<u8> {
@@ -128,4 +133,31 @@ impl NodeProbe {
     pub async fn gc(&self) -> pb::GcStatus {
         self.status().await.gc.unwrap_or_default()
     }
+}
+
+/// The freshest copy of `key` (by [`record_freshness`]: version, then tag edit) that any of
+/// the probed nodes holds; nodes that are down or hold none are passed over.
+pub async fn freshest_record(
+    probes: &[NodeProbe],
+    bucket_id: &[u8],
+    key: &str,
+) -> Option<pb::ObjectRecord> {
+    let mut newest: Option<pb::ObjectRecord> = None;
+    for probe in probes {
+        if let Ok(Some(r)) = probe.record(bucket_id, key).await
+            && newest
+                .as_ref()
+                .is_none_or(|n| record_freshness(n) < record_freshness(&r))
+        {
+            newest = Some(r);
+        }
+    }
+    newest
+}
+
+/// The S3 `versionId` of a record.
+pub fn version_id(record: &pb::ObjectRecord) -> String {
+    VersionKey::from_pb(record.version.as_ref().expect("a record has a version"))
+        .expect("a valid version")
+        .to_version_id()
 }

@@ -90,32 +90,6 @@ extern "C" fn cleanup_at_exit() {
     }
 }
 
-/// Sends SIGTERM to a child and returns at once.
-pub(crate) fn sigterm(child: &Child) {
-    // SAFETY: signalling our own child.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-    }
-}
-
-/// Waits up to `limit` for the child in `slot` to exit: its exit status (the slot is then
-/// emptied), or `None` if it still runs (or there is none).
-pub(crate) fn wait_exit(slot: &mut Option<Child>, limit: Duration) -> Option<ExitStatus> {
-    let child = slot.as_mut()?;
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            unregister_live(child.id());
-            *slot = None;
-            return Some(status);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Output of a finished command.
 #[derive(Debug)]
 pub struct CmdOutput {
@@ -135,6 +109,24 @@ impl CmdOutput {
             Some(s) => s.to_string(),
             None => "killed after timeout".to_string(),
         }
+    }
+
+    /// Stdout, after asserting that `command` exited 0 (else a panic with both outputs and
+    /// the log tail of the server it talked to, if `server_log` gives one).
+    #[track_caller]
+    pub fn expect_ok(self, command: &str, server_log: impl FnOnce() -> Option<String>) -> String {
+        if !self.success() {
+            let log = server_log()
+                .map(|log| format!("\n--- server log tail ---\n{log}"))
+                .unwrap_or_default();
+            panic!(
+                "`{command}` failed ({}):\nstdout:\n{}\nstderr:\n{}{log}",
+                self.status_text(),
+                self.stdout,
+                self.stderr,
+            );
+        }
+        self.stdout
     }
 }
 

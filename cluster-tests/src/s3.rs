@@ -176,6 +176,22 @@ pub struct RawResponse {
 }
 
 impl RawResponse {
+    /// Reads the whole response to a request sent to `url`; panics if it failed.
+    pub async fn read(sent: reqwest::Result<reqwest::Response>, url: &str) -> RawResponse {
+        let resp = sent.unwrap_or_else(|e| panic!("request to {url} failed: {e}"));
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp
+            .bytes()
+            .await
+            .unwrap_or_else(|e| panic!("reading the response of {url} failed: {e}"));
+        RawResponse {
+            status,
+            headers,
+            body,
+        }
+    }
+
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
@@ -230,27 +246,23 @@ pub async fn raw_request(
     headers: &[(&str, &str)],
     body: Vec<u8>,
 ) -> RawResponse {
+    raw_request_with(&http_client(), method, url, headers, body).await
+}
+
+/// [`raw_request`] through `client` (e.g. one resolving virtual-hosted names).
+pub async fn raw_request_with(
+    client: &reqwest::Client,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> RawResponse {
     let method = reqwest::Method::from_bytes(method.as_bytes()).expect("valid method");
-    let mut req = http_client().request(method, url);
+    let mut req = client.request(method, url);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let resp = req
-        .body(body)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("request to {url} failed: {e}"));
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = resp
-        .bytes()
-        .await
-        .unwrap_or_else(|e| panic!("reading the response of {url} failed: {e}"));
-    RawResponse {
-        status,
-        headers,
-        body,
-    }
+    RawResponse::read(req.body(body).send().await, url).await
 }
 
 /// Sends a request signed with SigV4 (header auth, `x-amz-content-sha256` = hash of `body`).

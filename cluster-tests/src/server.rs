@@ -1,32 +1,64 @@
 //! One `cairn server` process (node + gateway) on loopback.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::process::Command;
+use std::sync::{OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
 use tempfile::TempDir;
 
 use crate::binary::{Profile, cairn_bin};
-use crate::proc::{
-    CmdOutput, register_live, run_with_timeout, sigterm, spawn_tied, unregister_live, wait_exit,
-};
+use crate::cluster::admin_command;
+use crate::proc::CmdOutput;
+use crate::raw_http::http_get_status;
+use crate::running::{LogTail, Running, relaunch};
+use crate::s3::{RawResponse, raw_request, signed_request};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
-const ADMIN_TIMEOUT: Duration = Duration::from_secs(60);
-const LOG_TAIL_LINES: usize = 200;
 
 /// An access key id and its secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyPair {
     pub id: String,
     pub secret: String,
+}
+
+impl KeyPair {
+    /// A fresh key: a 20-character id starting with `prefix`, a 40-character secret.
+    pub fn random(prefix: &str) -> KeyPair {
+        KeyPair {
+            id: format!(
+                "{prefix}{}",
+                random_token(
+                    20usize.saturating_sub(prefix.len()),
+                    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                )
+            ),
+            secret: random_token(
+                40,
+                b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
+            ),
+        }
+    }
+
+    /// The key `cairn key create` printed (`access_key_id=` / `secret_access_key=` lines).
+    #[track_caller]
+    pub fn parse_created(out: &str) -> KeyPair {
+        let field = |name: &str| {
+            out.lines()
+                .find_map(|l| l.trim().strip_prefix(name))
+                .map(|v| v.trim().to_string())
+                .unwrap_or_else(|| panic!("`cairn key create` printed no `{name}` line:\n{out}"))
+        };
+        KeyPair {
+            id: field("access_key_id="),
+            secret: field("secret_access_key="),
+        }
+    }
 }
 
 /// How to start a server.
@@ -59,8 +91,6 @@ pub struct Addrs {
     pub http: SocketAddr,
 }
 
-pub(crate) type LogTail = Arc<Mutex<(VecDeque<String>, Option<File>)>>;
-
 /// A running `cairn server` with its own temp data dir, root key and cluster secret.
 /// Killed (SIGKILL) and its temp dir removed on drop.
 pub struct Server {
@@ -68,11 +98,10 @@ pub struct Server {
     opts: ServerOptions,
     root: Option<TempDir>,
     data_dir: PathBuf,
-    child: Option<Child>,
+    proc: Running,
     addrs: Addrs,
     key: KeyPair,
     cluster_secret: String,
-    logs: LogTail,
 }
 
 impl Server {
@@ -80,6 +109,13 @@ impl Server {
     /// tail) if it is not ready within 30 s.
     pub fn start() -> Server {
         Self::start_with(ServerOptions::default())
+    }
+
+    /// One server for all the tests of a test binary that ask for it: started by the first,
+    /// killed (and its temp dir removed) when the binary exits.
+    pub fn shared() -> &'static Server {
+        static SERVER: OnceLock<Server> = OnceLock::new();
+        SERVER.get_or_init(Server::start)
     }
 
     pub fn start_with(opts: ServerOptions) -> Server {
@@ -91,31 +127,20 @@ impl Server {
         let data_dir = root.path().join("data");
         std::fs::create_dir_all(&data_dir).expect("create data dir");
         let log = File::create(root.path().join("server.log")).ok();
-        let key = KeyPair {
-            id: format!(
-                "GKTEST{}",
-                random_token(14, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
-            ),
-            secret: random_token(
-                40,
-                b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
-            ),
-        };
         let mut server = Server {
             bin,
             opts,
             root: Some(root),
             data_dir,
-            child: None,
+            proc: Running::new(LogTail::new(log)),
             addrs: Addrs {
                 s3: loopback0(),
                 web: None,
                 rpc: loopback0(),
                 http: loopback0(),
             },
-            key,
+            key: KeyPair::random("GKTEST"),
             cluster_secret: hex::encode(rand::random::<[u8; 32]>()),
-            logs: Arc::new(Mutex::new((VecDeque::new(), log))),
         };
         server.launch(false);
         server
@@ -159,6 +184,11 @@ impl Server {
         crate::s3::s3_client(&self.s3_url(), &key.id, &key.secret)
     }
 
+    /// `http://127.0.0.1:PORT/...` of `path_and_query` on the S3 endpoint.
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("{}{path_and_query}", self.s3_url())
+    }
+
     /// Sends a request signed with the root key; `path_and_query` is already URL-encoded.
     pub async fn signed(
         &self,
@@ -166,15 +196,8 @@ impl Server {
         path_and_query: &str,
         headers: &[(&str, &str)],
         body: Vec<u8>,
-    ) -> crate::s3::RawResponse {
-        crate::s3::signed_request(
-            method,
-            &format!("{}{}", self.s3_url(), path_and_query),
-            headers,
-            body,
-            &self.key,
-        )
-        .await
+    ) -> RawResponse {
+        signed_request(method, &self.url(path_and_query), headers, body, &self.key).await
     }
 
     /// Sends an anonymous request; `path_and_query` is already URL-encoded.
@@ -184,62 +207,36 @@ impl Server {
         path_and_query: &str,
         headers: &[(&str, &str)],
         body: Vec<u8>,
-    ) -> crate::s3::RawResponse {
-        crate::s3::raw_request(
-            method,
-            &format!("{}{}", self.s3_url(), path_and_query),
-            headers,
-            body,
-        )
-        .await
+    ) -> RawResponse {
+        raw_request(method, &self.url(path_and_query), headers, body).await
     }
 
     /// Runs the admin CLI: `cairn ARGS... --node RPC` with the cluster secret.
     pub fn admin(&self, args: &[&str]) -> CmdOutput {
-        let mut cmd = Command::new(&self.bin);
-        clear_cairn_env(&mut cmd);
-        let rpc = self.addrs.rpc.to_string();
-        cmd.args(args)
-            .arg("--node")
-            .arg(&rpc)
-            .env("CAIRN_CLUSTER_SECRET", &self.cluster_secret);
-        run_with_timeout(&mut cmd, ADMIN_TIMEOUT).expect("run cairn admin command")
+        admin_command(
+            &self.bin,
+            &self.addrs.rpc.to_string(),
+            &self.cluster_secret,
+            args,
+        )
     }
 
     /// Like [`Server::admin`] but panics unless it exits 0; returns stdout.
     #[track_caller]
     pub fn admin_ok(&self, args: &[&str]) -> String {
-        let out = self.admin(args);
-        assert!(
-            out.success(),
-            "`cairn {}` failed ({}):\nstdout:\n{}\nstderr:\n{}",
-            args.join(" "),
-            out.status_text(),
-            out.stdout,
-            out.stderr
-        );
-        out.stdout
+        self.admin(args)
+            .expect_ok(&format!("cairn {}", args.join(" ")), || None)
     }
 
-    /// `cairn key create NAME` → the new key (parsed from `access_key_id=`/`secret_access_key=`).
+    /// `cairn key create NAME` → the new key.
     #[track_caller]
     pub fn create_key(&self, name: &str) -> KeyPair {
-        let out = self.admin_ok(&["key", "create", name]);
-        let field = |name: &str| {
-            out.lines()
-                .find_map(|l| l.trim().strip_prefix(name))
-                .map(|v| v.trim().to_string())
-                .unwrap_or_else(|| panic!("`cairn key create` printed no `{name}` line:\n{out}"))
-        };
-        KeyPair {
-            id: field("access_key_id="),
-            secret: field("secret_access_key="),
-        }
+        KeyPair::parse_created(&self.admin_ok(&["key", "create", name]))
     }
 
     /// Process id of the running server.
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("server is not running").id()
+        self.proc.pid().expect("server is not running")
     }
 
     /// Peak resident set size (VmHWM) of the server process, in bytes.
@@ -254,49 +251,29 @@ impl Server {
 
     /// The last lines the server printed (stdout and stderr).
     pub fn log_tail(&self) -> String {
-        let logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
-        logs.0.iter().cloned().collect::<Vec<_>>().join("\n")
+        self.proc.logs().tail()
     }
 
     /// SIGKILL, no chance to flush anything.
     pub fn kill_9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            unregister_live(child.id());
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.proc.kill_9();
     }
 
     /// SIGTERM, then SIGKILL after 10 s.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            unregister_live(child.id());
-            // SAFETY: signalling our own child.
-            unsafe {
-                libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-            }
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.proc.stop(Duration::from_secs(10));
     }
 
     /// Sends SIGTERM and returns at once (the server drains, then exits; see
     /// [`Server::wait_exit`]).
     pub fn terminate(&self) {
-        sigterm(self.child.as_ref().expect("server is not running"));
+        self.proc.terminate();
     }
 
     /// Waits up to `limit` for the process to exit: its exit status, or `None` if it still
     /// runs. Once it has exited, [`Server::restart`] starts it again.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        wait_exit(&mut self.child, limit)
+        self.proc.wait_exit(limit)
     }
 
     /// Stops the server if it runs (SIGTERM) and starts it again on the same data dir and the
@@ -309,22 +286,18 @@ impl Server {
     /// Starts the process and waits until it is ready. With `same_addrs` it listens on the
     /// addresses of the previous run, otherwise on fresh ports.
     fn launch(&mut self, same_addrs: bool) {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.try_launch(same_addrs) {
-                Ok(()) => return,
-                // A port of the previous run may still be held for a moment.
-                Err(e) if same_addrs && attempt < 5 => {
-                    self.log(&format!("[harness] restart attempt {attempt} failed: {e}"));
-                    std::thread::sleep(Duration::from_millis(500));
-                }
-                Err(e) => panic!(
-                    "cairn server did not become ready: {e}\ndata dir: {}\n--- server output (tail) ---\n{}",
-                    self.data_dir.display(),
-                    self.log_tail()
-                ),
-            }
+        let launched = if same_addrs {
+            let logs = self.proc.logs().clone();
+            relaunch(&logs, || self.try_launch(true))
+        } else {
+            self.try_launch(false)
+        };
+        if let Err(e) = launched {
+            panic!(
+                "cairn server did not become ready: {e}\ndata dir: {}\n--- server output (tail) ---\n{}",
+                self.data_dir.display(),
+                self.log_tail()
+            );
         }
     }
 
@@ -350,28 +323,15 @@ impl Server {
             .env("CAIRN_ACCESS_KEY_ID", &self.key.id)
             .env("CAIRN_SECRET_ACCESS_KEY", &self.key.secret)
             .env("CAIRN_CLUSTER_SECRET", &self.cluster_secret)
-            .envs(self.opts.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        self.log(&format!("[harness] starting {:?}", cmd));
-        let mut child = spawn_tied(cmd).map_err(|e| format!("cannot spawn {:?}: {e}", self.bin))?;
-        register_live(
-            child.id(),
-            self.root.as_ref().map(|r| r.path().to_path_buf()),
-        );
-        let (tx, rx) = mpsc::channel();
-        pump(
-            child.stdout.take().expect("stdout"),
-            self.logs.clone(),
-            Some(tx),
-        );
-        pump(
-            child.stderr.take().expect("stderr"),
-            self.logs.clone(),
-            None,
-        );
-        self.child = Some(child);
+            .envs(self.opts.env.iter().map(|(k, v)| (k, v)));
+        self.proc
+            .logs()
+            .push(format!("[harness] starting {:?}", cmd));
+        let dir = self.root.as_ref().map(|r| r.path().to_path_buf());
+        let rx = self
+            .proc
+            .spawn(cmd, dir)
+            .map_err(|e| format!("cannot spawn {:?}: {e}", self.bin))?;
 
         let deadline = Instant::now() + READY_TIMEOUT;
         let mut seen: HashMap<String, SocketAddr> = HashMap::new();
@@ -381,7 +341,7 @@ impl Server {
         };
         // 1. the listener lines
         while !["s3", "rpc", "http"].iter().all(|n| seen.contains_key(*n)) {
-            if let Some(status) = self.exited() {
+            if let Some(status) = self.proc.exited() {
                 return fail(
                     self,
                     format!("process exited with {status} before listening"),
@@ -409,7 +369,7 @@ impl Server {
         let http_addr = seen["http"];
         // 2. /readyz
         loop {
-            if let Some(status) = self.exited() {
+            if let Some(status) = self.proc.exited() {
                 return fail(self, format!("process exited with {status} before ready"));
             }
             let last = match http_get_status(http_addr, "/readyz") {
@@ -435,18 +395,6 @@ impl Server {
             http: http_addr,
         };
         Ok(())
-    }
-
-    fn exited(&mut self) -> Option<String> {
-        let child = self.child.as_mut()?;
-        match child.try_wait() {
-            Ok(Some(status)) => Some(status.to_string()),
-            _ => None,
-        }
-    }
-
-    fn log(&self, line: &str) {
-        push_log(&self.logs, line.to_string());
     }
 }
 
@@ -486,65 +434,6 @@ pub(crate) fn clear_cairn_env(cmd: &mut Command) {
             cmd.env_remove(k);
         }
     }
-}
-
-pub(crate) fn push_log(logs: &LogTail, line: String) {
-    let mut logs = logs.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(f) = logs.1.as_mut() {
-        let _ = writeln!(f, "{line}");
-    }
-    if logs.0.len() >= LOG_TAIL_LINES {
-        logs.0.pop_front();
-    }
-    logs.0.push_back(line);
-}
-
-/// Copies a pipe into the log tail; on stdout also reports `listening NAME=ADDR` lines.
-pub(crate) fn pump(
-    r: impl Read + Send + 'static,
-    logs: LogTail,
-    listeners: Option<mpsc::Sender<(String, SocketAddr)>>,
-) {
-    std::thread::spawn(move || {
-        let mut r = BufReader::new(r);
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            match r.read_until(b'\n', &mut buf) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-            let line = String::from_utf8_lossy(&buf).trim_end().to_string();
-            if let Some(tx) = &listeners
-                && let Some(rest) = line.trim().strip_prefix("listening ")
-                && let Some((name, addr)) = rest.split_once('=')
-                && let Ok(mut addr) = addr.trim().parse::<SocketAddr>()
-            {
-                if addr.ip().is_unspecified() {
-                    addr.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
-                }
-                let _ = tx.send((name.trim().to_string(), addr));
-            }
-            push_log(&logs, line);
-        }
-    });
-}
-
-/// Minimal blocking HTTP/1.1 GET returning the status code.
-pub(crate) fn http_get_status(addr: SocketAddr, path: &str) -> std::io::Result<u16> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    s.set_write_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut line = String::new();
-    BufReader::new(s).read_line(&mut line)?;
-    line.split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("bad status line {line:?}")))
 }
 
 fn proc_status_kib(pid: u32, field: &str) -> u64 {

@@ -4,26 +4,25 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use tempfile::TempDir;
 
-use crate::proc::{register_live, spawn_tied, unregister_live};
-use crate::server::{KeyPair, LogTail, pump, random_token};
+use crate::running::{LogTail, Running};
+use crate::server::KeyPair;
 
 /// How long `weed mini` may take until its S3 API answers.
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// A running `weed mini`.
 pub struct Weed {
-    child: Option<Child>,
+    /// Declared before `root`: the process is killed before its dir is removed.
+    proc: Running,
     root: TempDir,
     s3: SocketAddr,
     key: KeyPair,
-    logs: LogTail,
 }
 
 /// `n` distinct free loopback ports (all bound at once, then released).
@@ -56,16 +55,7 @@ impl Weed {
         let data = root.path().join("data");
         std::fs::create_dir_all(&data)?;
         let p = free_ports(10)?;
-        let key = KeyPair {
-            id: format!(
-                "WEEDBENCH{}",
-                random_token(11, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
-            ),
-            secret: random_token(
-                40,
-                b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
-            ),
-        };
+        let key = KeyPair::random("WEEDBENCH");
         let mut cmd = Command::new(bin);
         cmd.arg("mini")
             .arg(format!("-dir={}", data.display()))
@@ -90,22 +80,16 @@ impl Weed {
             .arg(format!("-admin.port.grpc={}", p[9]))
             .current_dir(root.path())
             .env("AWS_ACCESS_KEY_ID", &key.id)
-            .env("AWS_SECRET_ACCESS_KEY", &key.secret)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .env("AWS_SECRET_ACCESS_KEY", &key.secret);
         let log = std::fs::File::create(root.path().join("weed.log")).ok();
-        let logs: LogTail = Arc::new(Mutex::new((Default::default(), log)));
-        let mut child = spawn_tied(cmd).with_context(|| format!("cannot start `{bin} mini`"))?;
-        register_live(child.id(), Some(root.path().to_path_buf()));
-        pump(child.stdout.take().expect("stdout"), logs.clone(), None);
-        pump(child.stderr.take().expect("stderr"), logs.clone(), None);
+        let mut proc = Running::new(LogTail::new(log));
+        proc.spawn(cmd, Some(root.path().to_path_buf()))
+            .with_context(|| format!("cannot start `{bin} mini`"))?;
         let mut weed = Weed {
-            child: Some(child),
+            proc,
             root,
             s3: SocketAddr::from(([127, 0, 0, 1], p[6])),
             key,
-            logs,
         };
         weed.wait_ready().await?;
         Ok(weed)
@@ -120,9 +104,7 @@ impl Weed {
             Duration::from_secs(5),
         );
         loop {
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
+            if let Some(status) = self.proc.exited() {
                 bail!(
                     "weed mini exited with {status} before ready:\n{}",
                     self.log_tail()
@@ -158,7 +140,7 @@ impl Weed {
 
     /// Process id of the running `weed`.
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+        self.proc.pid().unwrap_or(0)
     }
 
     /// Where its data lives.
@@ -168,17 +150,6 @@ impl Weed {
 
     /// The last lines it printed.
     pub fn log_tail(&self) -> String {
-        let logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
-        logs.0.iter().cloned().collect::<Vec<_>>().join("\n")
-    }
-}
-
-impl Drop for Weed {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            unregister_live(child.id());
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.proc.logs().tail()
     }
 }

@@ -9,9 +9,9 @@ use std::time::Duration;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CorsConfiguration, CorsRule, IndexDocument, WebsiteConfiguration};
+use cluster_tests::bucket_config::{cors_rule, put_cors, put_website_index};
 use cluster_tests::post_form::{PostTarget, boto3_presigned_post};
-use cluster_tests::{Server, ServerOptions, dump_dom, map_host, unique_bucket};
+use cluster_tests::{Server, ServerOptions, dump_dom, get_bytes, map_host, new_bucket};
 use serde_json::json;
 
 /// `--web-root-domain` of the test server.
@@ -29,15 +29,7 @@ async fn put_html(s3: &Client, bucket: &str, key: &str, html: String) {
 }
 
 async fn read(s3: &Client, bucket: &str, key: &str) -> String {
-    let out = s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{key} was not uploaded: {e:?}"));
-    let bytes = out.body.collect().await.unwrap().into_bytes();
-    String::from_utf8_lossy(&bytes).into_owned()
+    String::from_utf8_lossy(&get_bytes(s3, bucket, key).await).into_owned()
 }
 
 #[tokio::test]
@@ -48,47 +40,13 @@ async fn website_page_uploads_with_fetch_and_post_form() {
         ..Default::default()
     });
     let s3 = server.client();
-    let site = unique_bucket("site");
-    let uploads = unique_bucket("uploads");
+    let site = new_bucket(&s3, "site").await;
+    let uploads = new_bucket(&s3, "uploads").await;
     let origin = format!("http://{site}.{WEB_ROOT}");
-    for b in [&site, &uploads] {
-        s3.create_bucket().bucket(b).send().await.unwrap();
-    }
-    s3.put_bucket_website()
-        .bucket(&site)
-        .website_configuration(
-            WebsiteConfiguration::builder()
-                .index_document(
-                    IndexDocument::builder()
-                        .suffix("index.html")
-                        .build()
-                        .unwrap(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let rule = CorsRule::builder()
-        .allowed_origins(&origin)
-        .allowed_methods("PUT")
-        .allowed_methods("POST")
-        .allowed_methods("GET")
-        .allowed_headers("*")
-        .expose_headers("ETag")
-        .build()
-        .unwrap();
-    s3.put_bucket_cors()
-        .bucket(&uploads)
-        .cors_configuration(
-            CorsConfiguration::builder()
-                .cors_rules(rule)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    put_website_index(&s3, &site, "index.html").await;
+    let mut rule = cors_rule(&[&origin], &["PUT", "POST", "GET"], &["*"]);
+    rule.expose_headers = Some(vec!["ETag".into()]);
+    put_cors(&s3, &uploads, vec![rule]).await;
 
     let put_url = s3
         .put_object()

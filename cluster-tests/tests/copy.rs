@@ -2,24 +2,17 @@
 //! itself, URL-encoded copy sources, and copies that outlive their source.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
 
 use aws_sdk_s3::Client;
+use aws_sdk_s3::operation::copy_object::builders::CopyObjectFluentBuilder;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::MetadataDirective;
 use cluster_tests::{
-    Server, expect_s3_error, quoted_md5, random_bytes, unique_bucket, url_encode_key,
+    Server, expect_s3_error, new_bucket, quoted_md5, random_bytes, unique_bucket, url_encode_key,
 };
 
 fn server() -> &'static Server {
-    static SERVER: OnceLock<Server> = OnceLock::new();
-    SERVER.get_or_init(Server::start)
-}
-
-async fn new_bucket(s3: &Client, prefix: &str) -> String {
-    let bucket = unique_bucket(prefix);
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    bucket
+    Server::shared()
 }
 
 async fn put(s3: &Client, bucket: &str, key: &str, data: &[u8]) {
@@ -37,6 +30,14 @@ async fn put(s3: &Client, bucket: &str, key: &str, data: &[u8]) {
 
 fn source(bucket: &str, key: &str) -> String {
     format!("{bucket}/{}", url_encode_key(key))
+}
+
+/// CopyObject of `from` (bucket, key) to `bucket`/`key`, to be sent.
+fn copy(s3: &Client, from: (&str, &str), bucket: &str, key: &str) -> CopyObjectFluentBuilder {
+    s3.copy_object()
+        .copy_source(source(from.0, from.1))
+        .bucket(bucket)
+        .key(key)
 }
 
 struct Got {
@@ -79,11 +80,7 @@ async fn copy_within_and_across_buckets() {
             (&src_bucket, format!("copy-{size}")),
             (&dst_bucket, format!("other/copy-{size}")),
         ] {
-            let out = s3
-                .copy_object()
-                .copy_source(source(&src_bucket, &key))
-                .bucket(bucket)
-                .key(&dst_key)
+            let out = copy(&s3, (&src_bucket, &key), bucket, &dst_key)
                 .send()
                 .await
                 .unwrap_or_else(|e| panic!("copy {size} B to {bucket}/{dst_key}: {e:?}"));
@@ -104,10 +101,7 @@ async fn copy_within_and_across_buckets() {
     }
     expect_s3_error(
         "copy from a missing key",
-        s3.copy_object()
-            .copy_source(source(&src_bucket, "missing"))
-            .bucket(&dst_bucket)
-            .key("x")
+        copy(&s3, (&src_bucket, "missing"), &dst_bucket, "x")
             .send()
             .await,
         404,
@@ -115,10 +109,7 @@ async fn copy_within_and_across_buckets() {
     );
     expect_s3_error(
         "copy from a missing bucket",
-        s3.copy_object()
-            .copy_source(source(&unique_bucket("missing"), "k"))
-            .bucket(&dst_bucket)
-            .key("x")
+        copy(&s3, (&unique_bucket("missing"), "k"), &dst_bucket, "x")
             .send()
             .await,
         404,
@@ -126,12 +117,14 @@ async fn copy_within_and_across_buckets() {
     );
     expect_s3_error(
         "copy into a missing bucket",
-        s3.copy_object()
-            .copy_source(source(&src_bucket, "src-100"))
-            .bucket(unique_bucket("missing"))
-            .key("x")
-            .send()
-            .await,
+        copy(
+            &s3,
+            (&src_bucket, "src-100"),
+            &unique_bucket("missing"),
+            "x",
+        )
+        .send()
+        .await,
         404,
         Some("NoSuchBucket"),
     );
@@ -147,10 +140,7 @@ async fn metadata_directive_replace() {
         put(&s3, &bucket, &key, &data).await;
 
         let dst = format!("replaced-{size}");
-        s3.copy_object()
-            .copy_source(source(&bucket, &key))
-            .bucket(&bucket)
-            .key(&dst)
+        copy(&s3, (&bucket, &key), &bucket, &dst)
             .metadata_directive(MetadataDirective::Replace)
             .content_type("text/x-new")
             .metadata("fresh", "yes")
@@ -172,10 +162,7 @@ async fn metadata_directive_replace() {
 
         // COPY directive ignores the metadata given with the request.
         let dst = format!("copied-{size}");
-        s3.copy_object()
-            .copy_source(source(&bucket, &key))
-            .bucket(&bucket)
-            .key(&dst)
+        copy(&s3, (&bucket, &key), &bucket, &dst)
             .metadata_directive(MetadataDirective::Copy)
             .metadata("ignored", "yes")
             .send()
@@ -203,20 +190,12 @@ async fn copy_onto_itself() {
         // Without REPLACE, copying an object onto itself changes nothing and is refused.
         expect_s3_error(
             "copy onto itself without REPLACE",
-            s3.copy_object()
-                .copy_source(source(&bucket, &key))
-                .bucket(&bucket)
-                .key(&key)
-                .send()
-                .await,
+            copy(&s3, (&bucket, &key), &bucket, &key).send().await,
             400,
             Some("InvalidRequest"),
         );
 
-        s3.copy_object()
-            .copy_source(source(&bucket, &key))
-            .bucket(&bucket)
-            .key(&key)
+        copy(&s3, (&bucket, &key), &bucket, &key)
             .metadata_directive(MetadataDirective::Replace)
             .content_type("text/x-changed")
             .metadata("version", "2")
@@ -250,10 +229,7 @@ async fn copy_source_with_special_characters() {
         let data = format!("special {i}").into_bytes();
         put(&s3, &bucket, key, &data).await;
         let dst = format!("{key}.copy");
-        s3.copy_object()
-            .copy_source(source(&bucket, key))
-            .bucket(&bucket)
-            .key(&dst)
+        copy(&s3, (&bucket, key), &bucket, &dst)
             .send()
             .await
             .unwrap_or_else(|e| panic!("copy {key:?}: {e:?}"));
@@ -285,10 +261,7 @@ async fn copy_survives_source_delete() {
         let same = format!("same-bucket-{size}");
         let other = format!("other-bucket-{size}");
         for (bucket, dst) in [(&src_bucket, &same), (&dst_bucket, &other)] {
-            s3.copy_object()
-                .copy_source(source(&src_bucket, &key))
-                .bucket(bucket)
-                .key(dst)
+            copy(&s3, (&src_bucket, &key), bucket, dst)
                 .send()
                 .await
                 .unwrap();

@@ -2,124 +2,42 @@
 //! Abort / ListParts / ListMultipartUploads, the Complete error codes, GET ?partNumber=, and
 //! the aws CLI's default multipart `s3 cp` up and down.
 
-use std::process::Command;
-use std::sync::OnceLock;
-use std::time::Duration;
-
 use aws_sdk_s3::Client;
+use aws_sdk_s3::operation::abort_multipart_upload::builders::AbortMultipartUploadFluentBuilder;
+use aws_sdk_s3::operation::list_parts::builders::ListPartsFluentBuilder;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use cluster_tests::data::content_md5;
-use cluster_tests::{
-    Server, expect_s3_error, md5_hex, quoted_md5, random_bytes, run_with_timeout, unique_bucket,
+use cluster_tests::multipart::{
+    complete, completed, create_upload as create, multipart_etag, upload_part,
 };
-use md5::{Digest, Md5};
+use cluster_tests::{
+    AwsCli, Server, expect_s3_error, get_bytes, md5_hex, new_bucket, put_bytes, quoted_md5,
+    random_bytes,
+};
 
 const MIB: usize = 1024 * 1024;
 
 fn server() -> &'static Server {
-    static SERVER: OnceLock<Server> = OnceLock::new();
-    SERVER.get_or_init(Server::start)
+    Server::shared()
 }
 
-async fn new_bucket(s3: &Client, prefix: &str) -> String {
-    let bucket = unique_bucket(prefix);
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    bucket
+/// ListParts of an upload, to be sent.
+fn list_parts(s3: &Client, bucket: &str, key: &str, upload_id: &str) -> ListPartsFluentBuilder {
+    s3.list_parts().bucket(bucket).key(key).upload_id(upload_id)
 }
 
-async fn create(s3: &Client, bucket: &str, key: &str) -> String {
-    s3.create_multipart_upload()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("CreateMultipartUpload {key:?}: {e:?}"))
-        .upload_id()
-        .expect("upload id")
-        .to_string()
-}
-
-async fn upload_part(
+/// AbortMultipartUpload of an upload, to be sent.
+fn abort(
     s3: &Client,
     bucket: &str,
     key: &str,
     upload_id: &str,
-    number: i32,
-    data: &[u8],
-) -> String {
-    let out = s3
-        .upload_part()
+) -> AbortMultipartUploadFluentBuilder {
+    s3.abort_multipart_upload()
         .bucket(bucket)
         .key(key)
         .upload_id(upload_id)
-        .part_number(number)
-        .content_md5(content_md5(data))
-        .body(ByteStream::from(data.to_vec()))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("UploadPart {number} of {key:?}: {e:?}"));
-    let etag = out.e_tag().expect("part ETag").to_string();
-    assert_eq!(etag, quoted_md5(data), "ETag of part {number}");
-    etag
-}
-
-fn completed(parts: &[(i32, &str)]) -> CompletedMultipartUpload {
-    CompletedMultipartUpload::builder()
-        .set_parts(Some(
-            parts
-                .iter()
-                .map(|(n, etag)| {
-                    CompletedPart::builder()
-                        .part_number(*n)
-                        .e_tag(*etag)
-                        .build()
-                })
-                .collect(),
-        ))
-        .build()
-}
-
-async fn complete(
-    s3: &Client,
-    bucket: &str,
-    key: &str,
-    upload_id: &str,
-    parts: &[(i32, &str)],
-) -> Result<
-    aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadOutput,
-    aws_sdk_s3::error::SdkError<
-        aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadError,
-        aws_sdk_s3::config::http::HttpResponse,
-    >,
-> {
-    s3.complete_multipart_upload()
-        .bucket(bucket)
-        .key(key)
-        .upload_id(upload_id)
-        .multipart_upload(completed(parts))
-        .send()
-        .await
-}
-
-async fn get_bytes(s3: &Client, bucket: &str, key: &str) -> Vec<u8> {
-    let out = s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GetObject {key:?}: {e:?}"));
-    out.body.collect().await.unwrap().into_bytes().to_vec()
-}
-
-/// The multipart ETag S3 computes: md5 of the binary part MD5s, `-N`.
-fn multipart_etag(parts: &[&[u8]]) -> String {
-    let mut md5 = Md5::new();
-    for p in parts {
-        md5.update(Md5::digest(p));
-    }
-    format!("\"{}-{}\"", hex::encode(md5.finalize()), parts.len())
 }
 
 #[tokio::test]
@@ -259,12 +177,7 @@ async fn three_parts_complete_byte_identical_with_part_reads() {
     // The upload is gone.
     expect_s3_error(
         "ListParts after Complete",
-        s3.list_parts()
-            .bucket(&bucket)
-            .key(key)
-            .upload_id(&upload_id)
-            .send()
-            .await,
+        list_parts(&s3, &bucket, key, &upload_id).send().await,
         404,
         Some("NoSuchUpload"),
     );
@@ -276,25 +189,14 @@ async fn three_parts_complete_byte_identical_with_part_reads() {
     );
     expect_s3_error(
         "Abort after Complete",
-        s3.abort_multipart_upload()
-            .bucket(&bucket)
-            .key(key)
-            .upload_id(&upload_id)
-            .send()
-            .await,
+        abort(&s3, &bucket, key, &upload_id).send().await,
         404,
         Some("NoSuchUpload"),
     );
 
     // A plain object: partNumber=1 is the whole object, 2 does not exist.
     let small = random_bytes(1000);
-    s3.put_object()
-        .bucket(&bucket)
-        .key("plain")
-        .body(ByteStream::from(small.clone()))
-        .send()
-        .await
-        .unwrap();
+    put_bytes(&s3, &bucket, "plain", &small).await;
     let one = s3
         .get_object()
         .bucket(&bucket)
@@ -333,11 +235,7 @@ async fn reuploaded_part_replaces_the_old_one() {
     let tail_etag = upload_part(&s3, &bucket, key, &upload_id, 2, &tail).await;
     let new_etag = upload_part(&s3, &bucket, key, &upload_id, 1, &new).await;
 
-    let parts = s3
-        .list_parts()
-        .bucket(&bucket)
-        .key(key)
-        .upload_id(&upload_id)
+    let parts = list_parts(&s3, &bucket, key, &upload_id)
         .send()
         .await
         .unwrap();
@@ -489,21 +387,10 @@ async fn abort_frees_the_upload_and_bucket_delete_drops_uploads() {
     let key = "aborted";
     let upload_id = create(&s3, &bucket, key).await;
     upload_part(&s3, &bucket, key, &upload_id, 1, &random_bytes(2 * MIB)).await;
-    s3.abort_multipart_upload()
-        .bucket(&bucket)
-        .key(key)
-        .upload_id(&upload_id)
-        .send()
-        .await
-        .unwrap();
+    abort(&s3, &bucket, key, &upload_id).send().await.unwrap();
     expect_s3_error(
         "ListParts after Abort",
-        s3.list_parts()
-            .bucket(&bucket)
-            .key(key)
-            .upload_id(&upload_id)
-            .send()
-            .await,
+        list_parts(&s3, &bucket, key, &upload_id).send().await,
         404,
         Some("NoSuchUpload"),
     );
@@ -522,12 +409,7 @@ async fn abort_frees_the_upload_and_bucket_delete_drops_uploads() {
     );
     expect_s3_error(
         "second Abort",
-        s3.abort_multipart_upload()
-            .bucket(&bucket)
-            .key(key)
-            .upload_id(&upload_id)
-            .send()
-            .await,
+        abort(&s3, &bucket, key, &upload_id).send().await,
         404,
         Some("NoSuchUpload"),
     );
@@ -633,11 +515,7 @@ async fn listing_uploads_and_parts_pages() {
     let mut numbers = Vec::new();
     let mut marker: Option<String> = None;
     for _ in 0..10 {
-        let page = s3
-            .list_parts()
-            .bucket(&bucket)
-            .key(key)
-            .upload_id(id)
+        let page = list_parts(&s3, &bucket, key, id)
             .max_parts(2)
             .set_part_number_marker(marker.clone())
             .send()
@@ -664,13 +542,7 @@ async fn upload_part_copy_whole_and_ranged() {
     let source = random_bytes(6 * MIB + 11);
     let small = random_bytes(500);
     for (key, data) in [("src/big", &source), ("src/small", &small)] {
-        s3.put_object()
-            .bucket(&bucket)
-            .key(key)
-            .body(ByteStream::from(data.clone()))
-            .send()
-            .await
-            .unwrap();
+        put_bytes(&s3, &bucket, key, data).await;
     }
     let key = "copied";
     let upload_id = create(&s3, &bucket, key).await;
@@ -754,65 +626,21 @@ async fn upload_part_copy_whole_and_ranged() {
     assert_eq!(md5_hex(&got), md5_hex(&expected), "copied content");
 }
 
-fn aws_cli_present() -> bool {
-    Command::new("aws")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 /// `aws s3 cp` of a 40 MiB file with the CLI's default settings (8 MiB multipart threshold
 /// and chunks, default checksums), up and down, byte-identical.
 #[tokio::test]
 async fn aws_cli_default_multipart_cp() {
-    assert!(
-        aws_cli_present(),
-        "the aws CLI is not on PATH: run `python3 -m pip install awscli`"
-    );
     let server = server();
+    let aws = AwsCli::new(server);
     let s3 = server.client();
     let bucket = new_bucket(&s3, "mpu-cli").await;
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config");
-    let credentials = dir.path().join("credentials");
-    std::fs::write(&config, "[default]\nregion = us-east-1\n").unwrap();
-    std::fs::write(&credentials, "").unwrap();
     let data = random_bytes(40 * MIB);
     let up = dir.path().join("up.bin");
     let down = dir.path().join("down.bin");
     std::fs::write(&up, &data).unwrap();
     let object = format!("s3://{bucket}/big/forty.bin");
-    let aws = |args: &[&str]| {
-        let mut cmd = Command::new("aws");
-        for (k, _) in std::env::vars_os() {
-            let k = k.to_string_lossy().into_owned();
-            if k.starts_with("AWS_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.args(args)
-            .arg("--endpoint-url")
-            .arg(server.s3_url())
-            .env("AWS_ACCESS_KEY_ID", &server.root_key().id)
-            .env("AWS_SECRET_ACCESS_KEY", &server.root_key().secret)
-            .env("AWS_CONFIG_FILE", &config)
-            .env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_PAGER", "")
-            .env("NO_PROXY", "*");
-        let out = run_with_timeout(&mut cmd, Duration::from_secs(600)).expect("run aws");
-        assert!(
-            out.success(),
-            "`aws {}` failed ({}):\nstdout:\n{}\nstderr:\n{}\n--- server log tail ---\n{}",
-            args.join(" "),
-            out.status_text(),
-            out.stdout,
-            out.stderr,
-            server.log_tail()
-        );
-        out.stdout
-    };
-    aws(&["s3", "cp", up.to_str().unwrap(), &object]);
+    aws.ok(&["s3", "cp", up.to_str().unwrap(), &object]);
     let head = s3
         .head_object()
         .bucket(&bucket)
@@ -826,11 +654,11 @@ async fn aws_cli_default_multipart_cp() {
         "uploaded in 5 parts of 8 MiB: ETag {etag}"
     );
     assert_eq!(head.content_length(), Some(data.len() as i64));
-    aws(&["s3", "cp", &object, down.to_str().unwrap()]);
+    aws.ok(&["s3", "cp", &object, down.to_str().unwrap()]);
     let got = std::fs::read(&down).unwrap();
     assert_eq!(got.len(), data.len(), "downloaded size");
     assert_eq!(md5_hex(&got), md5_hex(&data), "downloaded content");
-    let listed = aws(&["s3api", "list-multipart-uploads", "--bucket", &bucket]);
+    let listed = aws.ok(&["s3api", "list-multipart-uploads", "--bucket", &bucket]);
     assert!(
         !listed.contains("UploadId"),
         "no upload left behind:\n{listed}"
@@ -936,13 +764,7 @@ async fn conditional_complete() {
     let bucket = new_bucket(&s3, "mpu-cond").await;
     let key = "cond.bin";
     let old = random_bytes(1000);
-    s3.put_object()
-        .bucket(&bucket)
-        .key(key)
-        .body(ByteStream::from(old.clone()))
-        .send()
-        .await
-        .unwrap();
+    put_bytes(&s3, &bucket, key, &old).await;
     let data = random_bytes(2 * MIB + 3);
     let upload_id = create(&s3, &bucket, key).await;
     let etag = upload_part(&s3, &bucket, key, &upload_id, 1, &data).await;
@@ -972,11 +794,7 @@ async fn conditional_complete() {
         get_bytes(&s3, &bucket, key).await == old,
         "object unchanged"
     );
-    let parts = s3
-        .list_parts()
-        .bucket(&bucket)
-        .key(key)
-        .upload_id(&upload_id)
+    let parts = list_parts(&s3, &bucket, key, &upload_id)
         .send()
         .await
         .expect("the upload survives refused Completes");
@@ -1062,11 +880,7 @@ async fn concurrent_uploads_of_one_part_number() {
             upload_part(&s3, &bucket, &key, &upload_id, 1, &a),
             upload_part(&other, &bucket, &key, &upload_id, 1, &b)
         );
-        let listed = s3
-            .list_parts()
-            .bucket(&bucket)
-            .key(&key)
-            .upload_id(&upload_id)
+        let listed = list_parts(&s3, &bucket, &key, &upload_id)
             .send()
             .await
             .unwrap();

@@ -2,36 +2,19 @@
 //! boundaries, Content-MD5, stored headers and user metadata, overwrite, DeleteObject, special
 //! keys.
 
-use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
-use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
 use cluster_tests::data::content_md5;
-use cluster_tests::{Server, expect_s3_error, quoted_md5, random_bytes, unique_bucket};
+use cluster_tests::{
+    Server, expect_no_such_key, expect_s3_error, get_bytes, list_keys, new_bucket, put_bytes,
+    quoted_md5, random_bytes, unique_bucket,
+};
 
 fn server() -> &'static Server {
-    static SERVER: OnceLock<Server> = OnceLock::new();
-    SERVER.get_or_init(Server::start)
-}
-
-async fn new_bucket(s3: &Client, prefix: &str) -> String {
-    let bucket = unique_bucket(prefix);
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    bucket
-}
-
-async fn get_bytes(s3: &Client, bucket: &str, key: &str) -> Vec<u8> {
-    let out = s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GetObject {key:?}: {e:?}"));
-    out.body.collect().await.unwrap().into_bytes().to_vec()
+    Server::shared()
 }
 
 #[tokio::test]
@@ -53,14 +36,7 @@ async fn round_trip_sizes() {
     ] {
         let key = format!("obj-{size}");
         let data = random_bytes(size);
-        let put = s3
-            .put_object()
-            .bucket(&bucket)
-            .key(&key)
-            .body(ByteStream::from(data.clone()))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("PutObject {size} B: {e:?}"));
+        let put = put_bytes(&s3, &bucket, &key, &data).await;
         let etag = quoted_md5(&data);
         assert_eq!(put.e_tag(), Some(etag.as_str()), "PUT ETag of {size} B");
 
@@ -121,12 +97,7 @@ async fn content_md5_is_checked() {
             400,
             Some("BadDigest"),
         );
-        expect_s3_error(
-            "GET of a rejected PUT",
-            s3.get_object().bucket(&bucket).key(&bad_key).send().await,
-            404,
-            Some("NoSuchKey"),
-        );
+        expect_no_such_key(&s3, &bucket, &bad_key, "GET of a rejected PUT").await;
     }
 }
 
@@ -210,13 +181,7 @@ async fn headers_and_metadata_are_stored() {
     }
 
     // Without a Content-Type, the default is binary/octet-stream (or application/octet-stream).
-    s3.put_object()
-        .bucket(&bucket)
-        .key("no-type")
-        .body(ByteStream::from_static(b"abc"))
-        .send()
-        .await
-        .unwrap();
+    put_bytes(&s3, &bucket, "no-type", b"abc").await;
     let head = s3
         .head_object()
         .bucket(&bucket)
@@ -281,25 +246,14 @@ async fn delete_object_and_missing_keys() {
     let s3 = server().client();
     let bucket = new_bucket(&s3, "delete").await;
     for (key, size) in [("small", 10), ("large", 1024 * 1024 + 10)] {
-        s3.put_object()
-            .bucket(&bucket)
-            .key(key)
-            .body(ByteStream::from(random_bytes(size)))
-            .send()
-            .await
-            .unwrap();
+        put_bytes(&s3, &bucket, key, &random_bytes(size)).await;
         s3.delete_object()
             .bucket(&bucket)
             .key(key)
             .send()
             .await
             .unwrap();
-        expect_s3_error(
-            "GET after delete",
-            s3.get_object().bucket(&bucket).key(key).send().await,
-            404,
-            Some("NoSuchKey"),
-        );
+        expect_no_such_key(&s3, &bucket, key, "GET after delete").await;
         expect_s3_error(
             "HEAD after delete",
             s3.head_object().bucket(&bucket).key(key).send().await,
@@ -314,16 +268,7 @@ async fn delete_object_and_missing_keys() {
             .await;
         resp.expect("DELETE of an absent key", 204, None);
     }
-    expect_s3_error(
-        "GET missing key",
-        s3.get_object()
-            .bucket(&bucket)
-            .key("never-existed")
-            .send()
-            .await,
-        404,
-        Some("NoSuchKey"),
-    );
+    expect_no_such_key(&s3, &bucket, "never-existed", "GET missing key").await;
     expect_s3_error(
         "GET in missing bucket",
         s3.get_object()
@@ -376,13 +321,7 @@ async fn special_keys_round_trip() {
         } else {
             format!("body of {i}").into_bytes()
         };
-        s3.put_object()
-            .bucket(&bucket)
-            .key(*key)
-            .body(ByteStream::from(data.clone()))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("PUT {key:?}: {e:?}"));
+        put_bytes(&s3, &bucket, key, &data).await;
         assert_eq!(get_bytes(&s3, &bucket, key).await, data, "GET {key:?}");
         let head = s3
             .head_object()
@@ -393,8 +332,7 @@ async fn special_keys_round_trip() {
             .unwrap_or_else(|e| panic!("HEAD {key:?}: {e:?}"));
         assert_eq!(head.content_length(), Some(data.len() as i64), "{key:?}");
     }
-    let list = s3.list_objects_v2().bucket(&bucket).send().await.unwrap();
-    let listed: Vec<&str> = list.contents().iter().filter_map(|o| o.key()).collect();
+    let listed = list_keys(&s3, &bucket).await;
     let mut want: Vec<&str> = keys.clone();
     want.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
     assert_eq!(listed, want, "listing of special keys");
@@ -405,12 +343,8 @@ async fn special_keys_round_trip() {
             .send()
             .await
             .unwrap_or_else(|e| panic!("DELETE {key:?}: {e:?}"));
-        expect_s3_error(
-            &format!("GET {key:?} after delete"),
-            s3.get_object().bucket(&bucket).key(*key).send().await,
-            404,
-            Some("NoSuchKey"),
-        );
+        let what = format!("GET {key:?} after delete");
+        expect_no_such_key(&s3, &bucket, key, &what).await;
     }
 }
 
@@ -420,13 +354,7 @@ async fn special_keys_round_trip() {
 async fn conditional_puts_and_copies() {
     let s3 = server().client();
     let bucket = new_bucket(&s3, "cond").await;
-    s3.put_object()
-        .bucket(&bucket)
-        .key("target")
-        .body(ByteStream::from_static(b"target"))
-        .send()
-        .await
-        .unwrap();
+    put_bytes(&s3, &bucket, "target", b"target").await;
     for (key, size) in [("small", 100), ("large", 2 * 1024 * 1024 + 5)] {
         let (a, b) = (random_bytes(size), random_bytes(size));
         let put = |data: &[u8]| {
@@ -533,13 +461,7 @@ async fn range_forms() {
     let bucket = new_bucket(&s3, "ranges").await;
     for (key, size) in [("inline", 1000usize), ("blocks", 2 * 1024 * 1024 + 12345)] {
         let data = random_bytes(size);
-        s3.put_object()
-            .bucket(&bucket)
-            .key(key)
-            .body(ByteStream::from(data.clone()))
-            .send()
-            .await
-            .unwrap();
+        put_bytes(&s3, &bucket, key, &data).await;
         let path = format!("/{bucket}/{key}");
         let get = |range: String| {
             let path = path.clone();

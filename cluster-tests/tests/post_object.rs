@@ -8,7 +8,9 @@ use std::sync::OnceLock;
 
 use aws_sdk_s3::Client;
 use cluster_tests::post_form::{PostTarget, PresignedPost, boto3_presigned_post, post_form};
-use cluster_tests::{Server, http_client, md5_hex, quoted_md5, random_bytes, unique_bucket};
+use cluster_tests::{
+    Server, get_bytes, http_client, list_keys, md5_hex, new_bucket, quoted_md5, random_bytes,
+};
 use serde_json::json;
 
 fn server() -> &'static Server {
@@ -35,16 +37,9 @@ fn form(
     boto3_presigned_post(server, target, &fields, &conditions, expires_in)
 }
 
-async fn new_bucket(s3: &Client, prefix: &str) -> String {
-    let bucket = unique_bucket(prefix);
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    bucket
-}
-
 /// Asserts that the bucket holds no object at all.
 async fn assert_empty(s3: &Client, bucket: &str, what: &str) {
-    let list = s3.list_objects_v2().bucket(bucket).send().await.unwrap();
-    let keys: Vec<_> = list.contents().iter().filter_map(|o| o.key()).collect();
+    let keys = list_keys(s3, bucket).await;
     assert!(keys.is_empty(), "{what}: the bucket holds {keys:?}");
 }
 
@@ -100,18 +95,7 @@ async fn post_stores_the_file_with_its_fields() {
         !meta.contains_key("late"),
         "fields after the file are ignored: {meta:?}"
     );
-    let body = s3
-        .get_object()
-        .bucket(&bucket)
-        .key("docs/hello.txt")
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
+    let body = get_bytes(&s3, &bucket, "docs/hello.txt").await;
     assert_eq!(&body[..], b"hello post");
 
     // Default: 204, no body. A 3 MiB file spans several blocks and streams through.

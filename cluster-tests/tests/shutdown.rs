@@ -8,12 +8,12 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant, SystemTime};
 
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
+use cluster_tests::multipart::{complete, create_upload, upload_part};
+use cluster_tests::raw_http::http_get_status;
 use cluster_tests::{
-    Cluster, KeyPair, Server, ServerOptions, expect_s3_error, http_client, md5_hex, random_bytes,
-    sign_headers_for_payload, unique_bucket, wait_until,
+    Cluster, KeyPair, Server, ServerOptions, expect_s3_error, get_bytes, http_client, list_keys,
+    md5_hex, new_bucket, put_bytes, random_bytes, sign_headers_for_payload, wait_until,
 };
 use futures::StreamExt as _;
 use tokio::sync::oneshot;
@@ -168,20 +168,6 @@ fn refused(addr: SocketAddr) -> bool {
     )
 }
 
-/// Status of `GET /readyz`, or `None` when the health listener does not answer.
-fn readyz(addr: SocketAddr) -> Option<u16> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(
-        s,
-        "GET /readyz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut line = String::new();
-    BufReader::new(s).read_line(&mut line).ok()?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
 /// An HTTP/1.1 connection to the S3 port that has had one answer and stays open (idle
 /// keep-alive).
 fn idle_keep_alive(addr: SocketAddr) -> TcpStream {
@@ -212,50 +198,16 @@ async fn sigterm_drains_uploads_in_flight_and_shows_no_partial_object() {
         ..Default::default()
     });
     let s3 = server.client();
-    let bucket = unique_bucket("shutdown");
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let bucket = new_bucket(&s3, "shutdown").await;
     let before = random_bytes(3 * MIB + 5);
-    s3.put_object()
-        .bucket(&bucket)
-        .key("before")
-        .body(ByteStream::from(before.clone()))
-        .send()
-        .await
-        .unwrap();
+    put_bytes(&s3, &bucket, "before", &before).await;
 
     // Multipart uploads: one whose second part is in flight (short), one whose only part is
     // in flight far beyond the grace.
-    let mp_short = s3
-        .create_multipart_upload()
-        .bucket(&bucket)
-        .key("mp-short")
-        .send()
-        .await
-        .unwrap()
-        .upload_id
-        .unwrap();
+    let mp_short = create_upload(&s3, &bucket, "mp-short").await;
     let part1 = random_bytes(5 * MIB);
-    let part1_etag = s3
-        .upload_part()
-        .bucket(&bucket)
-        .key("mp-short")
-        .upload_id(&mp_short)
-        .part_number(1)
-        .body(ByteStream::from(part1.clone()))
-        .send()
-        .await
-        .unwrap()
-        .e_tag
-        .unwrap();
-    let mp_long = s3
-        .create_multipart_upload()
-        .bucket(&bucket)
-        .key("mp-long")
-        .send()
-        .await
-        .unwrap()
-        .upload_id
-        .unwrap();
+    let part1_etag = upload_part(&s3, &bucket, "mp-short", &mp_short, 1, &part1).await;
+    let mp_long = create_upload(&s3, &bucket, "mp-long").await;
 
     let idle = idle_keep_alive(server.addrs().s3);
     let (url, key) = (server.s3_url(), server.root_key().clone());
@@ -286,7 +238,7 @@ async fn sigterm_drains_uploads_in_flight_and_shows_no_partial_object() {
     wait_until(
         Duration::from_secs(3),
         "/readyz answers 503 after SIGTERM",
-        || readyz(addrs.http) == Some(503),
+        || http_get_status(addrs.http, "/readyz").ok() == Some(503),
     );
     wait_until(
         Duration::from_secs(3),
@@ -341,14 +293,7 @@ async fn sigterm_drains_uploads_in_flight_and_shows_no_partial_object() {
     server.restart();
     let s3 = server.client();
     for (key, data) in [("before", &before), ("short", &short_obj)] {
-        let got = s3
-            .get_object()
-            .bucket(&bucket)
-            .key(key)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GET {key} after restart: {e:?}"));
-        let body = got.body.collect().await.unwrap().into_bytes();
+        let body = get_bytes(&s3, &bucket, key).await;
         assert_eq!(
             md5_hex(&body),
             md5_hex(data),
@@ -369,16 +314,7 @@ async fn sigterm_drains_uploads_in_flight_and_shows_no_partial_object() {
             Some("NoSuchKey"),
         );
     }
-    let listed: Vec<String> = s3
-        .list_objects_v2()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap()
-        .contents()
-        .iter()
-        .filter_map(|o| o.key().map(str::to_string))
-        .collect();
+    let listed = list_keys(&s3, &bucket).await;
     assert_eq!(listed, ["before", "short"], "listing after restart");
     let long_parts = s3
         .list_parts()
@@ -395,34 +331,11 @@ async fn sigterm_drains_uploads_in_flight_and_shows_no_partial_object() {
     );
 
     // The part that finished during the drain completes the upload with the right bytes.
-    let parts = [(1, part1_etag), (2, part2_etag)]
-        .into_iter()
-        .map(|(n, etag)| CompletedPart::builder().part_number(n).e_tag(etag).build())
-        .collect();
-    s3.complete_multipart_upload()
-        .bucket(&bucket)
-        .key("mp-short")
-        .upload_id(&mp_short)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(parts))
-                .build(),
-        )
-        .send()
+    let parts = [(1, part1_etag.as_str()), (2, part2_etag.as_str())];
+    complete(&s3, &bucket, "mp-short", &mp_short, &parts)
         .await
         .unwrap();
-    let body = s3
-        .get_object()
-        .bucket(&bucket)
-        .key("mp-short")
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
+    let body = get_bytes(&s3, &bucket, "mp-short").await;
     assert_eq!(md5_hex(&body), md5_hex(&[part1, part2].concat()));
 
     // Nothing in flight (the client's pooled connections are idle): exits at once.
@@ -450,8 +363,7 @@ const DEFAULT_GRACE: Duration = Duration::from_secs(25);
 async fn sigterm_drains_a_gateway_and_a_node_of_a_cluster() {
     let mut cluster = Cluster::start(3);
     let s3 = cluster.client();
-    let bucket = unique_bucket("shutdown-cluster");
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let bucket = new_bucket(&s3, "shutdown-cluster").await;
 
     // The gateway finishes the upload in flight, then exits without waiting out its grace.
     let data = random_bytes(2 * MIB + 1);
@@ -482,15 +394,8 @@ async fn sigterm_drains_a_gateway_and_a_node_of_a_cluster() {
 
     let gateway = cluster.spawn_gateway();
     let s3 = cluster.client_via(&gateway);
-    let read = |s3: aws_sdk_s3::Client| {
-        let bucket = bucket.clone();
-        async move {
-            let got = s3.get_object().bucket(&bucket).key("drained").send().await;
-            let body = got.unwrap().body.collect().await.unwrap().into_bytes();
-            md5_hex(&body)
-        }
-    };
-    assert_eq!(read(s3.clone()).await, md5_hex(&data));
+    let read = async |s3: &aws_sdk_s3::Client| md5_hex(&get_bytes(s3, &bucket, "drained").await);
+    assert_eq!(read(&s3).await, md5_hex(&data));
 
     // A node stops at once although peers hold connections to it and the gateway its
     // metadata watch stream (a gateway follows the first node of its `--nodes` first).
@@ -506,5 +411,5 @@ async fn sigterm_drains_a_gateway_and_a_node_of_a_cluster() {
         signalled.elapsed()
     );
     eprintln!("node exited 0 {:?} after SIGTERM", signalled.elapsed());
-    assert_eq!(read(s3).await, md5_hex(&data));
+    assert_eq!(read(&s3).await, md5_hex(&data));
 }

@@ -4,21 +4,16 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_smithy_http_client::tls;
+use cluster_tests::multipart::upload_in_parts;
 use cluster_tests::pki::TestPki;
+use cluster_tests::raw_http::https_status_line;
 use cluster_tests::{
-    KeyPair, Profile, Server, ServerOptions, cairn_bin, http_client, md5_hex, random_bytes,
-    run_with_timeout, unique_bucket,
+    KeyPair, Profile, Server, ServerOptions, cairn_bin, get_bytes, http_client, md5_hex,
+    new_bucket, put_bytes, random_bytes, run_with_timeout,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_rustls::rustls;
-use tokio_rustls::rustls::pki_types::ServerName;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
 
 /// aws-sdk-s3 client for `https://127.0.0.1:PORT` trusting only `ca_pem` (or, with `None`,
 /// only the default roots).
@@ -47,34 +42,6 @@ fn https_client(endpoint: &str, key: &KeyPair, ca_pem: Option<&str>) -> aws_sdk_
     aws_sdk_s3::Client::from_conf(conf)
 }
 
-/// The status line of `GET /` over TLS (trusting `ca_pem`), HTTP/1.1.
-async fn tls_status_line(addr: std::net::SocketAddr, ca_pem: &str) -> String {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let name = ServerName::try_from("127.0.0.1").unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await
-        .expect("TLS handshake with the website listener");
-    tls.write_all(b"GET / HTTP/1.1\r\nHost: nosuch.example\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut answer = Vec::new();
-    tls.read_to_end(&mut answer).await.unwrap();
-    let answer = String::from_utf8_lossy(&answer);
-    answer.lines().next().unwrap_or_default().to_string()
-}
-
 #[tokio::test]
 async fn s3_and_website_over_tls() {
     let pki = TestPki::new("cairn test CA");
@@ -90,69 +57,15 @@ async fn s3_and_website_over_tls() {
     });
     let endpoint = format!("https://{}", server.addrs().s3);
     let s3 = https_client(&endpoint, server.root_key(), Some(&pki.ca_pem));
-    let bucket = unique_bucket("tls");
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let bucket = new_bucket(&s3, "tls").await;
     let data = random_bytes(3 * 1024 * 1024 + 17);
-    s3.put_object()
-        .bucket(&bucket)
-        .key("secret/object")
-        .body(ByteStream::from(data.clone()))
-        .send()
-        .await
-        .unwrap();
-    let body = s3
-        .get_object()
-        .bucket(&bucket)
-        .key("secret/object")
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
+    put_bytes(&s3, &bucket, "secret/object", &data).await;
+    let body = get_bytes(&s3, &bucket, "secret/object").await;
     assert_eq!(md5_hex(&body), md5_hex(&data));
     let listed = s3.list_objects_v2().bucket(&bucket).send().await.unwrap();
     assert_eq!(listed.key_count(), Some(1));
     // URLs the endpoint hands out name the scheme it is reached by.
-    let upload = s3
-        .create_multipart_upload()
-        .bucket(&bucket)
-        .key("mp")
-        .send()
-        .await
-        .unwrap()
-        .upload_id
-        .unwrap();
-    let part = s3
-        .upload_part()
-        .bucket(&bucket)
-        .key("mp")
-        .upload_id(&upload)
-        .part_number(1)
-        .body(ByteStream::from_static(b"one part"))
-        .send()
-        .await
-        .unwrap();
-    let done = s3
-        .complete_multipart_upload()
-        .bucket(&bucket)
-        .key("mp")
-        .upload_id(&upload)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .parts(
-                    CompletedPart::builder()
-                        .part_number(1)
-                        .e_tag(part.e_tag().unwrap())
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let done = upload_in_parts(&s3, &bucket, "mp", &[b"one part"]).await;
     let location = done.location().unwrap_or_default();
     assert!(location.starts_with("https://"), "Location {location}");
 
@@ -179,7 +92,7 @@ async fn s3_and_website_over_tls() {
 
     // The website listener speaks TLS with the same certificate.
     let web = server.addrs().web.expect("website listener");
-    let status = tls_status_line(web, &pki.ca_pem).await;
+    let status = https_status_line(web, &pki.ca_pem, "nosuch.example").await;
     assert!(
         status.starts_with("HTTP/1.1 "),
         "website over TLS answered {status:?}"

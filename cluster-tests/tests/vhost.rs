@@ -11,10 +11,13 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketCannedAcl, Permission};
-use aws_sdk_s3::types::{BucketVersioningStatus, CorsConfiguration, CorsRule, ObjectCannedAcl};
+use aws_sdk_s3::types::{BucketVersioningStatus, ObjectCannedAcl};
+use cluster_tests::bucket_config::{cors_rule, put_cors, put_website_index};
 use cluster_tests::post_form::{PostTarget, boto3_presigned_post, post_form};
 use cluster_tests::vhost::{ROOT_DOMAIN, vhost_client, vhost_endpoint, vhost_http_client};
-use cluster_tests::{Server, ServerOptions, expect_s3_error, http_client, unique_bucket};
+use cluster_tests::{
+    Server, ServerOptions, expect_s3_error, get_bytes, http_client, raw_request_with, unique_bucket,
+};
 use serde_json::json;
 
 fn server() -> &'static Server {
@@ -75,25 +78,6 @@ fn vhost_style(bucket: &str) -> Style {
     }
 }
 
-async fn send(
-    http: &reqwest::Client,
-    method: &str,
-    url: &str,
-    headers: &[(&str, &str)],
-) -> (u16, reqwest::header::HeaderMap, String) {
-    let mut req = http.request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = req
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    (status, headers, resp.text().await.unwrap_or_default())
-}
-
 /// Runs every operation of the issue through `style` on a fresh bucket.
 async fn exercise(style: &Style, bucket: &str) {
     let what = |op: &str| format!("{} style: {op}", style.name);
@@ -124,9 +108,9 @@ async fn exercise(style: &Style, bucket: &str) {
         .presigned(presign.clone())
         .await
         .unwrap();
-    let (status, _, body) = send(&style.http, "GET", get.uri(), &[]).await;
+    let resp = raw_request_with(&style.http, "GET", get.uri(), &[], Vec::new()).await;
     assert_eq!(
-        (status, body.as_str()),
+        (resp.status, resp.text().as_str()),
         (200, "body"),
         "{}",
         what("presigned GET")
@@ -138,31 +122,12 @@ async fn exercise(style: &Style, bucket: &str) {
         .presigned(presign)
         .await
         .unwrap();
-    let resp = style
-        .http
-        .put(put.uri())
-        .body("via presigned PUT")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200, "{}", what("presigned PUT"));
+    let body = b"via presigned PUT".to_vec();
+    let resp = raw_request_with(&style.http, "PUT", put.uri(), &[], body).await;
+    assert_eq!(resp.status, 200, "{}", what("presigned PUT"));
 
     // Website configuration.
-    s3.put_bucket_website()
-        .bucket(bucket)
-        .website_configuration(
-            aws_sdk_s3::types::WebsiteConfiguration::builder()
-                .index_document(
-                    aws_sdk_s3::types::IndexDocument::builder()
-                        .suffix("index.html")
-                        .build()
-                        .unwrap(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{}: {e:?}", what("PutBucketWebsite")));
+    put_website_index(s3, bucket, "index.html").await;
     let site = s3.get_bucket_website().bucket(bucket).send().await.unwrap();
     assert_eq!(
         site.index_document().map(|d| d.suffix()),
@@ -185,26 +150,11 @@ async fn exercise(style: &Style, bucket: &str) {
     );
 
     // CORS configuration, preflight and response headers.
-    let rule = CorsRule::builder()
-        .allowed_origins("https://app.example")
-        .allowed_methods("GET")
-        .allowed_methods("PUT")
-        .build()
-        .unwrap();
-    s3.put_bucket_cors()
-        .bucket(bucket)
-        .cors_configuration(
-            CorsConfiguration::builder()
-                .cors_rules(rule)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let rule = cors_rule(&["https://app.example"], &["GET", "PUT"], &[]);
+    put_cors(s3, bucket, vec![rule]).await;
     let cors = s3.get_bucket_cors().bucket(bucket).send().await.unwrap();
     assert_eq!(cors.cors_rules().len(), 1, "{}", what("GetBucketCors"));
-    let (status, headers, _) = send(
+    let preflight = raw_request_with(
         &style.http,
         "OPTIONS",
         &style.url(bucket, "b"),
@@ -212,11 +162,12 @@ async fn exercise(style: &Style, bucket: &str) {
             ("origin", "https://app.example"),
             ("access-control-request-method", "PUT"),
         ],
+        Vec::new(),
     )
     .await;
-    assert_eq!(status, 200, "{}", what("preflight"));
+    assert_eq!(preflight.status, 200, "{}", what("preflight"));
     assert_eq!(
-        headers["access-control-allow-origin"],
+        preflight.headers["access-control-allow-origin"],
         "https://app.example"
     );
     let get = s3
@@ -226,15 +177,10 @@ async fn exercise(style: &Style, bucket: &str) {
         .presigned(PresigningConfig::expires_in(Duration::from_secs(300)).unwrap())
         .await
         .unwrap();
-    let (_, headers, _) = send(
-        &style.http,
-        "GET",
-        get.uri(),
-        &[("origin", "https://app.example")],
-    )
-    .await;
+    let origin = [("origin", "https://app.example")];
+    let resp = raw_request_with(&style.http, "GET", get.uri(), &origin, Vec::new()).await;
     assert_eq!(
-        headers["access-control-allow-origin"],
+        resp.headers["access-control-allow-origin"],
         "https://app.example",
         "{}",
         what("CORS on GET")
@@ -449,31 +395,16 @@ async fn vhost_style_operations() {
     let style = vhost_style(&bucket);
     exercise(&style, &bucket).await;
     // The objects are the same seen path style.
-    let body = path_style()
-        .s3
-        .get_object()
-        .bucket(&bucket)
-        .key("presigned")
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
+    let body = get_bytes(&path_style().s3, &bucket, "presigned").await;
     assert_eq!(&body[..], b"via presigned PUT");
     // ListBuckets of the bare root domain (no bucket in the Host).
-    let (status, _, listing) = send(
-        &style.http,
-        "GET",
-        &format!("http://{ROOT_DOMAIN}:{}/", server().addrs().s3.port()),
-        &[],
-    )
-    .await;
+    let root = format!("http://{ROOT_DOMAIN}:{}/", server().addrs().s3.port());
+    let listing = raw_request_with(&style.http, "GET", &root, &[], Vec::new()).await;
     assert_eq!(
-        status, 403,
-        "anonymous ListBuckets on the root domain: {listing}"
+        listing.status,
+        403,
+        "anonymous ListBuckets on the root domain: {}",
+        listing.text()
     );
     let names = style.s3.list_buckets().send().await.unwrap();
     assert!(
