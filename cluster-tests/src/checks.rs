@@ -1,5 +1,5 @@
-//! Small checks the cluster tests share: waiting for a condition, reading `cairn status`
-//! tables, measuring a data dir.
+//! Small checks the cluster tests share: waiting for a condition (blocking or async),
+//! reading `cairn status` tables, measuring a data dir.
 
 use std::time::{Duration, Instant};
 
@@ -10,6 +10,21 @@ pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) -
     while !cond() {
         assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
         std::thread::sleep(Duration::from_millis(250));
+    }
+    start.elapsed()
+}
+
+/// Waits until the async `cond` holds, checking every 100 ms; panics with `what` after
+/// `limit`. Returns how long it took.
+pub async fn eventually(
+    limit: Duration,
+    what: &str,
+    mut cond: impl AsyncFnMut() -> bool,
+) -> Duration {
+    let start = Instant::now();
+    while !cond().await {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     start.elapsed()
 }

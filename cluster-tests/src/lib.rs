@@ -51,7 +51,7 @@ pub mod weed;
 pub use aws_cli::{AwsCli, S3Target, aws_cli_present, aws_env};
 pub use binary::{Profile, cairn_bin, workspace_root};
 pub use browser::{dump_dom, map_host, require_chromium, screenshot};
-pub use checks::{dir_bytes, status_records, status_row, wait_until};
+pub use checks::{dir_bytes, eventually, status_records, status_row, wait_until};
 pub use cluster::{Cluster, ClusterOptions, Proc};
 pub use data::{md5_hex, quoted_md5, random_bytes};
 pub use objects::{

@@ -10,42 +10,40 @@
 
 use std::time::Duration;
 
+use aws_sdk_s3::Client;
+use aws_sdk_s3::operation::get_bucket_lifecycle_configuration::builders::GetBucketLifecycleConfigurationFluentBuilder;
+use aws_sdk_s3::operation::put_bucket_lifecycle_configuration::builders::PutBucketLifecycleConfigurationFluentBuilder;
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{
-    AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, ExpirationStatus,
-    LifecycleExpiration, LifecycleRule, LifecycleRuleAndOperator, LifecycleRuleFilter,
-    NoncurrentVersionExpiration, Tag,
+    ExpirationStatus, LifecycleRule, LifecycleRuleAndOperator, LifecycleRuleFilter,
 };
+use cluster_tests::bucket_config::enable_versioning;
+use cluster_tests::lifecycle::{
+    abort_after, after_days, config, expire_days, lone_delete_markers, noncurrent_after, on_date,
+    prefix_filter, rule, tag, tag_filter,
+};
+use cluster_tests::multipart::{create_upload, upload_part};
 use cluster_tests::{
-    Cluster, ClusterOptions, Server, dir_bytes, expect_s3_error, put_checked, random_bytes,
-    try_get, unique_bucket, wait_until,
+    Cluster, ClusterOptions, Server, dir_bytes, expect_no_such_key, expect_s3_error, list_keys,
+    new_bucket, put_bytes, put_checked, random_bytes, try_get, unique_bucket, wait_until,
 };
 
 const MIB: usize = 1024 * 1024;
 
-fn prefix_filter(prefix: &str) -> LifecycleRuleFilter {
-    LifecycleRuleFilter::builder().prefix(prefix).build()
+/// PutBucketLifecycleConfiguration with `rules`, to be sent.
+fn put_rules(
+    s3: &Client,
+    bucket: &str,
+    rules: Vec<LifecycleRule>,
+) -> PutBucketLifecycleConfigurationFluentBuilder {
+    s3.put_bucket_lifecycle_configuration()
+        .bucket(bucket)
+        .lifecycle_configuration(config(rules))
 }
 
-fn expire_days(id: &str, filter: LifecycleRuleFilter, days: i32) -> LifecycleRule {
-    LifecycleRule::builder()
-        .id(id)
-        .filter(filter)
-        .status(ExpirationStatus::Enabled)
-        .expiration(LifecycleExpiration::builder().days(days).build())
-        .build()
-        .unwrap()
-}
-
-fn tag(key: &str, value: &str) -> Tag {
-    Tag::builder().key(key).value(value).build().unwrap()
-}
-
-fn config(rules: Vec<LifecycleRule>) -> BucketLifecycleConfiguration {
-    BucketLifecycleConfiguration::builder()
-        .set_rules(Some(rules))
-        .build()
-        .unwrap()
+/// GetBucketLifecycleConfiguration, to be sent.
+fn get_rules(s3: &Client, bucket: &str) -> GetBucketLifecycleConfigurationFluentBuilder {
+    s3.get_bucket_lifecycle_configuration().bucket(bucket)
 }
 
 /// Midnight UTC of 2020-01-01.
@@ -57,80 +55,44 @@ fn past_midnight() -> DateTime {
 async fn lifecycle_configuration_round_trips_and_is_validated() {
     let server = Server::start();
     let s3 = server.client();
-    let bucket = unique_bucket("lc-config");
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let bucket = new_bucket(&s3, "lc-config").await;
 
     expect_s3_error(
         "GetBucketLifecycleConfiguration before any",
-        s3.get_bucket_lifecycle_configuration()
-            .bucket(&bucket)
-            .send()
-            .await,
+        get_rules(&s3, &bucket).send().await,
         404,
         Some("NoSuchLifecycleConfiguration"),
     );
 
+    let logs_filter = LifecycleRuleFilter::builder()
+        .and(
+            LifecycleRuleAndOperator::builder()
+                .prefix("logs/")
+                .tags(tag("class", "scratch"))
+                .tags(tag("team", "a"))
+                .object_size_greater_than(1024)
+                .build(),
+        )
+        .build();
     let rules = vec![
         expire_days("tmp", prefix_filter("tmp/"), 30),
-        LifecycleRule::builder()
-            .id("tagged-logs")
-            .filter(
-                LifecycleRuleFilter::builder()
-                    .and(
-                        LifecycleRuleAndOperator::builder()
-                            .prefix("logs/")
-                            .tags(tag("class", "scratch"))
-                            .tags(tag("team", "a"))
-                            .object_size_greater_than(1024)
-                            .build(),
-                    )
-                    .build(),
-            )
+        rule("tagged-logs", logs_filter)
             .status(ExpirationStatus::Disabled)
-            .expiration(LifecycleExpiration::builder().date(past_midnight()).build())
+            .expiration(on_date(past_midnight()))
             .build()
             .unwrap(),
-        LifecycleRule::builder()
-            .id("versions")
-            .filter(prefix_filter(""))
-            .status(ExpirationStatus::Enabled)
-            .noncurrent_version_expiration(
-                NoncurrentVersionExpiration::builder()
-                    .noncurrent_days(7)
-                    .newer_noncurrent_versions(3)
-                    .build(),
-            )
-            .expiration(
-                LifecycleExpiration::builder()
-                    .expired_object_delete_marker(true)
-                    .build(),
-            )
+        rule("versions", prefix_filter(""))
+            .noncurrent_version_expiration(noncurrent_after(7, 3))
+            .expiration(lone_delete_markers())
             .build()
             .unwrap(),
-        LifecycleRule::builder()
-            .id("uploads")
-            .filter(prefix_filter("big/"))
-            .status(ExpirationStatus::Enabled)
-            .abort_incomplete_multipart_upload(
-                AbortIncompleteMultipartUpload::builder()
-                    .days_after_initiation(2)
-                    .build(),
-            )
+        rule("uploads", prefix_filter("big/"))
+            .abort_incomplete_multipart_upload(abort_after(2))
             .build()
             .unwrap(),
     ];
-    s3.put_bucket_lifecycle_configuration()
-        .bucket(&bucket)
-        .lifecycle_configuration(config(rules.clone()))
-        .send()
-        .await
-        .unwrap();
-    let got = s3
-        .get_bucket_lifecycle_configuration()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
+    put_rules(&s3, &bucket, rules.clone()).send().await.unwrap();
+    let got = get_rules(&s3, &bucket).send().await.unwrap();
     assert_eq!(got.rules(), rules.as_slice());
 
     // Refused configurations leave the stored one alone.
@@ -141,45 +103,22 @@ async fn lifecycle_configuration_round_trips_and_is_validated() {
         expire_days("same", prefix_filter("b/"), 1),
     ];
     let not_midnight = vec![
-        LifecycleRule::builder()
-            .id("d")
-            .filter(prefix_filter(""))
-            .status(ExpirationStatus::Enabled)
-            .expiration(
-                LifecycleExpiration::builder()
-                    .date(DateTime::from_secs(1_577_836_800 + 3600))
-                    .build(),
-            )
+        rule("d", prefix_filter(""))
+            .expiration(on_date(DateTime::from_secs(1_577_836_800 + 3600)))
             .build()
             .unwrap(),
     ];
-    let no_action = vec![
-        LifecycleRule::builder()
-            .id("n")
-            .filter(prefix_filter(""))
-            .status(ExpirationStatus::Enabled)
-            .build()
-            .unwrap(),
-    ];
+    let no_action = vec![rule("n", prefix_filter("")).build().unwrap()];
     let tagged_abort = vec![
-        LifecycleRule::builder()
-            .id("t")
-            .filter(LifecycleRuleFilter::builder().tag(tag("k", "v")).build())
-            .status(ExpirationStatus::Enabled)
-            .abort_incomplete_multipart_upload(
-                AbortIncompleteMultipartUpload::builder()
-                    .days_after_initiation(1)
-                    .build(),
-            )
+        rule("t", tag_filter("k", "v"))
+            .abort_incomplete_multipart_upload(abort_after(1))
             .build()
             .unwrap(),
     ];
     let bad_status = vec![
-        LifecycleRule::builder()
-            .id("s")
-            .filter(prefix_filter(""))
+        rule("s", prefix_filter(""))
             .status(ExpirationStatus::from("Sometimes"))
-            .expiration(LifecycleExpiration::builder().days(1).build())
+            .expiration(after_days(1))
             .build()
             .unwrap(),
     ];
@@ -194,21 +133,12 @@ async fn lifecycle_configuration_round_trips_and_is_validated() {
     ] {
         expect_s3_error(
             what,
-            s3.put_bucket_lifecycle_configuration()
-                .bucket(&bucket)
-                .lifecycle_configuration(config(rules))
-                .send()
-                .await,
+            put_rules(&s3, &bucket, rules).send().await,
             400,
             Some(code),
         );
     }
-    let still = s3
-        .get_bucket_lifecycle_configuration()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
+    let still = get_rules(&s3, &bucket).send().await.unwrap();
     assert_eq!(still.rules(), rules.as_slice());
 
     s3.delete_bucket_lifecycle()
@@ -218,18 +148,14 @@ async fn lifecycle_configuration_round_trips_and_is_validated() {
         .unwrap();
     expect_s3_error(
         "GetBucketLifecycleConfiguration after delete",
-        s3.get_bucket_lifecycle_configuration()
-            .bucket(&bucket)
-            .send()
-            .await,
+        get_rules(&s3, &bucket).send().await,
         404,
         Some("NoSuchLifecycleConfiguration"),
     );
+    let anywhere = vec![expire_days("x", prefix_filter(""), 1)];
     expect_s3_error(
         "PutBucketLifecycleConfiguration on a missing bucket",
-        s3.put_bucket_lifecycle_configuration()
-            .bucket(unique_bucket("lc-missing"))
-            .lifecycle_configuration(config(vec![expire_days("x", prefix_filter(""), 1)]))
+        put_rules(&s3, &unique_bucket("lc-missing"), anywhere)
             .send()
             .await,
         404,
@@ -296,8 +222,7 @@ fn block_bytes(c: &Cluster) -> u64 {
 async fn lifecycle_rules_expire_objects_and_abort_uploads_with_a_short_day() {
     let mut c = short_day_cluster();
     let s3 = c.client();
-    let bucket = unique_bucket("lc-worker");
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let bucket = new_bucket(&s3, "lc-worker").await;
 
     // Objects: small (inline) and large (blocks) under each prefix.
     let expiring = ["tmp/a", "tmp/b", "tmp/deep/c", "tmp/big"];
@@ -316,26 +241,9 @@ async fn lifecycle_rules_expire_objects_and_abort_uploads_with_a_short_day() {
         ("mpu/abandoned", vec![5 * MIB, MIB]),
         ("keep/upload", vec![MIB]),
     ] {
-        let id = s3
-            .create_multipart_upload()
-            .bucket(&bucket)
-            .key(key)
-            .send()
-            .await
-            .unwrap()
-            .upload_id()
-            .unwrap()
-            .to_string();
-        for (n, size) in sizes.into_iter().enumerate() {
-            s3.upload_part()
-                .bucket(&bucket)
-                .key(key)
-                .upload_id(&id)
-                .part_number(n as i32 + 1)
-                .body(ByteStream::from(random_bytes(size)))
-                .send()
-                .await
-                .unwrap();
+        let id = create_upload(&s3, &bucket, key).await;
+        for (n, size) in (1..).zip(sizes) {
+            upload_part(&s3, &bucket, key, &id, n, &random_bytes(size)).await;
         }
         uploads.push((key, id));
     }
@@ -345,62 +253,27 @@ async fn lifecycle_rules_expire_objects_and_abort_uploads_with_a_short_day() {
 
     let rules = vec![
         expire_days("tmp", prefix_filter("tmp/"), 2),
-        expire_days(
-            "scratch",
-            LifecycleRuleFilter::builder()
-                .tag(tag("class", "scratch"))
-                .build(),
-            1,
-        ),
-        LifecycleRule::builder()
-            .id("dated")
-            .filter(prefix_filter("dated/"))
-            .status(ExpirationStatus::Enabled)
-            .expiration(LifecycleExpiration::builder().date(past_midnight()).build())
+        expire_days("scratch", tag_filter("class", "scratch"), 1),
+        rule("dated", prefix_filter("dated/"))
+            .expiration(on_date(past_midnight()))
             .build()
             .unwrap(),
-        LifecycleRule::builder()
-            .id("keep-disabled")
-            .filter(prefix_filter("keep/"))
+        rule("keep-disabled", prefix_filter("keep/"))
             .status(ExpirationStatus::Disabled)
-            .expiration(LifecycleExpiration::builder().days(1).build())
-            .abort_incomplete_multipart_upload(
-                AbortIncompleteMultipartUpload::builder()
-                    .days_after_initiation(1)
-                    .build(),
-            )
+            .expiration(after_days(1))
+            .abort_incomplete_multipart_upload(abort_after(1))
             .build()
             .unwrap(),
-        LifecycleRule::builder()
-            .id("uploads")
-            .filter(prefix_filter("mpu/"))
-            .status(ExpirationStatus::Enabled)
-            .abort_incomplete_multipart_upload(
-                AbortIncompleteMultipartUpload::builder()
-                    .days_after_initiation(2)
-                    .build(),
-            )
+        rule("uploads", prefix_filter("mpu/"))
+            .abort_incomplete_multipart_upload(abort_after(2))
             .build()
             .unwrap(),
     ];
-    s3.put_bucket_lifecycle_configuration()
-        .bucket(&bucket)
-        .lifecycle_configuration(config(rules))
-        .send()
-        .await
-        .unwrap();
+    put_rules(&s3, &bucket, rules).send().await.unwrap();
 
     // Expired objects vanish from GET and from listings.
     let rt = tokio::runtime::Handle::current();
-    let listed = || {
-        rt.block_on(async {
-            let out = s3.list_objects_v2().bucket(&bucket).send().await.unwrap();
-            out.contents()
-                .iter()
-                .filter_map(|o| o.key().map(str::to_string))
-                .collect::<Vec<_>>()
-        })
-    };
+    let listed = || rt.block_on(list_keys(&s3, &bucket));
     let took = tokio::task::block_in_place(|| {
         wait_until(
             Duration::from_secs(60),
@@ -557,33 +430,11 @@ async fn versions_of(
 async fn versioned_buckets_keep_the_newest_noncurrent_versions_and_expire_to_markers() {
     let c = short_day_cluster();
     let s3 = c.client();
-    let bucket = unique_bucket("lc-versions");
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    s3.put_bucket_versioning()
-        .bucket(&bucket)
-        .versioning_configuration(
-            aws_sdk_s3::types::VersioningConfiguration::builder()
-                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let put = |key: &'static str, body: Vec<u8>| {
-        let s3 = s3.clone();
-        let bucket = bucket.clone();
-        async move {
-            s3.put_object()
-                .bucket(&bucket)
-                .key(key)
-                .body(ByteStream::from(body))
-                .send()
-                .await
-                .unwrap()
-                .version_id()
-                .unwrap()
-                .to_string()
-        }
+    let bucket = new_bucket(&s3, "lc-versions").await;
+    enable_versioning(&s3, &bucket).await;
+    let put = async |key: &str, body: Vec<u8>| {
+        let out = put_bytes(&s3, &bucket, key, &body).await;
+        out.version_id().unwrap().to_string()
     };
     // Six versions of doc/a (256 KiB each, in blocks), two of tmp/x, and a delete marker
     // left alone on gone/y.
@@ -612,36 +463,16 @@ async fn versioned_buckets_keep_the_newest_noncurrent_versions_and_expire_to_mar
     assert_eq!(versions_of(&s3, &bucket, "gone/y").await.1.len(), 1);
     let before = block_bytes(&c);
 
-    let keep_two = LifecycleRule::builder()
-        .id("noncurrent")
-        .filter(prefix_filter("doc/"))
-        .status(ExpirationStatus::Enabled)
-        .noncurrent_version_expiration(
-            NoncurrentVersionExpiration::builder()
-                .noncurrent_days(1)
-                .newer_noncurrent_versions(2)
-                .build(),
-        )
+    let keep_two = rule("noncurrent", prefix_filter("doc/"))
+        .noncurrent_version_expiration(noncurrent_after(1, 2))
         .build()
         .unwrap();
-    let markers = LifecycleRule::builder()
-        .id("markers")
-        .filter(prefix_filter("gone/"))
-        .status(ExpirationStatus::Enabled)
-        .expiration(
-            LifecycleExpiration::builder()
-                .expired_object_delete_marker(true)
-                .build(),
-        )
+    let markers = rule("markers", prefix_filter("gone/"))
+        .expiration(lone_delete_markers())
         .build()
         .unwrap();
-    s3.put_bucket_lifecycle_configuration()
-        .bucket(&bucket)
-        .lifecycle_configuration(config(vec![
-            keep_two,
-            markers,
-            expire_days("tmp", prefix_filter("tmp/"), 1),
-        ]))
+    let tmp_rule = expire_days("tmp", prefix_filter("tmp/"), 1);
+    put_rules(&s3, &bucket, vec![keep_two, markers, tmp_rule])
         .send()
         .await
         .unwrap();
@@ -673,12 +504,7 @@ async fn versioned_buckets_keep_the_newest_noncurrent_versions_and_expire_to_mar
         tmp_markers[0].1,
         "the marker is the latest version of tmp/x"
     );
-    expect_s3_error(
-        "GET tmp/x",
-        s3.get_object().bucket(&bucket).key("tmp/x").send().await,
-        404,
-        Some("NoSuchKey"),
-    );
+    expect_no_such_key(&s3, &bucket, "tmp/x", "GET tmp/x").await;
     for id in &newest_three {
         let got = s3
             .get_object()

@@ -6,20 +6,18 @@
 //! node down, and repaired onto it once it is back.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Tag, Tagging, TaggingDirective};
-use cairn_proto::VersionKey;
-use cairn_proto::client::Peers;
-use cairn_proto::ids::record_freshness;
-use cairn_proto::meta::Metadata;
-use cairn_proto::pb::{self, GetRecordRequest, MetaReadRequest};
+use aws_sdk_s3::types::{Tag, Tagging, TaggingDirective};
+use cairn_proto::pb;
+use cluster_tests::multipart::{complete, upload_part};
 use cluster_tests::post_form::{PostTarget, boto3_presigned_post, post_form};
+use cluster_tests::probe::{freshest_record, version_id};
 use cluster_tests::{
-    AwsCli, Cluster, ClusterOptions, S3Target, expect_s3_error, http_client, random_bytes,
-    s3_failure, signed_request, unique_bucket,
+    AwsCli, Cluster, ClusterOptions, NodeProbe, S3Target, eventually, expect_s3_error, http_client,
+    new_bucket_retrying_503, random_bytes, s3_failure, signed_request,
 };
 use serde_json::json;
 
@@ -42,21 +40,7 @@ fn tagging(tags: &Tags) -> Tagging {
 
 /// Creates a bucket, retrying the 503 a cluster that just elected its first leader may give.
 async fn create_bucket(s3: &Client, prefix: &str) -> String {
-    let bucket = unique_bucket(prefix);
-    for attempt in 0.. {
-        match s3.create_bucket().bucket(&bucket).send().await {
-            Ok(_) => break,
-            Err(e) => {
-                let failure = s3_failure(&e);
-                assert!(
-                    failure.status == Some(503) && attempt < 20,
-                    "CreateBucket failed: {failure:?}"
-                );
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        }
-    }
-    bucket
+    new_bucket_retrying_503(s3, prefix, 20).await
 }
 
 async fn put(s3: &Client, bucket: &str, key: &str, body: &[u8], tagging: Option<&str>) {
@@ -120,60 +104,29 @@ async fn head_tag_count(c: &Cluster, bucket: &str, key: &str) -> Option<String> 
     resp.header("x-amz-tagging-count")
 }
 
-/// The node-side view of a key: every node's copy of its newest visible record.
+/// Node-side views of one bucket: a probe of each node and the bucket's id.
 struct Replicas {
-    peers: Peers,
-    addrs: Vec<String>,
+    probes: Vec<NodeProbe>,
     bucket_id: Vec<u8>,
 }
 
 impl Replicas {
     async fn of(c: &Cluster, bucket: &str) -> Self {
-        let peers = Peers::new(c.cluster_secret()).expect("peers");
-        let addrs: Vec<String> = (0..c.nodes.len()).map(|i| c.rpc(i)).collect();
-        let state = peers
-            .meta(&addrs[0])
-            .unwrap()
-            .read(MetaReadRequest {})
-            .await
-            .expect("read metadata")
-            .into_inner();
-        let meta: Metadata = serde_json::from_slice(&state.state).expect("metadata json");
-        let bucket_id = meta.bucket(bucket).expect("bucket").id.as_bytes().to_vec();
-        Self {
-            peers,
-            addrs,
-            bucket_id,
-        }
+        let probes = NodeProbe::each(c);
+        let bucket_id = probes[0].bucket_id(bucket).await;
+        Self { probes, bucket_id }
     }
 
-    /// Node `i`'s copy (None if it has none or is down).
+    /// Node `i`'s copy of its newest visible record (None if it has none or is down).
     async fn copy_on(&self, i: usize, key: &str) -> Option<pb::ObjectRecord> {
-        let req = GetRecordRequest {
-            bucket_id: self.bucket_id.clone(),
-            key: key.into(),
-            ..Default::default()
-        };
-        let mut client = self.peers.objects(&self.addrs[i]).ok()?;
-        client.get(req).await.ok()?.into_inner().record
+        let answer = self.probes[i].record(&self.bucket_id, key).await;
+        answer.ok().flatten()
     }
 
     /// The S3 version id of the key's newest version (the freshest copy any node has).
     async fn version_id(&self, key: &str) -> String {
-        let mut newest: Option<pb::ObjectRecord> = None;
-        for i in 0..self.addrs.len() {
-            if let Some(r) = self.copy_on(i, key).await
-                && newest
-                    .as_ref()
-                    .is_none_or(|n| record_freshness(n) < record_freshness(&r))
-            {
-                newest = Some(r);
-            }
-        }
-        let record = newest.expect("some node holds the key");
-        VersionKey::from_pb(record.version.as_ref().unwrap())
-            .unwrap()
-            .to_version_id()
+        let record = freshest_record(&self.probes, &self.bucket_id, key).await;
+        version_id(&record.expect("some node holds the key"))
     }
 }
 
@@ -323,20 +276,20 @@ async fn tagging_operations_limits_and_uploads() {
     expect_s3_error("malformed versionId", res, 400, Some("InvalidArgument"));
     put(&s3, &bucket, "k", b"second", None).await;
     // Every replica drops the overwritten version (the last one a moment after the quorum).
-    let started = Instant::now();
-    for i in 0..3 {
-        while replicas
-            .copy_on(i, "k")
-            .await
-            .is_none_or(|r| r.tags.contains_key("v"))
-        {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "node {i} kept the old version"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
+    eventually(
+        Duration::from_secs(30),
+        "every node drops the old version",
+        async || {
+            for i in 0..3 {
+                let copy = replicas.copy_on(i, "k").await;
+                if copy.is_none_or(|r| r.tags.contains_key("v")) {
+                    return false;
+                }
+            }
+            true
+        },
+    )
+    .await;
     let res = s3
         .get_object_tagging()
         .bucket(&bucket)
@@ -423,37 +376,12 @@ async fn tagging_operations_limits_and_uploads() {
         .await
         .unwrap();
     let id = upload.upload_id().unwrap();
-    let mut parts = Vec::new();
+    let mut etags = Vec::new();
     for (n, body) in [(1, random_bytes(5 * 1024 * 1024)), (2, random_bytes(1000))] {
-        let out = s3
-            .upload_part()
-            .bucket(&bucket)
-            .key("mpu")
-            .upload_id(id)
-            .part_number(n)
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .unwrap();
-        parts.push(
-            CompletedPart::builder()
-                .part_number(n)
-                .e_tag(out.e_tag().unwrap())
-                .build(),
-        );
+        etags.push((n, upload_part(&s3, &bucket, "mpu", id, n, &body).await));
     }
-    s3.complete_multipart_upload()
-        .bucket(&bucket)
-        .key("mpu")
-        .upload_id(id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(parts))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let parts: Vec<(i32, &str)> = etags.iter().map(|(n, e)| (*n, e.as_str())).collect();
+    complete(&s3, &bucket, "mpu", id, &parts).await.unwrap();
     assert_eq!(
         get_tags(&s3, &bucket, "mpu", None).await,
         tags(&[("n", "2"), ("part", "yes")])
@@ -525,44 +453,14 @@ async fn tagging_operations_limits_and_uploads() {
     expect_s3_error("after DeleteBucketTagging", res, 404, Some("NoSuchTagSet"));
 
     // Rights: reading tags takes read, editing them write, bucket tags owner.
-    let out = c.admin_ok(0, &["key", "create", "reader"]);
-    let field = |name: &str| {
-        out.lines()
-            .find_map(|l| l.trim().strip_prefix(name))
-            .map(|v| v.trim().to_string())
-            .unwrap_or_else(|| panic!("no {name} in:\n{out}"))
-    };
-    let reader = cluster_tests::s3_client(
-        &c.s3_url(),
-        &field("access_key_id="),
-        &field("secret_access_key="),
-    );
-    c.admin_ok(
-        0,
-        &[
-            "key",
-            "allow",
-            &field("access_key_id="),
-            "--bucket",
-            &bucket,
-            "--read",
-        ],
-    );
-    let started = Instant::now();
-    while reader
-        .get_object_tagging()
-        .bucket(&bucket)
-        .key("mpu")
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "--read not in effect"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let key = c.create_key(0, "reader");
+    let reader = c.client_for(&key);
+    c.admin_ok(0, &["key", "allow", &key.id, "--bucket", &bucket, "--read"]);
+    eventually(Duration::from_secs(10), "--read in effect", async || {
+        let res = reader.get_object_tagging().bucket(&bucket).key("mpu");
+        res.send().await.is_ok()
+    })
+    .await;
     let res = reader
         .put_object_tagging()
         .bucket(&bucket)
@@ -794,22 +692,16 @@ async fn overwrites_and_tag_edits_race_then_a_node_dies_and_returns() {
 
     // Back up: repair brings the node's copy up to the edit it missed.
     c.restart_node(down);
-    let started = Instant::now();
-    while replicas
-        .copy_on(down, key)
-        .await
-        .is_none_or(|r| r.tags != edited)
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the restarted node never got the tag edit"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    eprintln!(
-        "the restarted node got the missed tag edit after {:?}",
-        started.elapsed()
-    );
+    let took = eventually(
+        Duration::from_secs(60),
+        "the restarted node gets the tag edit",
+        async || {
+            let copy = replicas.copy_on(down, key).await;
+            copy.is_some_and(|r| r.tags == edited)
+        },
+    )
+    .await;
+    eprintln!("the restarted node got the missed tag edit after {took:?}");
     let body = format!("round-{ROUNDS}");
     assert_eq!(get_body(&s3, &bucket, key).await.0, body.as_bytes());
 }
