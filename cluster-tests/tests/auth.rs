@@ -2,33 +2,24 @@
 //! presigned URLs, per-bucket rights of a second key (via the admin CLI), unknown
 //! sub-resources.
 
-use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::presigning::{PresignedRequest, PresigningConfig};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use cluster_tests::{
-    KeyPair, RawResponse, S3Failure, Server, expect_s3_error, raw_request, s3_client, s3_failure,
-    sign_headers, unique_bucket,
+    KeyPair, RawResponse, S3Failure, Server, eventually, expect_s3_error, get_bytes, list_keys,
+    new_bucket, put_bytes, raw_request, s3_client, s3_failure, sign_headers, unique_bucket,
 };
 
 fn server() -> &'static Server {
-    static SERVER: OnceLock<Server> = OnceLock::new();
-    SERVER.get_or_init(Server::start)
+    Server::shared()
 }
 
-async fn bucket_with_object(s3: &Client, key: &str, body: &'static [u8]) -> String {
-    let bucket = unique_bucket("auth");
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    s3.put_object()
-        .bucket(&bucket)
-        .key(key)
-        .body(ByteStream::from_static(body))
-        .send()
-        .await
-        .unwrap();
+async fn bucket_with_object(s3: &Client, key: &str, body: &[u8]) -> String {
+    let bucket = new_bucket(s3, "auth").await;
+    put_bytes(s3, &bucket, key, body).await;
     bucket
 }
 
@@ -120,18 +111,7 @@ async fn anonymous_requests_are_denied() {
         resp.expect(&format!("anonymous {method} {path}"), 403, code);
     }
     // Nothing changed.
-    let got = server
-        .client()
-        .get_object()
-        .bucket(&bucket)
-        .key("k")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        got.body.collect().await.unwrap().into_bytes().as_ref(),
-        b"data"
-    );
+    assert_eq!(get_bytes(&server.client(), &bucket, "k").await, b"data");
 }
 
 async fn send_presigned(req: &PresignedRequest, body: Vec<u8>) -> RawResponse {
@@ -166,15 +146,8 @@ async fn presigned_urls() {
         .unwrap();
     let resp = send_presigned(&put, b"uploaded through a presigned URL".to_vec()).await;
     resp.expect("presigned PUT", 200, None);
-    let got = s3
-        .get_object()
-        .bucket(&bucket)
-        .key("presigned put")
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        got.body.collect().await.unwrap().into_bytes().as_ref(),
+        get_bytes(&s3, &bucket, "presigned put").await,
         b"uploaded through a presigned URL"
     );
 
@@ -241,13 +214,7 @@ async fn run_ops(
     let victim = format!("victim-{tag}");
     let victim2 = format!("victim2-{tag}");
     for k in [&victim, &victim2] {
-        root.put_object()
-            .bucket(bucket)
-            .key(k)
-            .body(ByteStream::from_static(b"v"))
-            .send()
-            .await
-            .unwrap();
+        put_bytes(root, bucket, k, b"v").await;
     }
     let mut out = Vec::new();
     out.push((
@@ -384,19 +351,14 @@ fn assert_denied(ops: &[(&str, Result<(), S3Failure>)], names: &[&str], phase: &
 }
 
 /// Rights changes go through Raft and a watch stream: give them a few seconds to apply.
-async fn eventually<F, Fut>(what: &str, mut probe: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !probe().await {
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not in effect after 10 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+async fn in_effect(what: &str, probe: impl AsyncFnMut() -> bool) {
+    eventually(Duration::from_secs(10), what, probe).await;
+}
+
+/// Whether `s3` may write to `bucket` (a PUT of `probe`).
+async fn may_write(s3: &Client, bucket: &str) -> bool {
+    let put = s3.put_object().bucket(bucket).key("probe");
+    put.body(ByteStream::from_static(b"p")).send().await.is_ok()
 }
 
 #[tokio::test]
@@ -438,7 +400,7 @@ async fn per_bucket_rights_of_a_second_key() {
 
     // 2. Read only.
     server.admin_ok(&["key", "allow", &key.id, "--bucket", &bucket, "--read"]);
-    eventually("--read", || async {
+    in_effect("--read", async || {
         other.list_objects_v2().bucket(&bucket).send().await.is_ok()
     })
     .await;
@@ -450,28 +412,11 @@ async fn per_bucket_rights_of_a_second_key() {
     server.admin_ok(&[
         "key", "allow", &key.id, "--bucket", &bucket, "--read", "--write",
     ]);
-    eventually("--write", || async {
-        other
-            .put_object()
-            .bucket(&bucket)
-            .key("probe")
-            .body(ByteStream::from_static(b"p"))
-            .send()
-            .await
-            .is_ok()
-    })
-    .await;
+    in_effect("--write", async || may_write(&other, &bucket).await).await;
     let ops = run_ops(&other, &root, &bucket, "readwrite").await;
     assert_allowed(&ops, &all, "read+write");
-    let got = other
-        .get_object()
-        .bucket(&bucket)
-        .key("existing")
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        got.body.collect().await.unwrap().into_bytes().as_ref(),
+        get_bytes(&other, &bucket, "existing").await,
         b"existing body"
     );
     let listed = other.list_buckets().send().await.unwrap();
@@ -492,17 +437,7 @@ async fn per_bucket_rights_of_a_second_key() {
 
     // 4. Write revoked again.
     server.admin_ok(&["key", "deny", &key.id, "--bucket", &bucket, "--write"]);
-    eventually("deny --write", || async {
-        other
-            .put_object()
-            .bucket(&bucket)
-            .key("probe")
-            .body(ByteStream::from_static(b"p"))
-            .send()
-            .await
-            .is_err()
-    })
-    .await;
+    in_effect("deny --write", async || !may_write(&other, &bucket).await).await;
     let ops = run_ops(&other, &root, &bucket, "revoked").await;
     assert_allowed(&ops, &READS, "write revoked");
     assert_denied(&ops, &WRITES, "write revoked");
@@ -510,18 +445,11 @@ async fn per_bucket_rights_of_a_second_key() {
     // 5. The create-bucket right; the creator owns its bucket.
     server.admin_ok(&["key", "allow", &key.id, "--create-bucket"]);
     let own = unique_bucket("own");
-    eventually("--create-bucket", || async {
+    in_effect("--create-bucket", async || {
         other.create_bucket().bucket(&own).send().await.is_ok()
     })
     .await;
-    other
-        .put_object()
-        .bucket(&own)
-        .key("mine")
-        .body(ByteStream::from_static(b"m"))
-        .send()
-        .await
-        .unwrap();
+    put_bytes(&other, &own, "mine", b"m").await;
     other
         .delete_object()
         .bucket(&own)
@@ -533,36 +461,14 @@ async fn per_bucket_rights_of_a_second_key() {
 
     // 6. The owner right on the first bucket: bucket-level operations.
     server.admin_ok(&["key", "allow", &key.id, "--bucket", &bucket, "--owner"]);
-    eventually("--owner", || async {
-        other
-            .get_bucket_location()
-            .bucket(&bucket)
-            .send()
-            .await
-            .is_ok()
+    in_effect("--owner", async || {
+        let location = other.get_bucket_location().bucket(&bucket);
+        location.send().await.is_ok()
     })
     .await;
-    let mut token = None;
-    loop {
-        let page = root
-            .list_objects_v2()
-            .bucket(&bucket)
-            .set_continuation_token(token)
-            .send()
-            .await
-            .unwrap();
-        for o in page.contents() {
-            root.delete_object()
-                .bucket(&bucket)
-                .key(o.key().unwrap())
-                .send()
-                .await
-                .unwrap();
-        }
-        token = page.next_continuation_token().map(str::to_string);
-        if token.is_none() {
-            break;
-        }
+    for key in list_keys(&root, &bucket).await {
+        let delete = root.delete_object().bucket(&bucket).key(key);
+        delete.send().await.unwrap();
     }
     other.delete_bucket().bucket(&bucket).send().await.unwrap();
     expect_s3_error(
@@ -598,7 +504,7 @@ async fn admin_cli_keys_and_buckets() {
     );
     server.admin_ok(&["key", "allow", &key.id, "--bucket", &bucket, "--read"]);
     let s3 = server.client_for(&key);
-    eventually("key sees the CLI bucket", || async {
+    in_effect("key sees the CLI bucket", async || {
         s3.list_objects_v2().bucket(&bucket).send().await.is_ok()
     })
     .await;
@@ -608,7 +514,7 @@ async fn admin_cli_keys_and_buckets() {
 
     // Deleting the key locks it out.
     server.admin_ok(&["key", "delete", &key.id]);
-    eventually("deleted key rejected", || async {
+    in_effect("deleted key rejected", async || {
         match s3.list_objects_v2().bucket(&bucket).send().await {
             Err(e) => s3_failure(&e).code.as_deref() == Some("InvalidAccessKeyId"),
             Ok(_) => false,
@@ -624,7 +530,7 @@ async fn admin_cli_keys_and_buckets() {
         !list.contains(&bucket),
         "deleted bucket still listed:\n{list}"
     );
-    eventually("bucket deleted", || async {
+    in_effect("bucket deleted", async || {
         server
             .client()
             .head_bucket()
@@ -906,14 +812,7 @@ async fn bad_chunk_signature_leaves_nothing_visible() {
         .await
         .expect("aws-chunked PUT, every chunk signed", 200, None);
     let whole = chunks.concat();
-    let got = s3
-        .get_object()
-        .bucket(&bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap();
-    let got = got.body.collect().await.unwrap().into_bytes();
+    let got = get_bytes(&s3, &bucket, key).await;
     assert!(got == whole, "the chunked body round-trips");
 
     // A bad overwrite leaves the previous version in place.
@@ -921,14 +820,7 @@ async fn bad_chunk_signature_leaves_nothing_visible() {
     put_signed_chunks(server, &bucket, key, &other, Some(2))
         .await
         .expect("bad chunked overwrite", 403, Some("SignatureDoesNotMatch"));
-    let got = s3
-        .get_object()
-        .bucket(&bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap();
-    let got = got.body.collect().await.unwrap().into_bytes();
+    let got = get_bytes(&s3, &bucket, key).await;
     assert!(got == whole, "the refused overwrite changed nothing");
 }
 

@@ -3,43 +3,27 @@
 //! IsTruncated, KeyCount.
 
 use std::collections::BTreeSet;
-use std::sync::OnceLock;
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::EncodingType;
-use cluster_tests::{Server, expect_s3_error, quoted_md5, unique_bucket};
+use cluster_tests::{
+    Server, expect_s3_error, new_bucket, object_keys, prefix_names, put_bytes, quoted_md5,
+    unique_bucket,
+};
 use futures::StreamExt;
 
 fn server() -> &'static Server {
-    static SERVER: OnceLock<Server> = OnceLock::new();
-    SERVER.get_or_init(Server::start)
+    Server::shared()
 }
 
 /// Creates a bucket holding `keys` (body = the key itself), 32 PUTs in flight.
 async fn bucket_with(s3: &Client, prefix: &str, keys: &[String]) -> String {
-    let bucket = unique_bucket(prefix);
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    let results: Vec<_> = futures::stream::iter(keys.iter().cloned())
-        .map(|key| {
-            let s3 = s3.clone();
-            let bucket = bucket.clone();
-            async move {
-                s3.put_object()
-                    .bucket(&bucket)
-                    .key(&key)
-                    .body(ByteStream::from(key.clone().into_bytes()))
-                    .send()
-                    .await
-                    .map_err(|e| format!("PUT {key:?}: {e:?}"))
-            }
+    let bucket = new_bucket(s3, prefix).await;
+    futures::stream::iter(keys)
+        .for_each_concurrent(32, async |key| {
+            put_bytes(s3, &bucket, key, key.as_bytes()).await;
         })
-        .buffer_unordered(32)
-        .collect()
         .await;
-    for r in results {
-        r.unwrap();
-    }
     bucket
 }
 
@@ -100,7 +84,7 @@ async fn v2_pages_through_2500_keys() {
         );
         assert_eq!(page.max_keys(), Some(700));
         assert_eq!(page.continuation_token(), token.as_deref());
-        got.extend(page.contents().iter().map(|o| o.key().unwrap().to_string()));
+        got.extend(object_keys(page.contents()));
         if page.is_truncated() == Some(true) {
             token = Some(
                 page.next_continuation_token()
@@ -130,7 +114,7 @@ async fn v2_pages_through_2500_keys() {
             .send()
             .await
             .unwrap();
-        got.extend(page.contents().iter().map(|o| o.key().unwrap().to_string()));
+        got.extend(object_keys(page.contents()));
         match page.next_continuation_token() {
             Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_string()),
             _ => break,
@@ -151,11 +135,7 @@ async fn v2_pages_through_2500_keys() {
         .iter()
         .filter(|k| k.starts_with("a/") && k.as_str() > "a/05000x")
         .collect();
-    let got: Vec<String> = page
-        .contents()
-        .iter()
-        .map(|o| o.key().unwrap().to_string())
-        .collect();
+    let got = object_keys(page.contents());
     assert_eq!(got.iter().collect::<Vec<_>>(), expect);
     assert_eq!(page.is_truncated(), Some(false));
 }
@@ -179,7 +159,7 @@ async fn v1_pages_through_2500_keys() {
             .unwrap();
         pages.push(page.contents().len());
         assert_eq!(page.marker().unwrap_or(""), marker.as_deref().unwrap_or(""));
-        got.extend(page.contents().iter().map(|o| o.key().unwrap().to_string()));
+        got.extend(object_keys(page.contents()));
         if page.is_truncated() == Some(true) {
             // Without a delimiter NextMarker is optional; the last key is the next marker.
             let next = page
@@ -231,16 +211,8 @@ async fn list_v2(s3: &Client, bucket: &str, prefix: Option<&str>, delim: Option<
         .await
         .unwrap();
     Listing {
-        keys: out
-            .contents()
-            .iter()
-            .map(|o| o.key().unwrap().to_string())
-            .collect(),
-        prefixes: out
-            .common_prefixes()
-            .iter()
-            .map(|p| p.prefix().unwrap().to_string())
-            .collect(),
+        keys: object_keys(out.contents()),
+        prefixes: prefix_names(out.common_prefixes()),
         key_count: out.key_count(),
         truncated: out.is_truncated(),
     }
@@ -256,16 +228,8 @@ async fn list_v1(s3: &Client, bucket: &str, prefix: Option<&str>, delim: Option<
         .await
         .unwrap();
     Listing {
-        keys: out
-            .contents()
-            .iter()
-            .map(|o| o.key().unwrap().to_string())
-            .collect(),
-        prefixes: out
-            .common_prefixes()
-            .iter()
-            .map(|p| p.prefix().unwrap().to_string())
-            .collect(),
+        keys: object_keys(out.contents()),
+        prefixes: prefix_names(out.common_prefixes()),
         key_count: None,
         truncated: out.is_truncated(),
     }
@@ -404,16 +368,8 @@ async fn delimiter_paging() {
         let n = page.contents().len() + page.common_prefixes().len();
         assert!(n <= 7, "page {pages} has {n} entries");
         assert_eq!(page.key_count(), Some(n as i32), "KeyCount of page {pages}");
-        let mut page_entries: Vec<String> = page
-            .contents()
-            .iter()
-            .map(|o| o.key().unwrap().to_string())
-            .chain(
-                page.common_prefixes()
-                    .iter()
-                    .map(|p| p.prefix().unwrap().to_string()),
-            )
-            .collect();
+        let mut page_entries = object_keys(page.contents());
+        page_entries.extend(prefix_names(page.common_prefixes()));
         page_entries.sort();
         got.extend(page_entries);
         if page.is_truncated() == Some(true) {
@@ -441,16 +397,8 @@ async fn delimiter_paging() {
             .send()
             .await
             .unwrap();
-        let mut page_entries: Vec<String> = page
-            .contents()
-            .iter()
-            .map(|o| o.key().unwrap().to_string())
-            .chain(
-                page.common_prefixes()
-                    .iter()
-                    .map(|p| p.prefix().unwrap().to_string()),
-            )
-            .collect();
+        let mut page_entries = object_keys(page.contents());
+        page_entries.extend(prefix_names(page.common_prefixes()));
         page_entries.sort();
         assert!(page_entries.len() <= 7);
         let last = page_entries.last().cloned();
