@@ -47,13 +47,12 @@ pub fn index_document(suffix: &str) -> IndexDocument {
 
 /// PutBucketWebsite with only an index document `suffix`.
 pub async fn put_website_index(s3: &Client, bucket: &str, suffix: &str) {
+    let config = WebsiteConfiguration::builder()
+        .index_document(index_document(suffix))
+        .build();
     s3.put_bucket_website()
         .bucket(bucket)
-        .website_configuration(
-            WebsiteConfiguration::builder()
-                .index_document(index_document(suffix))
-                .build(),
-        )
+        .website_configuration(config)
         .send()
         .await
         .unwrap_or_else(|e| panic!("PutBucketWebsite {bucket}: {e:?}"));

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use aws_sdk_s3::Client;
+use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::operation::put_object::PutObjectOutput;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CommonPrefix, Object};
@@ -61,19 +62,20 @@ pub async fn put_checked(s3: &Client, bucket: &str, key: &str, data: &[u8]) {
     assert_eq!(out.e_tag(), Some(quoted_md5(data).as_str()), "PUT {key}");
 }
 
-/// The whole body of a GET.
-pub async fn get_bytes(s3: &Client, bucket: &str, key: &str) -> Vec<u8> {
-    let out = s3
-        .get_object()
+/// A GET of `key`: its headers, and its body still to be read.
+pub async fn get_object(s3: &Client, bucket: &str, key: &str) -> GetObjectOutput {
+    s3.get_object()
         .bucket(bucket)
         .key(key)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("GetObject {bucket}/{key}: {e:?}"));
-    out.body
-        .collect()
-        .await
-        .unwrap_or_else(|e| panic!("body of GetObject {bucket}/{key}: {e:?}"))
+        .unwrap_or_else(|e| panic!("GetObject {bucket}/{key}: {e:?}"))
+}
+
+/// The whole body of a GET.
+pub async fn get_bytes(s3: &Client, bucket: &str, key: &str) -> Vec<u8> {
+    let body = get_object(s3, bucket, key).await.body.collect().await;
+    body.unwrap_or_else(|e| panic!("body of GetObject {bucket}/{key}: {e:?}"))
         .to_vec()
 }
 

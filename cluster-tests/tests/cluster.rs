@@ -5,39 +5,11 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
+use cluster_tests::multipart::{complete, create_upload, upload_part};
 use cluster_tests::{
-    Cluster, ClusterOptions, put_checked, quoted_md5, random_bytes, status_row, unique_bucket,
-    wait_until,
+    Cluster, ClusterOptions, eventually, get_bytes, list_keys, new_bucket, put_checked, quoted_md5,
+    random_bytes, status_row, unique_bucket, wait_until,
 };
-
-async fn get(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
-    let out = s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {key}: {e:?}"));
-    out.body
-        .collect()
-        .await
-        .expect("body")
-        .into_bytes()
-        .to_vec()
-}
-
-async fn list(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
-    let out = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("LIST {bucket}: {e:?}"));
-    out.contents()
-        .iter()
-        .filter_map(|o| o.key().map(str::to_string))
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_survive_a_lost_node_a_restart_and_a_leader_failover() {
@@ -50,8 +22,7 @@ async fn three_nodes_survive_a_lost_node_a_restart_and_a_leader_failover() {
         );
     }
     let s3 = c.client();
-    let bucket = unique_bucket("quorum");
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let bucket = new_bucket(&s3, "quorum").await;
     let small = random_bytes(300);
     let large = random_bytes(3 * 1024 * 1024 + 5);
     put_checked(&s3, &bucket, "small", &small).await;
@@ -62,14 +33,14 @@ async fn three_nodes_survive_a_lost_node_a_restart_and_a_leader_failover() {
     let victim = (leader + 1) % 3;
     let victim_id = c.node_id(victim);
     c.nodes[victim].kill_9();
-    assert_eq!(get(&s3, &bucket, "small").await, small);
-    assert_eq!(get(&s3, &bucket, "large").await, large);
+    assert_eq!(get_bytes(&s3, &bucket, "small").await, small);
+    assert_eq!(get_bytes(&s3, &bucket, "large").await, large);
     let small2 = random_bytes(100);
     let large2 = random_bytes(2 * 1024 * 1024 + 7);
     put_checked(&s3, &bucket, "small2", &small2).await;
     put_checked(&s3, &bucket, "large2", &large2).await;
     assert_eq!(
-        list(&s3, &bucket).await,
+        list_keys(&s3, &bucket).await,
         ["large", "large2", "small", "small2"]
     );
 
@@ -108,11 +79,11 @@ async fn three_nodes_survive_a_lost_node_a_restart_and_a_leader_failover() {
     );
     let survivor = (0..3).find(|i| *i != leader).expect("survivor");
     assert!(c.leader(survivor).is_some_and(|l| l != leader));
-    assert_eq!(get(&s3, &bucket, "small2").await, small2);
-    assert_eq!(get(&s3, &bucket, "large2").await, large2);
-    assert_eq!(get(&s3, &bucket, "large").await, large);
+    assert_eq!(get_bytes(&s3, &bucket, "small2").await, small2);
+    assert_eq!(get_bytes(&s3, &bucket, "large2").await, large2);
+    assert_eq!(get_bytes(&s3, &bucket, "large").await, large);
     assert_eq!(
-        list(&s3, &bucket).await,
+        list_keys(&s3, &bucket).await,
         ["large", "large2", "small", "small2"]
     );
 }
@@ -164,8 +135,7 @@ async fn nodes_join_with_the_secret_only_and_dead_voters_are_replaced() {
         out.stderr
     );
     let s3 = c.client();
-    let bucket = unique_bucket("layout");
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let bucket = new_bucket(&s3, "layout").await;
     put_checked(&s3, &bucket, "k", b"data").await;
     // With data, a ring change is a transition: the older layout stays active until every
     // node of the new one holds its share.
@@ -180,7 +150,7 @@ async fn nodes_join_with_the_secret_only_and_dead_voters_are_replaced() {
         show.starts_with("layout version 3, replication 3, 3 node(s)"),
         "{show}"
     );
-    assert_eq!(get(&s3, &bucket, "k").await, b"data");
+    assert_eq!(get_bytes(&s3, &bucket, "k").await, b"data");
 
     // A voter that stays down is replaced by the healthy learner.
     let leader = c.leader(0).expect("a leader");
@@ -195,9 +165,8 @@ async fn nodes_join_with_the_secret_only_and_dead_voters_are_replaced() {
         },
     );
     eprintln!("voter replaced {took:?} after the kill");
-    let fresh = unique_bucket("after");
-    s3.create_bucket().bucket(&fresh).send().await.unwrap();
-    assert_eq!(get(&s3, &bucket, "k").await, b"data");
+    new_bucket(&s3, "after").await;
+    assert_eq!(get_bytes(&s3, &bucket, "k").await, b"data");
 }
 
 /// Outcome of a conditional PUT: Ok(ETag) or the HTTP status (and S3 code) it failed with.
@@ -260,7 +229,7 @@ async fn conditional_writes_race_through_two_gateways() {
         );
         let w = one_winner(&format!("round {round} create"), [&a, &b]);
         creates[w] += 1;
-        assert_eq!(get(&gateways[1 - w], &bucket, &key).await, bodies[w]);
+        assert_eq!(get_bytes(&gateways[1 - w], &bucket, &key).await, bodies[w]);
         let etag = quoted_md5(&bodies[w]);
 
         let next = [random_bytes(size), random_bytes(size)];
@@ -270,7 +239,7 @@ async fn conditional_writes_race_through_two_gateways() {
         );
         let w = one_winner(&format!("round {round} If-Match"), [&a, &b]);
         updates[w] += 1;
-        assert_eq!(get(&gateways[w], &bucket, &key).await, next[w]);
+        assert_eq!(get_bytes(&gateways[w], &bucket, &key).await, next[w]);
         // A stale ETag is refused, the current one accepted.
         let stale = conditional_put(
             &gateways[round % 2],
@@ -292,7 +261,7 @@ async fn conditional_writes_race_through_two_gateways() {
 /// The foundation's S3 operations through one gateway of a 3-node cluster, each checked
 /// through the other where it reads back.
 async fn every_operation(via: &aws_sdk_s3::Client, check: &aws_sdk_s3::Client, bucket: &str) {
-    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
+    use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 
     via.create_bucket().bucket(bucket).send().await.unwrap();
     check.head_bucket().bucket(bucket).send().await.unwrap();
@@ -335,65 +304,27 @@ async fn every_operation(via: &aws_sdk_s3::Client, check: &aws_sdk_s3::Client, b
         .send()
         .await
         .unwrap();
-    assert_eq!(get(check, bucket, "copy").await, large);
+    assert_eq!(get_bytes(check, bucket, "copy").await, large);
 
-    let up = via
-        .create_multipart_upload()
-        .bucket(bucket)
-        .key("multi")
-        .send()
-        .await
-        .unwrap();
-    let id = up.upload_id().unwrap();
+    let id = create_upload(via, bucket, "multi").await;
     let (p1, p2) = (random_bytes(5 << 20), random_bytes(1000));
-    let mut parts = Vec::new();
+    let mut etags = Vec::new();
     for (n, data) in [(1, &p1), (2, &p2)] {
-        let out = via
-            .upload_part()
-            .bucket(bucket)
-            .key("multi")
-            .upload_id(id)
-            .part_number(n)
-            .body(ByteStream::from(data.clone()))
-            .send()
-            .await
-            .unwrap();
-        parts.push(
-            CompletedPart::builder()
-                .part_number(n)
-                .set_e_tag(out.e_tag().map(str::to_string))
-                .build(),
-        );
+        etags.push((n, upload_part(via, bucket, "multi", &id, n, data).await));
     }
     let listed = check
         .list_parts()
         .bucket(bucket)
         .key("multi")
-        .upload_id(id)
+        .upload_id(&id)
         .send()
         .await
         .unwrap();
     assert_eq!(listed.parts().len(), 2);
-    via.complete_multipart_upload()
-        .bucket(bucket)
-        .key("multi")
-        .upload_id(id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(parts))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(get(check, bucket, "multi").await, [p1, p2].concat());
-    let abandoned = via
-        .create_multipart_upload()
-        .bucket(bucket)
-        .key("abandoned")
-        .send()
-        .await
-        .unwrap();
+    let parts: Vec<(i32, &str)> = etags.iter().map(|(n, e)| (*n, e.as_str())).collect();
+    complete(via, bucket, "multi", &id, &parts).await.unwrap();
+    assert_eq!(get_bytes(check, bucket, "multi").await, [p1, p2].concat());
+    let abandoned = create_upload(via, bucket, "abandoned").await;
     let uploads = check
         .list_multipart_uploads()
         .bucket(bucket)
@@ -404,13 +335,13 @@ async fn every_operation(via: &aws_sdk_s3::Client, check: &aws_sdk_s3::Client, b
     via.abort_multipart_upload()
         .bucket(bucket)
         .key("abandoned")
-        .upload_id(abandoned.upload_id().unwrap())
+        .upload_id(abandoned)
         .send()
         .await
         .unwrap();
 
     assert_eq!(
-        list(check, bucket).await,
+        list_keys(check, bucket).await,
         ["copy", "dir/large", "dir/small", "multi"]
     );
     let v1 = check
@@ -441,18 +372,16 @@ async fn every_operation(via: &aws_sdk_s3::Client, check: &aws_sdk_s3::Client, b
         .await
         .unwrap();
     assert_eq!(out.deleted().len(), 3);
-    assert!(list(check, bucket).await.is_empty());
+    assert!(list_keys(check, bucket).await.is_empty());
     via.delete_bucket().bucket(bucket).send().await.unwrap();
     // The other gateway learns of the delete through its metadata stream (bucket deletion
     // is eventually consistent in S3 too): gone there within moments.
-    let deleted = Instant::now();
-    while check.head_bucket().bucket(bucket).send().await.is_ok() {
-        assert!(
-            deleted.elapsed() < Duration::from_secs(5),
-            "{bucket} still there through the other gateway"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        Duration::from_secs(5),
+        &format!("{bucket} gone through the other gateway"),
+        async || check.head_bucket().bucket(bucket).send().await.is_err(),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
