@@ -1,14 +1,10 @@
 //! Bucket operations: ListBuckets, CreateBucket (valid, invalid, repeated), HeadBucket,
 //! GetBucketLocation, DeleteBucket.
 
-use std::sync::OnceLock;
-
-use aws_sdk_s3::primitives::ByteStream;
-use cluster_tests::{Server, expect_s3_error, unique_bucket};
+use cluster_tests::{Server, expect_s3_error, new_bucket, put_bytes, unique_bucket};
 
 fn server() -> &'static Server {
-    static SERVER: OnceLock<Server> = OnceLock::new();
-    SERVER.get_or_init(Server::start)
+    Server::shared()
 }
 
 #[tokio::test]
@@ -105,12 +101,10 @@ async fn invalid_bucket_names() {
 #[tokio::test]
 async fn head_missing_bucket_is_404() {
     let s3 = server().client();
+    let missing = unique_bucket("missing");
     expect_s3_error(
         "HeadBucket missing",
-        s3.head_bucket()
-            .bucket(unique_bucket("missing"))
-            .send()
-            .await,
+        s3.head_bucket().bucket(&missing).send().await,
         404,
         None,
     );
@@ -119,8 +113,7 @@ async fn head_missing_bucket_is_404() {
 #[tokio::test]
 async fn get_bucket_location() {
     let s3 = server().client();
-    let bucket = unique_bucket("location");
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let bucket = new_bucket(&s3, "location").await;
     let out = s3
         .get_bucket_location()
         .bucket(&bucket)
@@ -133,12 +126,10 @@ async fn get_bucket_location() {
         loc.is_empty() || loc == "us-east-1",
         "unexpected LocationConstraint {loc:?}"
     );
+    let missing = unique_bucket("missing");
     expect_s3_error(
         "GetBucketLocation missing",
-        s3.get_bucket_location()
-            .bucket(unique_bucket("missing"))
-            .send()
-            .await,
+        s3.get_bucket_location().bucket(&missing).send().await,
         404,
         Some("NoSuchBucket"),
     );
@@ -147,25 +138,16 @@ async fn get_bucket_location() {
 #[tokio::test]
 async fn delete_bucket_errors() {
     let s3 = server().client();
+    let missing = unique_bucket("missing");
     expect_s3_error(
         "DeleteBucket missing",
-        s3.delete_bucket()
-            .bucket(unique_bucket("missing"))
-            .send()
-            .await,
+        s3.delete_bucket().bucket(&missing).send().await,
         404,
         Some("NoSuchBucket"),
     );
 
-    let bucket = unique_bucket("notempty");
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    s3.put_object()
-        .bucket(&bucket)
-        .key("k")
-        .body(ByteStream::from_static(b"x"))
-        .send()
-        .await
-        .unwrap();
+    let bucket = new_bucket(&s3, "notempty").await;
+    put_bytes(&s3, &bucket, "k", b"x").await;
     expect_s3_error(
         "DeleteBucket non-empty",
         s3.delete_bucket().bucket(&bucket).send().await,

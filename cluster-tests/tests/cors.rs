@@ -2,67 +2,35 @@
 //! Content-MD5), preflight `OPTIONS` allowed and refused, and the `Access-Control-*` headers
 //! of ordinary responses and errors, on the S3 and the website endpoint.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{
-    CorsConfiguration, CorsRule, ErrorDocument, IndexDocument, WebsiteConfiguration,
+use aws_sdk_s3::types::{ErrorDocument, WebsiteConfiguration};
+use cluster_tests::bucket_config::{
+    cors_config as config, cors_rule as rule, index_document, put_cors,
 };
 use cluster_tests::data::content_md5;
-use cluster_tests::{RawResponse, Server, expect_s3_error, raw_request, unique_bucket};
+use cluster_tests::{
+    RawResponse, Server, expect_s3_error, new_bucket, put_bytes, raw_request, unique_bucket,
+};
 
 const SITE: &str = "https://site.example";
 
 fn server() -> &'static Server {
-    static SERVER: OnceLock<Server> = OnceLock::new();
-    SERVER.get_or_init(Server::start)
-}
-
-fn rule(origins: &[&str], methods: &[&str], headers: &[&str]) -> CorsRule {
-    let mut b = CorsRule::builder();
-    for o in origins {
-        b = b.allowed_origins(*o);
-    }
-    for m in methods {
-        b = b.allowed_methods(*m);
-    }
-    for h in headers {
-        b = b.allowed_headers(*h);
-    }
-    b.build().unwrap()
-}
-
-fn config(rules: Vec<CorsRule>) -> CorsConfiguration {
-    CorsConfiguration::builder()
-        .set_cors_rules(Some(rules))
-        .build()
-        .unwrap()
+    Server::shared()
 }
 
 /// A bucket with an object `k`, the `SITE` rule (PUT/GET, any header, exposing ETag) and a
 /// `*` rule for GET.
 async fn cors_bucket(s3: &Client) -> String {
-    let bucket = unique_bucket("cors");
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    s3.put_object()
-        .bucket(&bucket)
-        .key("k")
-        .body(ByteStream::from_static(b"cors body"))
-        .send()
-        .await
-        .unwrap();
+    let bucket = new_bucket(s3, "cors").await;
+    put_bytes(s3, &bucket, "k", b"cors body").await;
     let mut site = rule(&[SITE], &["PUT", "GET"], &["*"]);
     site.expose_headers = Some(vec!["ETag".into()]);
     site.max_age_seconds = Some(600);
-    s3.put_bucket_cors()
-        .bucket(&bucket)
-        .cors_configuration(config(vec![site, rule(&["*"], &["GET"], &[])]))
-        .send()
-        .await
-        .unwrap();
+    put_cors(s3, &bucket, vec![site, rule(&["*"], &["GET"], &[])]).await;
     bucket
 }
 
@@ -74,8 +42,7 @@ fn header(resp: &RawResponse, name: &str) -> Option<String> {
 async fn cors_configuration_round_trip_and_validation() {
     let server = server();
     let s3 = server.client();
-    let bucket = unique_bucket("corscfg");
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let bucket = new_bucket(&s3, "corscfg").await;
     expect_s3_error(
         "GetBucketCors before any configuration",
         s3.get_bucket_cors().bucket(&bucket).send().await,
@@ -88,12 +55,7 @@ async fn cors_configuration_round_trip_and_validation() {
     first.expose_headers = Some(vec!["ETag".into(), "x-amz-request-id".into()]);
     first.max_age_seconds = Some(3000);
     let second = rule(&["*"], &["PUT", "POST", "DELETE"], &[]);
-    s3.put_bucket_cors()
-        .bucket(&bucket)
-        .cors_configuration(config(vec![first.clone(), second.clone()]))
-        .send()
-        .await
-        .unwrap();
+    put_cors(&s3, &bucket, vec![first.clone(), second.clone()]).await;
     let got = s3.get_bucket_cors().bucket(&bucket).send().await.unwrap();
     assert_eq!(got.cors_rules(), &[first, second]);
 
@@ -318,8 +280,7 @@ async fn preflight_allowed_and_refused() {
         .await
         .expect("preflight without Access-Control-Request-Method", 400, None);
 
-    let plain = unique_bucket("nocors");
-    s3.create_bucket().bucket(&plain).send().await.unwrap();
+    let plain = new_bucket(&s3, "nocors").await;
     options(
         format!("/{plain}/k"),
         vec![("origin", SITE), ("access-control-request-method", "GET")],
@@ -433,12 +394,7 @@ async fn website_endpoint_answers_cors() {
         .bucket(&bucket)
         .website_configuration(
             WebsiteConfiguration::builder()
-                .index_document(
-                    IndexDocument::builder()
-                        .suffix("index.html")
-                        .build()
-                        .unwrap(),
-                )
+                .index_document(index_document("index.html"))
                 .error_document(ErrorDocument::builder().key("404.html").build().unwrap())
                 .build(),
         )

@@ -1,45 +1,28 @@
 //! DeleteObjects: multi-key delete (verbose and quiet), absent keys, 1000-key limit, malformed
 //! XML.
 
-use std::sync::OnceLock;
-
 use aws_sdk_s3::Client;
-use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use cluster_tests::data::content_md5;
-use cluster_tests::{Server, expect_s3_error, unique_bucket};
+use cluster_tests::{
+    RawResponse, Server, expect_no_such_key, expect_s3_error, get_bytes, list_keys, new_bucket,
+    put_bytes,
+};
 use futures::StreamExt;
 
 fn server() -> &'static Server {
-    static SERVER: OnceLock<Server> = OnceLock::new();
-    SERVER.get_or_init(Server::start)
+    Server::shared()
 }
 
 async fn bucket_with(s3: &Client, keys: &[String]) -> String {
-    let bucket = unique_bucket("delobjs");
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    let results: Vec<_> = futures::stream::iter(keys.iter().cloned().enumerate())
-        .map(|(i, key)| {
-            let s3 = s3.clone();
-            let bucket = bucket.clone();
+    let bucket = new_bucket(s3, "delobjs").await;
+    futures::stream::iter(keys.iter().enumerate())
+        .for_each_concurrent(32, async |(i, key)| {
             // Every 10th object is large enough to live in blocks.
             let size = if i % 10 == 0 { 64 * 1024 } else { 16 };
-            async move {
-                s3.put_object()
-                    .bucket(&bucket)
-                    .key(&key)
-                    .body(ByteStream::from(vec![b'x'; size]))
-                    .send()
-                    .await
-                    .map_err(|e| format!("PUT {key:?}: {e:?}"))
-            }
+            put_bytes(s3, &bucket, key, &vec![b'x'; size]).await;
         })
-        .buffer_unordered(32)
-        .collect()
         .await;
-    for r in results {
-        r.unwrap();
-    }
     bucket
 }
 
@@ -55,23 +38,12 @@ fn delete_of(keys: &[String], quiet: bool) -> Delete {
         .unwrap()
 }
 
-async fn all_keys(s3: &Client, bucket: &str) -> Vec<String> {
-    let mut keys = Vec::new();
-    let mut token = None;
-    loop {
-        let page = s3
-            .list_objects_v2()
-            .bucket(bucket)
-            .set_continuation_token(token)
-            .send()
-            .await
-            .unwrap();
-        keys.extend(page.contents().iter().map(|o| o.key().unwrap().to_string()));
-        token = page.next_continuation_token().map(str::to_string);
-        if token.is_none() {
-            return keys;
-        }
-    }
+/// A hand-made DeleteObjects request (`POST ?delete`) with `body` and its Content-MD5.
+async fn post_delete(server: &Server, bucket: &str, body: &str) -> RawResponse {
+    let md5 = content_md5(body.as_bytes());
+    let headers = [("content-md5", md5.as_str())];
+    let path = format!("/{bucket}?delete");
+    server.signed("POST", &path, &headers, body.into()).await
 }
 
 #[tokio::test]
@@ -101,23 +73,12 @@ async fn delete_several_keys() {
     want.sort();
     assert_eq!(deleted, want, "Deleted entries");
 
-    assert_eq!(all_keys(&s3, &bucket).await, keys[6..].to_vec());
+    assert_eq!(list_keys(&s3, &bucket).await, keys[6..].to_vec());
     for k in &keys[..6] {
-        expect_s3_error(
-            &format!("GET {k:?} after DeleteObjects"),
-            s3.get_object().bucket(&bucket).key(k).send().await,
-            404,
-            Some("NoSuchKey"),
-        );
+        let what = format!("GET {k:?} after DeleteObjects");
+        expect_no_such_key(&s3, &bucket, k, &what).await;
     }
-    let got = s3
-        .get_object()
-        .bucket(&bucket)
-        .key(&keys[6])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(got.body.collect().await.unwrap().into_bytes().len(), 16);
+    assert_eq!(get_bytes(&s3, &bucket, &keys[6]).await.len(), 16);
 }
 
 #[tokio::test]
@@ -138,7 +99,7 @@ async fn quiet_mode_lists_only_errors() {
         out.deleted()
     );
     assert!(out.errors().is_empty(), "errors: {:?}", out.errors());
-    assert_eq!(all_keys(&s3, &bucket).await, vec!["quiet-4".to_string()]);
+    assert_eq!(list_keys(&s3, &bucket).await, vec!["quiet-4".to_string()]);
 }
 
 #[tokio::test]
@@ -157,7 +118,7 @@ async fn thousand_keys_at_once_and_not_more() {
         400,
         Some("MalformedXML"),
     );
-    assert_eq!(all_keys(&s3, &bucket).await.len(), 1001, "nothing deleted");
+    assert_eq!(list_keys(&s3, &bucket).await.len(), 1001, "nothing deleted");
 
     let out = s3
         .delete_objects()
@@ -168,7 +129,7 @@ async fn thousand_keys_at_once_and_not_more() {
         .unwrap();
     assert_eq!(out.deleted().len(), 1000);
     assert!(out.errors().is_empty(), "errors: {:?}", out.errors());
-    assert_eq!(all_keys(&s3, &bucket).await, vec!["k1000".to_string()]);
+    assert_eq!(list_keys(&s3, &bucket).await, vec!["k1000".to_string()]);
 }
 
 #[tokio::test]
@@ -182,39 +143,23 @@ async fn malformed_xml() {
         "<Delete></Delete>".to_string(), // no Object
         "<Delete><Object><Key>keep</Key></Object></Wrong>".to_string(),
     ] {
-        let md5 = content_md5(body.as_bytes());
-        let resp = server
-            .signed(
-                "POST",
-                &format!("/{bucket}?delete"),
-                &[("content-md5", md5.as_str())],
-                body.clone().into_bytes(),
-            )
-            .await;
+        let resp = post_delete(server, &bucket, &body).await;
         resp.expect(
             &format!("DeleteObjects body {body:?}"),
             400,
             Some("MalformedXML"),
         );
     }
-    assert_eq!(all_keys(&s3, &bucket).await, vec!["keep".to_string()]);
+    assert_eq!(list_keys(&s3, &bucket).await, vec!["keep".to_string()]);
 
     // A well-formed hand-made request works (and checks the raw XML shape).
     let body = "<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Object><Key>keep</Key></Object></Delete>";
-    let md5 = content_md5(body.as_bytes());
-    let resp = server
-        .signed(
-            "POST",
-            &format!("/{bucket}?delete"),
-            &[("content-md5", md5.as_str())],
-            body.as_bytes().to_vec(),
-        )
-        .await;
+    let resp = post_delete(server, &bucket, body).await;
     resp.expect("hand-made DeleteObjects", 200, None);
     assert!(
         resp.text().contains("<Deleted>") && resp.xml_field("Key").as_deref() == Some("keep"),
         "response: {}",
         resp.text()
     );
-    assert!(all_keys(&s3, &bucket).await.is_empty());
+    assert!(list_keys(&s3, &bucket).await.is_empty());
 }
