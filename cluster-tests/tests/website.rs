@@ -10,12 +10,13 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use aws_sdk_s3::types::{
-    Condition, ErrorDocument, IndexDocument, Protocol, Redirect, RedirectAllRequestsTo,
-    RoutingRule, WebsiteConfiguration,
+    Condition, ErrorDocument, Protocol, Redirect, RedirectAllRequestsTo, RoutingRule,
+    WebsiteConfiguration,
 };
+use cluster_tests::bucket_config::index_document;
 use cluster_tests::{
-    AwsCli, RawResponse, Server, ServerOptions, dump_dom, expect_s3_error, map_host,
-    require_chromium, screenshot, unique_bucket,
+    AwsCli, RawResponse, Server, ServerOptions, dump_dom, expect_s3_error, map_host, new_bucket,
+    put_bytes, raw_request_with, require_chromium, screenshot, unique_bucket,
 };
 
 /// `--web-root-domain` of the test server: `<bucket>.web.test` names `<bucket>`.
@@ -70,25 +71,9 @@ impl Web {
         headers: &[(&str, &str)],
     ) -> RawResponse {
         let url = format!("http://{}{path}", self.addr);
-        let mut req = self
-            .client
-            .request(
-                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
-                &url,
-            )
-            .header("host", host);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let resp = req
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{method} {url} (Host {host}) failed: {e}"));
-        RawResponse {
-            status: resp.status().as_u16(),
-            headers: resp.headers().clone(),
-            body: resp.bytes().await.unwrap(),
-        }
+        let mut all = vec![("host", host)];
+        all.extend_from_slice(headers);
+        raw_request_with(&self.client, method, &url, &all, Vec::new()).await
     }
 
     async fn get(&self, host: &str, path: &str) -> RawResponse {
@@ -295,16 +280,9 @@ async fn static_site_is_served_by_host() {
 async fn buckets_without_a_website_and_unknown_hosts_get_html_404() {
     let server = server();
     let web = Web::new(server);
-    let plain = unique_bucket("plain");
     let s3 = server.client();
-    s3.create_bucket().bucket(&plain).send().await.unwrap();
-    s3.put_object()
-        .bucket(&plain)
-        .key("index.html")
-        .body(INDEX.as_bytes().to_vec().into())
-        .send()
-        .await
-        .unwrap();
+    let plain = new_bucket(&s3, "plain").await;
+    put_bytes(&s3, &plain, "index.html", INDEX.as_bytes()).await;
     let resp = web.get(&host_of(&plain), "/").await;
     expect_html(
         &resp,
@@ -346,12 +324,7 @@ async fn custom_domains_redirect_locations_and_routing_rules() {
         .await
         .unwrap();
     let config = WebsiteConfiguration::builder()
-        .index_document(
-            IndexDocument::builder()
-                .suffix("index.html")
-                .build()
-                .unwrap(),
-        )
+        .index_document(index_document("index.html"))
         .routing_rules(
             RoutingRule::builder()
                 .condition(Condition::builder().key_prefix_equals("docs/").build())
@@ -417,8 +390,7 @@ async fn custom_domains_redirect_locations_and_routing_rules() {
     assert!(missing.text().contains("nothing.html"));
 
     // RedirectAllRequestsTo keeps the path.
-    let all = unique_bucket("redirect-all");
-    s3.create_bucket().bucket(&all).send().await.unwrap();
+    let all = new_bucket(&s3, "redirect-all").await;
     s3.put_bucket_website()
         .bucket(&all)
         .website_configuration(
@@ -448,8 +420,7 @@ async fn website_configuration_api() {
     let server = server();
     let s3 = server.client();
     let web = Web::new(server);
-    let bucket = unique_bucket("webapi");
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let bucket = new_bucket(&s3, "webapi").await;
     expect_s3_error(
         "GetBucketWebsite before any",
         s3.get_bucket_website().bucket(&bucket).send().await,
@@ -466,12 +437,7 @@ async fn website_configuration_api() {
         .redirect(Redirect::builder().replace_key_with("index.html").build())
         .build();
     let config = WebsiteConfiguration::builder()
-        .index_document(
-            IndexDocument::builder()
-                .suffix("home.html")
-                .build()
-                .unwrap(),
-        )
+        .index_document(index_document("home.html"))
         .error_document(ErrorDocument::builder().key("err.html").build().unwrap())
         .routing_rules(rule)
         .build();
@@ -509,7 +475,7 @@ async fn website_configuration_api() {
     let invalid = [
         (
             WebsiteConfiguration::builder()
-                .index_document(IndexDocument::builder().suffix("a/b.html").build().unwrap())
+                .index_document(index_document("a/b.html"))
                 .build(),
             "InvalidArgument",
         ),
@@ -521,7 +487,7 @@ async fn website_configuration_api() {
         ),
         (
             WebsiteConfiguration::builder()
-                .index_document(IndexDocument::builder().suffix("i.html").build().unwrap())
+                .index_document(index_document("i.html"))
                 .redirect_all_requests_to(
                     RedirectAllRequestsTo::builder()
                         .host_name("example.org")
@@ -533,7 +499,7 @@ async fn website_configuration_api() {
         ),
         (
             WebsiteConfiguration::builder()
-                .index_document(IndexDocument::builder().suffix("i.html").build().unwrap())
+                .index_document(index_document("i.html"))
                 .routing_rules(
                     RoutingRule::builder()
                         .redirect(
@@ -549,7 +515,7 @@ async fn website_configuration_api() {
         ),
         (
             WebsiteConfiguration::builder()
-                .index_document(IndexDocument::builder().suffix("i.html").build().unwrap())
+                .index_document(index_document("i.html"))
                 .routing_rules(
                     RoutingRule::builder()
                         .redirect(Redirect::builder().http_redirect_code("300").build())
@@ -651,8 +617,7 @@ async fn cairn_cli_enables_spa_fallback_and_disables() {
     let server = server();
     let s3 = server.client();
     let web = Web::new(server);
-    let bucket = unique_bucket("spa");
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let bucket = new_bucket(&s3, "spa").await;
     let app = "<!DOCTYPE html>\n<html><body><div id=\"app\">single-page app</div></body></html>\n";
     for (key, body, content_type) in [
         ("index.html", app, "text/html"),
