@@ -1,14 +1,16 @@
 //! Acknowledged writes survive `kill -9`: restart on the same data dir and read them back.
 
 use aws_sdk_s3::primitives::ByteStream;
-use cluster_tests::{Server, expect_s3_error, quoted_md5, random_bytes, unique_bucket};
+use cluster_tests::{
+    Server, expect_no_such_key, get_bytes, get_object, list_keys, new_bucket, put_bytes,
+    quoted_md5, random_bytes,
+};
 
 #[tokio::test]
 async fn acknowledged_writes_survive_kill_9() {
     let mut server = Server::start();
     let s3 = server.client();
-    let bucket = unique_bucket("durable");
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let bucket = new_bucket(&s3, "durable").await;
 
     let objects = [
         ("large", random_bytes(1024 * 1024 + 12345)),
@@ -31,13 +33,7 @@ async fn acknowledged_writes_survive_kill_9() {
         assert_eq!(out.e_tag(), Some(quoted_md5(data).as_str()));
     }
     let overwritten = random_bytes(1024 * 1024 + 1);
-    s3.put_object()
-        .bucket(&bucket)
-        .key("overwritten")
-        .body(ByteStream::from(overwritten.clone()))
-        .send()
-        .await
-        .unwrap();
+    put_bytes(&s3, &bucket, "overwritten", &overwritten).await;
     s3.delete_object()
         .bucket(&bucket)
         .key("deleted")
@@ -46,13 +42,7 @@ async fn acknowledged_writes_survive_kill_9() {
         .unwrap();
     // The very last acknowledged write, immediately followed by the kill.
     let last = random_bytes(3 * 1024 * 1024 + 3);
-    s3.put_object()
-        .bucket(&bucket)
-        .key("last")
-        .body(ByteStream::from(last.clone()))
-        .send()
-        .await
-        .unwrap();
+    put_bytes(&s3, &bucket, "last", &last).await;
     server.kill_9();
     drop(s3);
 
@@ -67,13 +57,7 @@ async fn acknowledged_writes_survive_kill_9() {
         ("last", last.as_slice()),
     ];
     for (key, data) in &expect {
-        let got = s3
-            .get_object()
-            .bucket(&bucket)
-            .key(*key)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GET {key:?} after kill -9 + restart: {e:?}"));
+        let got = get_object(&s3, &bucket, key).await;
         assert_eq!(
             got.e_tag(),
             Some(quoted_md5(data).as_str()),
@@ -92,66 +76,30 @@ async fn acknowledged_writes_survive_kill_9() {
         let body = got.body.collect().await.unwrap().into_bytes();
         assert!(body == *data, "body of {key:?} differs after restart");
     }
-    expect_s3_error(
-        "deleted object after restart",
-        s3.get_object().bucket(&bucket).key("deleted").send().await,
-        404,
-        Some("NoSuchKey"),
-    );
+    expect_no_such_key(&s3, &bucket, "deleted", "deleted object after restart").await;
     expect.sort_by_key(|(k, _)| *k);
-    let list = s3.list_objects_v2().bucket(&bucket).send().await.unwrap();
-    let listed: Vec<&str> = list.contents().iter().filter_map(|o| o.key()).collect();
+    let listed = list_keys(&s3, &bucket).await;
     let want: Vec<&str> = expect.iter().map(|(k, _)| *k).collect();
     assert_eq!(listed, want, "listing after restart");
 
     // The restarted server takes writes, and the root key still works after a second restart.
-    s3.put_object()
-        .bucket(&bucket)
-        .key("after")
-        .body(ByteStream::from_static(b"after restart"))
-        .send()
-        .await
-        .unwrap();
+    put_bytes(&s3, &bucket, "after", b"after restart").await;
     server.restart(); // graceful this time
     let s3 = server.client();
-    let got = s3
-        .get_object()
-        .bucket(&bucket)
-        .key("after")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        got.body.collect().await.unwrap().into_bytes().as_ref(),
-        b"after restart"
-    );
+    assert_eq!(get_bytes(&s3, &bucket, "after").await, b"after restart");
 }
 
 #[tokio::test]
 async fn keys_and_rights_survive_restart() {
     let mut server = Server::start();
-    let bucket = unique_bucket("rights");
-    server
-        .client()
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
+    let bucket = new_bucket(&server.client(), "rights").await;
     let key = server.create_key("survivor");
     server.admin_ok(&[
         "key", "allow", &key.id, "--bucket", &bucket, "--read", "--write",
     ]);
     server.kill_9();
     server.restart();
-    let s3 = server.client_for(&key);
-    s3.put_object()
-        .bucket(&bucket)
-        .key("k")
-        .body(ByteStream::from_static(b"v"))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("second key after restart: {e:?}"));
+    put_bytes(&server.client_for(&key), &bucket, "k", b"v").await;
     let list = server.admin_ok(&["key", "list"]);
     assert!(list.contains(&key.id), "key lost in restart:\n{list}");
 }

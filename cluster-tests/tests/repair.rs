@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use cairn_proto::ids::record_blocks;
 use cairn_proto::pb::{self, RecordState};
 use cluster_tests::{
-    Cluster, ClusterOptions, NodeProbe, expect_s3_error, put_checked, quoted_md5, random_bytes,
-    unique_bucket,
+    Cluster, ClusterOptions, NodeProbe, list_keys, new_bucket_retrying_503, put_checked,
+    quoted_md5, random_bytes, try_get,
 };
 use futures::StreamExt;
 
@@ -87,22 +87,7 @@ async fn a_restarted_node_gets_its_replicas_back() {
     };
     let mut c = Cluster::start_with(opts);
     let s3 = c.client();
-    let bucket = unique_bucket("repair");
-    // A cluster that just elected its first leader may answer 503 (retryable, as SDKs with
-    // retries enabled would); anything else is a failure.
-    for attempt in 0.. {
-        match s3.create_bucket().bucket(&bucket).send().await {
-            Ok(_) => break,
-            Err(e) => {
-                let failure = cluster_tests::s3_failure(&e);
-                assert!(
-                    failure.status == Some(503) && attempt < 10,
-                    "CreateBucket failed: {failure:?}"
-                );
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            }
-        }
-    }
+    let bucket = new_bucket_retrying_503(&s3, "repair", 10).await;
     let mut expected = Expected::new();
 
     // Before the outage: objects the down node will hold stale copies of.
@@ -192,38 +177,13 @@ async fn a_restarted_node_gets_its_replicas_back() {
     let other = (victim + 1) % 3;
     c.nodes[other].kill_9();
     for (key, want) in &expected {
-        let got = s3.get_object().bucket(&bucket).key(key).send().await;
-        match want {
-            Some(body) => {
-                let got = got.unwrap_or_else(|e| panic!("GET {key} with node {other} down: {e:?}"));
-                let data = got.body.collect().await.unwrap().into_bytes();
-                assert!(data.as_ref() == body.as_slice(), "body of {key}");
-            }
-            None => {
-                expect_s3_error(key, got, 404, Some("NoSuchKey"));
-            }
-        }
-    }
-    let mut listed = Vec::new();
-    let mut token = None;
-    loop {
-        let page = s3
-            .list_objects_v2()
-            .bucket(&bucket)
-            .set_continuation_token(token)
-            .send()
+        let got = try_get(&s3, &bucket, key)
             .await
-            .expect("list");
-        listed.extend(
-            page.contents()
-                .iter()
-                .filter_map(|o| o.key().map(str::to_string)),
-        );
-        token = page.next_continuation_token().map(str::to_string);
-        if token.is_none() {
-            break;
-        }
+            .unwrap_or_else(|e| panic!("GET {key} with node {other} down: {e}"));
+        // `None`: 404 NoSuchKey.
+        assert!(got == *want, "body of {key}");
     }
+    let listed = list_keys(&s3, &bucket).await;
     let live: Vec<String> = expected
         .iter()
         .filter(|(_, v)| v.is_some())

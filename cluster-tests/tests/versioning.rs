@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use cairn_proto::VersionKey;
 
-use cluster_tests::{Cluster, NodeProbe, run_with_timeout, unique_bucket};
+use cluster_tests::{Cluster, NodeProbe, new_bucket, run_with_timeout};
 
 const SCRIPT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -46,14 +46,7 @@ fn phase(c: &Cluster, bucket: &str, name: &str, state: &Path) {
 }
 
 async fn create(c: &Cluster) -> String {
-    let bucket = unique_bucket("versions");
-    c.client()
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("create bucket");
-    bucket
+    new_bucket(&c.client(), "versions").await
 }
 
 #[tokio::test(flavor = "multi_thread")]
