@@ -222,6 +222,19 @@ impl Cluster {
         })
     }
 
+    /// Starts `n` nodes with extra environment `node_env` (e.g. a short anti-entropy
+    /// interval) and a gateway.
+    pub fn start_with_env(n: usize, node_env: &[(&str, &str)]) -> Cluster {
+        Self::start_with(ClusterOptions {
+            nodes: n,
+            node_env: node_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        })
+    }
+
     pub fn start_with(opts: ClusterOptions) -> Cluster {
         let bin = cairn_bin(opts.profile);
         let root = tempfile::Builder::new()

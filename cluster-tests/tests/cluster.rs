@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::primitives::ByteStream;
 use cluster_tests::multipart::{complete, create_upload, upload_part};
 use cluster_tests::{
-    Cluster, ClusterOptions, eventually, get_bytes, list_keys, new_bucket, put_checked, quoted_md5,
-    random_bytes, status_row, unique_bucket, wait_until,
+    Cluster, eventually, get_bytes, list_keys, new_bucket, put_checked, quoted_md5, random_bytes,
+    status_row, unique_bucket, wait_until,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,12 +90,7 @@ async fn three_nodes_survive_a_lost_node_a_restart_and_a_leader_failover() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_join_with_the_secret_only_and_dead_voters_are_replaced() {
-    let opts = ClusterOptions {
-        nodes: 3,
-        node_env: vec![("CAIRN_VOTER_TIMEOUT_SECS".into(), "3".into())],
-        ..Default::default()
-    };
-    let mut c = Cluster::start_with(opts);
+    let mut c = Cluster::start_with_env(3, &[("CAIRN_VOTER_TIMEOUT_SECS", "3")]);
 
     // A fourth node joins while the cluster holds no data: with --auto-layout it enters the
     // ring; in Raft it is a learner (three voters are enough).

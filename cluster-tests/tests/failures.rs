@@ -17,7 +17,7 @@ use cairn_proto::pb::block_service_client::BlockServiceClient;
 use cairn_proto::pb::{GetBlockRequest, GetRecordRequest, MetaReadRequest, StatusRequest};
 use cairn_proto::secret::WRONG_NODE;
 use cluster_tests::{
-    Cluster, ClusterOptions, expect_s3_error, put_checked, quoted_md5, random_bytes, s3_failure,
+    Cluster, expect_s3_error, new_bucket, put_checked, quoted_md5, random_bytes, s3_failure,
     status_records, status_row, try_get, unique_bucket, wait_until,
 };
 use tonic::Code;
@@ -243,12 +243,7 @@ async fn verify_all(s3: &aws_sdk_s3::Client, bucket: &str, model: &BTreeMap<Stri
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_mixed_workload_loses_nothing_when_the_leader_and_then_a_follower_die() {
-    let opts = ClusterOptions {
-        nodes: 3,
-        node_env: vec![("CAIRN_ANTI_ENTROPY_SECS".into(), "2".into())],
-        ..Default::default()
-    };
-    let mut c = Cluster::start_with(opts);
+    let mut c = Cluster::start_with_env(3, &[("CAIRN_ANTI_ENTROPY_SECS", "2")]);
     let (_second, gateways, bucket) = c.two_gateways_and_bucket("chaos").await;
 
     let tally = Arc::new(Tally::default());
@@ -337,8 +332,7 @@ async fn a_mixed_workload_loses_nothing_when_the_leader_and_then_a_follower_die(
 async fn two_nodes_down_fail_writes_cleanly_and_keep_what_was_acknowledged() {
     let mut c = Cluster::start(3);
     let s3 = c.client();
-    let bucket = unique_bucket("majority");
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let bucket = new_bucket(&s3, "majority").await;
     let before: Vec<(String, Vec<u8>)> = (0..20)
         .map(|i| {
             let size = if i % 5 == 0 { 1024 * 1024 + 9 } else { 700 };
@@ -459,8 +453,7 @@ fn rolled_up(keys: &BTreeSet<String>, prefix: &str) -> (Vec<String>, Vec<String>
 async fn listing_10k_keys_stays_exact_after_deletes_a_node_missed() {
     let mut c = Cluster::start(3);
     let s3 = c.client();
-    let bucket = unique_bucket("list10k");
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let bucket = new_bucket(&s3, "list10k").await;
     let mut keys: BTreeSet<String> = (0..10_000).map(listing_key).collect();
     let all: Vec<String> = keys.iter().cloned().collect();
     let started = Instant::now();
@@ -560,19 +553,16 @@ async fn listing_10k_keys_stays_exact_after_deletes_a_node_missed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_down_past_the_tombstone_grace_comes_back_empty_and_resurrects_nothing() {
-    let opts = ClusterOptions {
-        nodes: 3,
-        node_env: vec![
-            ("CAIRN_TOMBSTONE_GRACE_SECS".into(), "4".into()),
-            ("CAIRN_GC_INTERVAL_SECS".into(), "1".into()),
-            ("CAIRN_ANTI_ENTROPY_SECS".into(), "2".into()),
+    let mut c = Cluster::start_with_env(
+        3,
+        &[
+            ("CAIRN_TOMBSTONE_GRACE_SECS", "4"),
+            ("CAIRN_GC_INTERVAL_SECS", "1"),
+            ("CAIRN_ANTI_ENTROPY_SECS", "2"),
         ],
-        ..Default::default()
-    };
-    let mut c = Cluster::start_with(opts);
+    );
     let s3 = c.client();
-    let bucket = unique_bucket("grace");
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let bucket = new_bucket(&s3, "grace").await;
     let bodies: Vec<Vec<u8>> = (0..20)
         .map(|i| random_bytes(if i % 4 == 0 { 300 * 1024 } else { 900 }))
         .collect();
@@ -627,8 +617,7 @@ async fn a_node_down_past_the_tombstone_grace_comes_back_empty_and_resurrects_no
 async fn a_wiped_node_comes_back_under_a_new_identity_and_is_refilled() {
     let mut c = Cluster::start(3);
     let s3 = c.client();
-    let bucket = unique_bucket("wiped");
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let bucket = new_bucket(&s3, "wiped").await;
     put_checked(&s3, &bucket, "k", b"kept").await;
 
     // A follower other than node 0 (node 0 bootstrapped the cluster; the others join it).
@@ -703,8 +692,7 @@ fn get_block() -> GetBlockRequest {
 async fn nothing_answers_a_caller_without_the_cluster_secret() {
     let c = Cluster::start(1);
     let s3 = c.client();
-    let bucket = unique_bucket("secret");
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let bucket = new_bucket(&s3, "secret").await;
     put_checked(&s3, &bucket, "k", &random_bytes(300 * 1024)).await;
 
     let addr = c.rpc(0);

@@ -24,8 +24,8 @@ use cluster_tests::lifecycle::{
 };
 use cluster_tests::multipart::{create_upload, upload_part};
 use cluster_tests::{
-    Cluster, ClusterOptions, Server, dir_bytes, expect_no_such_key, expect_s3_error, list_keys,
-    new_bucket, put_bytes, put_checked, random_bytes, try_get, unique_bucket, wait_until,
+    Cluster, Server, dir_bytes, expect_no_such_key, expect_s3_error, list_keys, new_bucket,
+    put_bytes, put_checked, random_bytes, try_get, unique_bucket, wait_until,
 };
 
 const MIB: usize = 1024 * 1024;
@@ -200,16 +200,15 @@ fn totals(c: &Cluster) -> (u64, u64, u64) {
 
 /// Three nodes whose lifecycle "day" lasts a second, with passes and collection every second.
 fn short_day_cluster() -> Cluster {
-    Cluster::start_with(ClusterOptions {
-        nodes: 3,
-        node_env: vec![
-            ("CAIRN_LIFECYCLE_DAY_SECS".into(), "1".into()),
-            ("CAIRN_LIFECYCLE_INTERVAL_SECS".into(), "1".into()),
-            ("CAIRN_GC_INTERVAL_SECS".into(), "1".into()),
-            ("CAIRN_BLOCK_GRACE_SECS".into(), "1".into()),
+    Cluster::start_with_env(
+        3,
+        &[
+            ("CAIRN_LIFECYCLE_DAY_SECS", "1"),
+            ("CAIRN_LIFECYCLE_INTERVAL_SECS", "1"),
+            ("CAIRN_GC_INTERVAL_SECS", "1"),
+            ("CAIRN_BLOCK_GRACE_SECS", "1"),
         ],
-        ..Default::default()
-    })
+    )
 }
 
 fn block_bytes(c: &Cluster) -> u64 {

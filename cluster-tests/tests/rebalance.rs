@@ -5,23 +5,18 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::primitives::ByteStream;
-use cairn_proto::client::Peers;
-use cairn_proto::pb::{RebalanceStatus, StatusRequest};
-use cluster_tests::{Cluster, ClusterOptions, random_bytes, status_records};
+use cairn_proto::pb::RebalanceStatus;
+use cluster_tests::{
+    Cluster, NodeProbe, get_bytes, new_bucket, put_bytes, random_bytes, status_records,
+};
 
 const MIB: u64 = 1 << 20;
 
 /// A 3-node cluster (replication 3) with fast anti-entropy passes, and a bucket.
 async fn cluster() -> (Cluster, aws_sdk_s3::Client, String) {
-    let c = Cluster::start_with(ClusterOptions {
-        nodes: 3,
-        node_env: vec![("CAIRN_ANTI_ENTROPY_SECS".into(), "1".into())],
-        ..Default::default()
-    });
+    let c = Cluster::start_with_env(3, &[("CAIRN_ANTI_ENTROPY_SECS", "1")]);
     let s3 = c.client();
-    let bucket = cluster_tests::unique_bucket("rebal");
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let bucket = new_bucket(&s3, "rebal").await;
     (c, s3, bucket)
 }
 
@@ -29,13 +24,7 @@ async fn cluster() -> (Cluster, aws_sdk_s3::Client, String) {
 async fn preload(s3: &aws_sdk_s3::Client, bucket: &str, n: usize, size: usize) -> Vec<Vec<u8>> {
     let bodies: Vec<Vec<u8>> = (0..n).map(|_| random_bytes(size)).collect();
     futures::future::join_all(bodies.iter().enumerate().map(|(i, body)| async move {
-        s3.put_object()
-            .bucket(bucket)
-            .key(format!("obj-{i:03}"))
-            .body(ByteStream::from(body.clone()))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("PUT obj-{i:03}: {e:?}"));
+        put_bytes(s3, bucket, &format!("obj-{i:03}"), body).await;
     }))
     .await;
     bodies
@@ -43,15 +32,8 @@ async fn preload(s3: &aws_sdk_s3::Client, bucket: &str, n: usize, size: usize) -
 
 async fn read_all(s3: &aws_sdk_s3::Client, bucket: &str, bodies: &[Vec<u8>]) {
     for (i, body) in bodies.iter().enumerate() {
-        let out = s3
-            .get_object()
-            .bucket(bucket)
-            .key(format!("obj-{i:03}"))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GET obj-{i:03}: {e:?}"));
-        let got = out.body.collect().await.unwrap().into_bytes();
-        assert!(got == body[..], "obj-{i:03} read back different bytes");
+        let got = get_bytes(s3, bucket, &format!("obj-{i:03}")).await;
+        assert!(got == *body, "obj-{i:03} read back different bytes");
     }
 }
 
@@ -67,14 +49,8 @@ fn add_node(c: &mut Cluster) -> usize {
 
 /// Node `i`'s rebalance status, through the admin API.
 async fn rebalance(c: &Cluster, i: usize) -> RebalanceStatus {
-    let peers = Peers::new(c.cluster_secret()).unwrap();
-    peers
-        .admin(&c.rpc(i))
-        .unwrap()
-        .status(StatusRequest {})
-        .await
-        .unwrap()
-        .into_inner()
+    let status = NodeProbe::new(c, i).status().await;
+    status
         .rebalance
         .expect("a node reports its rebalance status")
 }

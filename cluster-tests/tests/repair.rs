@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use cairn_proto::ids::record_blocks;
 use cairn_proto::pb::{self, RecordState};
 use cluster_tests::{
-    Cluster, ClusterOptions, NodeProbe, list_keys, new_bucket_retrying_503, put_checked,
-    quoted_md5, random_bytes, try_get,
+    Cluster, NodeProbe, list_keys, new_bucket_retrying_503, put_checked, quoted_md5, random_bytes,
+    try_get,
 };
 use futures::StreamExt;
 
@@ -80,12 +80,7 @@ async fn put_all(s3: &aws_sdk_s3::Client, bucket: &str, objects: &[(String, Vec<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_node_gets_its_replicas_back() {
-    let opts = ClusterOptions {
-        nodes: 3,
-        node_env: vec![("CAIRN_ANTI_ENTROPY_SECS".into(), "2".into())],
-        ..Default::default()
-    };
-    let mut c = Cluster::start_with(opts);
+    let mut c = Cluster::start_with_env(3, &[("CAIRN_ANTI_ENTROPY_SECS", "2")]);
     let s3 = c.client();
     let bucket = new_bucket_retrying_503(&s3, "repair", 10).await;
     let mut expected = Expected::new();

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::primitives::ByteStream;
 use cairn_proto::client::Peers;
 use cairn_proto::pb::{RefsRequest, StoreRequest};
-use cluster_tests::{Cluster, ClusterOptions, quoted_md5, random_bytes, s3_failure};
+use cluster_tests::multipart::{self, create_upload, upload_part};
+use cluster_tests::{Cluster, dir_bytes, put_bytes, quoted_md5, random_bytes, s3_failure, try_get};
 
 /// Objects written before the new nodes join.
 const OBJECTS: usize = 5000;
@@ -28,63 +29,27 @@ fn body_for(i: usize) -> Vec<u8> {
     }
 }
 
-/// Bytes of block files under a node's data dir.
-fn block_bytes(dir: &std::path::Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => block_bytes(&e.path()),
-            Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
-            Err(_) => 0,
-        })
-        .sum()
-}
-
 /// A multipart upload with its parts uploaded, not completed yet.
 struct OpenUpload {
     key: String,
     id: String,
-    parts: Vec<aws_sdk_s3::types::CompletedPart>,
+    /// (part number, ETag)
+    parts: Vec<(i32, String)>,
     body: Vec<u8>,
 }
 
 /// Starts an upload of `key` and uploads two 5 MiB parts and a small one.
 async fn upload_parts(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> OpenUpload {
-    let up = s3
-        .create_multipart_upload()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap();
-    let id = up.upload_id().unwrap().to_string();
     let mut open = OpenUpload {
         key: key.to_string(),
-        id,
+        id: create_upload(s3, bucket, key).await,
         parts: Vec::new(),
         body: Vec::new(),
     };
     for (n, size) in [(1, 5 << 20), (2, 5 << 20), (3, 1000)] {
         let data = random_bytes(size);
-        let out = s3
-            .upload_part()
-            .bucket(bucket)
-            .key(key)
-            .upload_id(&open.id)
-            .part_number(n)
-            .body(ByteStream::from(data.clone()))
-            .send()
-            .await
-            .unwrap();
-        open.parts.push(
-            aws_sdk_s3::types::CompletedPart::builder()
-                .part_number(n)
-                .set_e_tag(out.e_tag().map(str::to_string))
-                .build(),
-        );
+        let etag = upload_part(s3, bucket, key, &open.id, n, &data).await;
+        open.parts.push((n, etag));
         open.body.extend(data);
     }
     open
@@ -92,31 +57,18 @@ async fn upload_parts(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> OpenU
 
 /// Completes an upload; returns the object's body.
 async fn complete(s3: &aws_sdk_s3::Client, bucket: &str, open: OpenUpload) -> Vec<u8> {
-    s3.complete_multipart_upload()
-        .bucket(bucket)
-        .key(&open.key)
-        .upload_id(&open.id)
-        .multipart_upload(
-            aws_sdk_s3::types::CompletedMultipartUpload::builder()
-                .set_parts(Some(open.parts))
-                .build(),
-        )
-        .send()
+    let parts: Vec<(i32, &str)> = open.parts.iter().map(|(n, e)| (*n, e.as_str())).collect();
+    multipart::complete(s3, bucket, &open.key, &open.id, &parts)
         .await
         .unwrap_or_else(|e| panic!("complete {}: {:?}", open.key, s3_failure(&e)));
     open.body
 }
 
+/// The body of `key`; a missing key is an error too.
 async fn get(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Vec<u8>, String> {
-    let out = s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .map_err(|e| format!("GET {key}: {:?}", s3_failure(&e)))?;
-    let body = out.body.collect().await.map_err(|e| format!("{e:?}"))?;
-    Ok(body.into_bytes().to_vec())
+    try_get(s3, bucket, key)
+        .await?
+        .ok_or_else(|| format!("GET {key}: 404 NoSuchKey"))
 }
 
 /// Counts of the background workload; any failure is recorded with its message.
@@ -191,12 +143,7 @@ async fn wait_for_no_transition(c: &Cluster, i: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_nodes_join_a_cluster_with_data_under_load_and_take_their_share() {
-    let opts = ClusterOptions {
-        nodes: 3,
-        node_env: vec![("CAIRN_ANTI_ENTROPY_SECS".into(), "2".into())],
-        ..Default::default()
-    };
-    let mut c = Cluster::start_with(opts);
+    let mut c = Cluster::start_with_env(3, &[("CAIRN_ANTI_ENTROPY_SECS", "2")]);
     let (_second, gateways, bucket) = c.two_gateways_and_bucket("scale").await;
     let mut bodies: Vec<Vec<u8>> = (0..OBJECTS - MULTIPART).map(body_for).collect();
     for i in OBJECTS - MULTIPART..OBJECTS {
@@ -213,13 +160,7 @@ async fn two_nodes_join_a_cluster_with_data_under_load_and_take_their_share() {
         );
         async move {
             for i in (part..OBJECTS - MULTIPART).step_by(8) {
-                s3.put_object()
-                    .bucket(&bucket)
-                    .key(format!("obj-{i:04}"))
-                    .body(ByteStream::from(bodies[i].clone()))
-                    .send()
-                    .await
-                    .unwrap_or_else(|e| panic!("preload obj-{i:04}: {e:?}"));
+                put_bytes(&s3, &bucket, &format!("obj-{i:04}"), &bodies[i]).await;
             }
         }
     }))
@@ -315,7 +256,7 @@ async fn two_nodes_join_a_cluster_with_data_under_load_and_take_their_share() {
     loop {
         let bytes: Vec<u64> = nodes
             .iter()
-            .map(|i| block_bytes(&c.data_dir(*i).join("blocks")))
+            .map(|i| dir_bytes(&c.data_dir(*i).join("blocks")))
             .collect();
         let total: u64 = bytes.iter().sum();
         let shares = bytes

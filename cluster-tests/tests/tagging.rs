@@ -16,7 +16,7 @@ use cluster_tests::multipart::{complete, upload_part};
 use cluster_tests::post_form::{PostTarget, boto3_presigned_post, post_form};
 use cluster_tests::probe::{freshest_record, version_id};
 use cluster_tests::{
-    AwsCli, Cluster, ClusterOptions, NodeProbe, S3Target, eventually, expect_s3_error, http_client,
+    AwsCli, Cluster, NodeProbe, S3Target, eventually, expect_s3_error, http_client,
     new_bucket_retrying_503, random_bytes, s3_failure, signed_request,
 };
 use serde_json::json;
@@ -598,11 +598,7 @@ async fn tagging_operations_limits_and_uploads() {
 /// the previous version wrote.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overwrites_and_tag_edits_race_then_a_node_dies_and_returns() {
-    let mut c = Cluster::start_with(ClusterOptions {
-        nodes: 3,
-        node_env: vec![("CAIRN_ANTI_ENTROPY_SECS".into(), "2".into())],
-        ..Default::default()
-    });
+    let mut c = Cluster::start_with_env(3, &[("CAIRN_ANTI_ENTROPY_SECS", "2")]);
     let s3 = c.client();
     let bucket = create_bucket(&s3, "tagrace").await;
     let second = c.spawn_gateway();
