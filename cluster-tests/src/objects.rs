@@ -64,12 +64,8 @@ pub async fn put_checked(s3: &Client, bucket: &str, key: &str, data: &[u8]) {
 
 /// A GET of `key`: its headers, and its body still to be read.
 pub async fn get_object(s3: &Client, bucket: &str, key: &str) -> GetObjectOutput {
-    s3.get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GetObject {bucket}/{key}: {e:?}"))
+    let sent = s3.get_object().bucket(bucket).key(key).send().await;
+    sent.unwrap_or_else(|e| panic!("GetObject {bucket}/{key}: {e:?}"))
 }
 
 /// The whole body of a GET.
@@ -108,13 +104,9 @@ pub async fn list_keys(s3: &Client, bucket: &str) -> Vec<String> {
     let mut keys = Vec::new();
     let mut token = None;
     loop {
-        let page = s3
-            .list_objects_v2()
-            .bucket(bucket)
-            .set_continuation_token(token)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("ListObjectsV2 {bucket}: {e:?}"));
+        let request = s3.list_objects_v2().bucket(bucket);
+        let sent = request.set_continuation_token(token).send().await;
+        let page = sent.unwrap_or_else(|e| panic!("ListObjectsV2 {bucket}: {e:?}"));
         keys.extend(object_keys(page.contents()));
         token = page.next_continuation_token().map(str::to_string);
         if token.is_none() {

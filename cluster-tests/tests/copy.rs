@@ -8,7 +8,8 @@ use aws_sdk_s3::operation::copy_object::builders::CopyObjectFluentBuilder;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::MetadataDirective;
 use cluster_tests::{
-    Server, expect_s3_error, new_bucket, quoted_md5, random_bytes, unique_bucket, url_encode_key,
+    Server, expect_s3_error, get_object, new_bucket, quoted_md5, random_bytes, unique_bucket,
+    url_encode_key,
 };
 
 fn server() -> &'static Server {
@@ -49,13 +50,7 @@ struct Got {
 }
 
 async fn get(s3: &Client, bucket: &str, key: &str) -> Got {
-    let out = s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {bucket}/{key}: {e:?}"));
+    let out = get_object(s3, bucket, key).await;
     Got {
         etag: out.e_tag().map(str::to_string),
         content_type: out.content_type().map(str::to_string),

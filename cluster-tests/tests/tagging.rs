@@ -16,7 +16,7 @@ use cluster_tests::multipart::{complete, upload_part};
 use cluster_tests::post_form::{PostTarget, boto3_presigned_post, post_form};
 use cluster_tests::probe::{freshest_record, version_id};
 use cluster_tests::{
-    AwsCli, Cluster, NodeProbe, S3Target, eventually, expect_s3_error, http_client,
+    AwsCli, Cluster, NodeProbe, S3Target, eventually, expect_s3_error, get_object, http_client,
     new_bucket_retrying_503, random_bytes, s3_failure, signed_request,
 };
 use serde_json::json;
@@ -82,13 +82,7 @@ async fn set_tags(s3: &Client, bucket: &str, key: &str, version: Option<&str>, t
 
 /// Body and `x-amz-tagging-count` of a GET.
 async fn get_body(s3: &Client, bucket: &str, key: &str) -> (Vec<u8>, Option<i32>) {
-    let out = s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {key}: {:?}", s3_failure(&e)));
+    let out = get_object(s3, bucket, key).await;
     let count = out.tag_count();
     (
         out.body.collect().await.unwrap().into_bytes().to_vec(),
