@@ -24,6 +24,15 @@ pub fn expire_days(id: &str, filter: LifecycleRuleFilter, days: i32) -> Lifecycl
         .unwrap()
 }
 
+/// An enabled rule aborting the multipart uploads `filter` selects `days` days after they
+/// were started.
+pub fn abort_days(id: &str, filter: LifecycleRuleFilter, days: i32) -> LifecycleRule {
+    rule(id, filter)
+        .abort_incomplete_multipart_upload(abort_after(days))
+        .build()
+        .unwrap()
+}
+
 /// Objects whose key starts with `prefix`.
 pub fn prefix_filter(prefix: &str) -> LifecycleRuleFilter {
     LifecycleRuleFilter::builder().prefix(prefix).build()

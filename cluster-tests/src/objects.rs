@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
+use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::operation::put_object::PutObjectOutput;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CommonPrefix, Object};
@@ -66,6 +67,12 @@ pub async fn put_checked(s3: &Client, bucket: &str, key: &str, data: &[u8]) {
 pub async fn get_object(s3: &Client, bucket: &str, key: &str) -> GetObjectOutput {
     let sent = s3.get_object().bucket(bucket).key(key).send().await;
     sent.unwrap_or_else(|e| panic!("GetObject {bucket}/{key}: {e:?}"))
+}
+
+/// A HEAD of `key`.
+pub async fn head_object(s3: &Client, bucket: &str, key: &str) -> HeadObjectOutput {
+    let sent = s3.head_object().bucket(bucket).key(key).send().await;
+    sent.unwrap_or_else(|e| panic!("HeadObject {bucket}/{key}: {e:?}"))
 }
 
 /// The whole body of a GET.

@@ -16,7 +16,7 @@ use crate::cluster::admin_command;
 use crate::proc::CmdOutput;
 use crate::raw_http::http_get_status;
 use crate::running::{LogTail, Running, relaunch};
-use crate::s3::{RawResponse, raw_request, signed_request};
+use crate::s3::{RawResponse, signed_request};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -184,7 +184,8 @@ impl Server {
         crate::s3::s3_client(&self.s3_url(), &key.id, &key.secret)
     }
 
-    /// `http://127.0.0.1:PORT/...` of `path_and_query` on the S3 endpoint.
+    /// `http://127.0.0.1:PORT/...` of `path_and_query` on the S3 endpoint (for hand-made
+    /// requests, e.g. anonymous ones with [`crate::raw_request`]).
     pub fn url(&self, path_and_query: &str) -> String {
         format!("{}{path_and_query}", self.s3_url())
     }
@@ -198,17 +199,6 @@ impl Server {
         body: Vec<u8>,
     ) -> RawResponse {
         signed_request(method, &self.url(path_and_query), headers, body, &self.key).await
-    }
-
-    /// Sends an anonymous request; `path_and_query` is already URL-encoded.
-    pub async fn anonymous(
-        &self,
-        method: &str,
-        path_and_query: &str,
-        headers: &[(&str, &str)],
-        body: Vec<u8>,
-    ) -> RawResponse {
-        raw_request(method, &self.url(path_and_query), headers, body).await
     }
 
     /// Runs the admin CLI: `cairn ARGS... --node RPC` with the cluster secret.

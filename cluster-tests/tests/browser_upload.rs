@@ -11,7 +11,9 @@ use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use cluster_tests::bucket_config::{cors_rule, put_cors, put_website_index};
 use cluster_tests::post_form::{PostTarget, boto3_presigned_post};
-use cluster_tests::{Server, ServerOptions, dump_dom, get_bytes, map_host, new_bucket};
+use cluster_tests::{
+    Server, ServerOptions, dump_dom, get_bytes, head_object, map_host, new_bucket,
+};
 use serde_json::json;
 
 /// `--web-root-domain` of the test server.
@@ -144,13 +146,7 @@ document.getElementById("f").submit();
         read(&s3, &uploads, "form/note.txt").await,
         "hello from form"
     );
-    let head = s3
-        .head_object()
-        .bucket(&uploads)
-        .key("form/note.txt")
-        .send()
-        .await
-        .unwrap();
+    let head = head_object(&s3, &uploads, "form/note.txt").await;
     assert_eq!(head.content_type(), Some("text/plain"));
 }
 

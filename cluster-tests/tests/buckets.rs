@@ -1,7 +1,7 @@
 //! Bucket operations: ListBuckets, CreateBucket (valid, invalid, repeated), HeadBucket,
 //! GetBucketLocation, DeleteBucket.
 
-use cluster_tests::{Server, expect_s3_error, new_bucket, put_bytes, unique_bucket};
+use cluster_tests::{Server, expect_s3_error, head_object, new_bucket, put_bytes, unique_bucket};
 
 fn server() -> &'static Server {
     Server::shared()
@@ -155,12 +155,7 @@ async fn delete_bucket_errors() {
         Some("BucketNotEmpty"),
     );
     // Still there with its object.
-    s3.head_object()
-        .bucket(&bucket)
-        .key("k")
-        .send()
-        .await
-        .unwrap();
+    head_object(&s3, &bucket, "k").await;
     s3.delete_object()
         .bucket(&bucket)
         .key("k")

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::primitives::ByteStream;
 use cluster_tests::multipart::{complete, create_upload, upload_part};
 use cluster_tests::{
-    Cluster, eventually, get_bytes, list_keys, new_bucket, put_checked, quoted_md5, random_bytes,
-    status_row, unique_bucket, wait_until,
+    Cluster, eventually, get_bytes, head_object, list_keys, new_bucket, put_checked, quoted_md5,
+    random_bytes, status_row, unique_bucket, wait_until,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -273,13 +273,7 @@ async fn every_operation(via: &aws_sdk_s3::Client, check: &aws_sdk_s3::Client, b
     let large = random_bytes(2 * 1024 * 1024 + 3);
     put_checked(via, bucket, "dir/small", &small).await;
     put_checked(via, bucket, "dir/large", &large).await;
-    let head = check
-        .head_object()
-        .bucket(bucket)
-        .key("dir/large")
-        .send()
-        .await
-        .unwrap();
+    let head = head_object(check, bucket, "dir/large").await;
     assert_eq!(head.content_length(), Some(large.len() as i64));
     let range = check
         .get_object()

@@ -21,7 +21,7 @@ use cluster_tests::cluster::{admin_command, admin_command_with_env, status_field
 use cluster_tests::k8s::{Container, Manifests, PodMeta, PodNet, localize_env, str_at};
 use cluster_tests::pki::TestPki;
 use cluster_tests::{
-    Proc, Profile, cairn_bin, put_checked, quoted_md5, random_bytes, s3_client, try_get,
+    Proc, Profile, cairn_bin, get_bytes, put_checked, quoted_md5, random_bytes, s3_client, try_get,
 };
 use tempfile::TempDir;
 
@@ -320,17 +320,7 @@ async fn dev_overlay_bootstraps_serves_scales_and_survives_an_empty_volume() {
         .send()
         .await
         .expect("PutObject doomed");
-    let got = s3
-        .get_object()
-        .bucket(bucket)
-        .key("dir/object")
-        .send()
-        .await
-        .expect("GetObject");
-    assert_eq!(
-        got.body.collect().await.unwrap().into_bytes().to_vec(),
-        body
-    );
+    assert_eq!(get_bytes(&s3, bucket, "dir/object").await, body);
     s3.delete_object()
         .bucket(bucket)
         .key("doomed")
@@ -428,17 +418,7 @@ async fn dev_overlay_bootstraps_serves_scales_and_survives_an_empty_volume() {
         status.lines().any(|l| l.starts_with(&new_id)),
         "the wiped pod joined as a new node:\n{status}"
     );
-    let got = s3
-        .get_object()
-        .bucket(bucket)
-        .key("dir/object")
-        .send()
-        .await
-        .expect("GetObject after the wipe");
-    assert_eq!(
-        got.body.collect().await.unwrap().into_bytes().to_vec(),
-        body
-    );
+    assert_eq!(get_bytes(&s3, bucket, "dir/object").await, body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,8 +19,8 @@ use aws_sdk_s3::types::{
 };
 use cluster_tests::bucket_config::enable_versioning;
 use cluster_tests::lifecycle::{
-    abort_after, after_days, config, expire_days, lone_delete_markers, noncurrent_after, on_date,
-    prefix_filter, rule, tag, tag_filter,
+    abort_after, abort_days, after_days, config, expire_days, lone_delete_markers,
+    noncurrent_after, on_date, prefix_filter, rule, tag, tag_filter,
 };
 use cluster_tests::multipart::{create_upload, upload_part};
 use cluster_tests::{
@@ -86,10 +86,7 @@ async fn lifecycle_configuration_round_trips_and_is_validated() {
             .expiration(lone_delete_markers())
             .build()
             .unwrap(),
-        rule("uploads", prefix_filter("big/"))
-            .abort_incomplete_multipart_upload(abort_after(2))
-            .build()
-            .unwrap(),
+        abort_days("uploads", prefix_filter("big/"), 2),
     ];
     put_rules(&s3, &bucket, rules.clone()).send().await.unwrap();
     let got = get_rules(&s3, &bucket).send().await.unwrap();
@@ -109,12 +106,7 @@ async fn lifecycle_configuration_round_trips_and_is_validated() {
             .unwrap(),
     ];
     let no_action = vec![rule("n", prefix_filter("")).build().unwrap()];
-    let tagged_abort = vec![
-        rule("t", tag_filter("k", "v"))
-            .abort_incomplete_multipart_upload(abort_after(1))
-            .build()
-            .unwrap(),
-    ];
+    let tagged_abort = vec![abort_days("t", tag_filter("k", "v"), 1)];
     let bad_status = vec![
         rule("s", prefix_filter(""))
             .status(ExpirationStatus::from("Sometimes"))
@@ -263,10 +255,7 @@ async fn lifecycle_rules_expire_objects_and_abort_uploads_with_a_short_day() {
             .abort_incomplete_multipart_upload(abort_after(1))
             .build()
             .unwrap(),
-        rule("uploads", prefix_filter("mpu/"))
-            .abort_incomplete_multipart_upload(abort_after(2))
-            .build()
-            .unwrap(),
+        abort_days("uploads", prefix_filter("mpu/"), 2),
     ];
     put_rules(&s3, &bucket, rules).send().await.unwrap();
 

@@ -12,8 +12,8 @@ use cluster_tests::multipart::{
     complete, completed, create_upload as create, multipart_etag, upload_part,
 };
 use cluster_tests::{
-    AwsCli, Server, expect_s3_error, get_bytes, md5_hex, new_bucket, put_bytes, quoted_md5,
-    random_bytes,
+    AwsCli, Server, expect_s3_error, get_bytes, get_object, head_object, md5_hex, new_bucket,
+    put_bytes, quoted_md5, random_bytes,
 };
 
 const MIB: usize = 1024 * 1024;
@@ -117,13 +117,7 @@ async fn three_parts_complete_byte_identical_with_part_reads() {
     assert_eq!(done.bucket(), Some(bucket.as_str()));
 
     let whole: Vec<u8> = parts.concat();
-    let got = s3
-        .get_object()
-        .bucket(&bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap();
+    let got = get_object(&s3, &bucket, key).await;
     assert_eq!(got.e_tag(), Some(expected_etag.as_str()));
     assert_eq!(got.content_type(), Some("application/x-assembled"));
     assert_eq!(got.cache_control(), Some("max-age=60"));
@@ -641,13 +635,7 @@ async fn aws_cli_default_multipart_cp() {
     std::fs::write(&up, &data).unwrap();
     let object = format!("s3://{bucket}/big/forty.bin");
     aws.ok(&["s3", "cp", up.to_str().unwrap(), &object]);
-    let head = s3
-        .head_object()
-        .bucket(&bucket)
-        .key("big/forty.bin")
-        .send()
-        .await
-        .unwrap();
+    let head = head_object(&s3, &bucket, "big/forty.bin").await;
     let etag = head.e_tag().unwrap_or_default().to_string();
     assert!(
         etag.ends_with("-5\""),

@@ -9,8 +9,8 @@ use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
 use cluster_tests::data::content_md5;
 use cluster_tests::{
-    Server, expect_no_such_key, expect_s3_error, get_bytes, list_keys, new_bucket, put_bytes,
-    quoted_md5, random_bytes, unique_bucket,
+    Server, expect_no_such_key, expect_s3_error, get_bytes, get_object, head_object, list_keys,
+    new_bucket, put_bytes, quoted_md5, random_bytes, unique_bucket,
 };
 
 fn server() -> &'static Server {
@@ -40,24 +40,12 @@ async fn round_trip_sizes() {
         let etag = quoted_md5(&data);
         assert_eq!(put.e_tag(), Some(etag.as_str()), "PUT ETag of {size} B");
 
-        let head = s3
-            .head_object()
-            .bucket(&bucket)
-            .key(&key)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("HeadObject {size} B: {e:?}"));
+        let head = head_object(&s3, &bucket, &key).await;
         assert_eq!(head.content_length(), Some(size as i64), "HEAD length");
         assert_eq!(head.e_tag(), Some(etag.as_str()), "HEAD ETag of {size} B");
         assert!(head.last_modified().is_some(), "HEAD Last-Modified");
 
-        let get = s3
-            .get_object()
-            .bucket(&bucket)
-            .key(&key)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GetObject {size} B: {e:?}"));
+        let get = get_object(&s3, &bucket, &key).await;
         assert_eq!(get.content_length(), Some(size as i64), "GET length");
         assert_eq!(get.e_tag(), Some(etag.as_str()), "GET ETag of {size} B");
         let body = get.body.collect().await.unwrap().into_bytes();
@@ -127,20 +115,8 @@ async fn headers_and_metadata_are_stored() {
             .await
             .unwrap();
 
-        let head = s3
-            .head_object()
-            .bucket(&bucket)
-            .key(&key)
-            .send()
-            .await
-            .unwrap();
-        let get = s3
-            .get_object()
-            .bucket(&bucket)
-            .key(&key)
-            .send()
-            .await
-            .unwrap();
+        let head = head_object(&s3, &bucket, &key).await;
+        let get = get_object(&s3, &bucket, &key).await;
         macro_rules! check {
             ($field:ident, $want:expr) => {
                 assert_eq!(
@@ -182,13 +158,7 @@ async fn headers_and_metadata_are_stored() {
 
     // Without a Content-Type, the default is binary/octet-stream (or application/octet-stream).
     put_bytes(&s3, &bucket, "no-type", b"abc").await;
-    let head = s3
-        .head_object()
-        .bucket(&bucket)
-        .key("no-type")
-        .send()
-        .await
-        .unwrap();
+    let head = head_object(&s3, &bucket, "no-type").await;
     let ct = head.content_type().unwrap_or("");
     assert!(
         ct == "binary/octet-stream" || ct == "application/octet-stream",
@@ -219,13 +189,7 @@ async fn overwrite_returns_new_content() {
             .send()
             .await
             .unwrap();
-        let got = s3
-            .get_object()
-            .bucket(&bucket)
-            .key("same-key")
-            .send()
-            .await
-            .unwrap();
+        let got = get_object(&s3, &bucket, "same-key").await;
         assert_eq!(got.e_tag(), Some(quoted_md5(&data).as_str()), "version {i}");
         let vi = format!("type/v{i}");
         assert_eq!(got.content_type(), Some(vi.as_str()));
@@ -323,13 +287,7 @@ async fn special_keys_round_trip() {
         };
         put_bytes(&s3, &bucket, key, &data).await;
         assert_eq!(get_bytes(&s3, &bucket, key).await, data, "GET {key:?}");
-        let head = s3
-            .head_object()
-            .bucket(&bucket)
-            .key(*key)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("HEAD {key:?}: {e:?}"));
+        let head = head_object(&s3, &bucket, *key).await;
         assert_eq!(head.content_length(), Some(data.len() as i64), "{key:?}");
     }
     let listed = list_keys(&s3, &bucket).await;

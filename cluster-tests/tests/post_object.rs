@@ -9,7 +9,8 @@ use std::sync::OnceLock;
 use aws_sdk_s3::Client;
 use cluster_tests::post_form::{PostTarget, PresignedPost, boto3_presigned_post, post_form};
 use cluster_tests::{
-    Server, get_bytes, http_client, list_keys, md5_hex, new_bucket, quoted_md5, random_bytes,
+    Server, get_bytes, get_object, head_object, http_client, list_keys, md5_hex, new_bucket,
+    quoted_md5, random_bytes,
 };
 use serde_json::json;
 
@@ -80,13 +81,7 @@ async fn post_stores_the_file_with_its_fields() {
         "Location: {:?}",
         resp.header("location")
     );
-    let head = s3
-        .head_object()
-        .bucket(&bucket)
-        .key("docs/hello.txt")
-        .send()
-        .await
-        .unwrap();
+    let head = head_object(&s3, &bucket, "docs/hello.txt").await;
     assert_eq!(head.content_type(), Some("text/plain"));
     assert_eq!(head.e_tag(), Some(etag.as_str()));
     let meta = head.metadata().cloned().unwrap_or_default();
@@ -104,13 +99,7 @@ async fn post_stores_the_file_with_its_fields() {
     let resp = post_form(&http, &plain, "big.bin", big.clone(), &[]).await;
     resp.expect("POST without success_action_status", 204, None);
     assert!(resp.body.is_empty());
-    let got = s3
-        .get_object()
-        .bucket(&bucket)
-        .key("big.bin")
-        .send()
-        .await
-        .unwrap();
+    let got = get_object(&s3, &bucket, "big.bin").await;
     assert_eq!(got.content_length(), Some(big.len() as i64));
     let got = got.body.collect().await.unwrap().into_bytes();
     assert_eq!(md5_hex(&got), md5_hex(&big));
@@ -152,12 +141,7 @@ async fn post_stores_the_file_with_its_fields() {
         location.contains(&format!("etag=%22{}%22", md5_hex(b"moved"))),
         "{location}"
     );
-    s3.head_object()
-        .bucket(&bucket)
-        .key("redirected.txt")
-        .send()
-        .await
-        .unwrap();
+    head_object(&s3, &bucket, "redirected.txt").await;
 }
 
 #[tokio::test]

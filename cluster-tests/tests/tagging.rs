@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_s3::Client;
+use aws_sdk_s3::operation::put_object_tagging::builders::PutObjectTaggingFluentBuilder;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Tag, Tagging, TaggingDirective};
 use cairn_proto::pb;
@@ -69,12 +70,17 @@ async fn get_tags(s3: &Client, bucket: &str, key: &str, version: Option<&str>) -
         .collect()
 }
 
-async fn set_tags(s3: &Client, bucket: &str, key: &str, version: Option<&str>, tags: &Tags) {
+/// PutObjectTagging of `key` (its newest version unless the caller names one), to be sent.
+fn tag_edit(s3: &Client, bucket: &str, key: &str, tags: &Tags) -> PutObjectTaggingFluentBuilder {
     s3.put_object_tagging()
         .bucket(bucket)
         .key(key)
-        .set_version_id(version.map(str::to_string))
         .tagging(tagging(tags))
+}
+
+async fn set_tags(s3: &Client, bucket: &str, key: &str, version: Option<&str>, tags: &Tags) {
+    tag_edit(s3, bucket, key, tags)
+        .set_version_id(version.map(str::to_string))
         .send()
         .await
         .unwrap_or_else(|e| panic!("PutObjectTagging {key}: {:?}", s3_failure(&e)));
@@ -169,13 +175,7 @@ async fn tagging_operations_limits_and_uploads() {
         ("a 257-character value", too_long_value),
         ("an aws: key", system),
     ] {
-        let res = s3
-            .put_object_tagging()
-            .bucket(&bucket)
-            .key("k")
-            .tagging(tagging(&bad))
-            .send()
-            .await;
+        let res = tag_edit(&s3, &bucket, "k", &bad).send().await;
         expect_s3_error(what, res, 400, Some("InvalidTag"));
     }
     let twice = Tagging::builder()
@@ -234,11 +234,7 @@ async fn tagging_operations_limits_and_uploads() {
         404,
         Some("NoSuchKey"),
     );
-    let res = s3
-        .put_object_tagging()
-        .bucket(&bucket)
-        .key("none")
-        .tagging(tagging(&tags(&[("a", "b")])))
+    let res = tag_edit(&s3, &bucket, "none", &tags(&[("a", "b")]))
         .send()
         .await;
     expect_s3_error(
@@ -292,12 +288,8 @@ async fn tagging_operations_limits_and_uploads() {
         .send()
         .await;
     expect_s3_error("an overwritten version", res, 404, Some("NoSuchVersion"));
-    let res = s3
-        .put_object_tagging()
-        .bucket(&bucket)
-        .key("k")
+    let res = tag_edit(&s3, &bucket, "k", &tags(&[("late", "edit")]))
         .version_id(&v1)
-        .tagging(tagging(&tags(&[("late", "edit")])))
         .send()
         .await;
     expect_s3_error(
@@ -455,11 +447,7 @@ async fn tagging_operations_limits_and_uploads() {
         res.send().await.is_ok()
     })
     .await;
-    let res = reader
-        .put_object_tagging()
-        .bucket(&bucket)
-        .key("mpu")
-        .tagging(tagging(&tags(&[("by", "reader")])))
+    let res = tag_edit(&reader, &bucket, "mpu", &tags(&[("by", "reader")]))
         .send()
         .await;
     expect_s3_error(
@@ -611,17 +599,9 @@ async fn overwrites_and_tag_edits_race_then_a_node_dies_and_returns() {
         let old_edit = tags(&[("edit", &format!("old-{round}"))]);
         let (_, newest, old) = tokio::join!(
             put(&s3, &bucket, key, body.as_bytes(), Some(&born)),
-            other
-                .put_object_tagging()
-                .bucket(&bucket)
-                .key(key)
-                .tagging(tagging(&newest_edit))
-                .send(),
-            s3.put_object_tagging()
-                .bucket(&bucket)
-                .key(key)
+            tag_edit(&other, &bucket, key, &newest_edit).send(),
+            tag_edit(&s3, &bucket, key, &old_edit)
                 .version_id(&previous)
-                .tagging(tagging(&old_edit))
                 .send(),
         );
         newest

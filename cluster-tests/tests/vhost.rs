@@ -16,7 +16,8 @@ use cluster_tests::bucket_config::{cors_rule, put_cors, put_website_index};
 use cluster_tests::post_form::{PostTarget, boto3_presigned_post, post_form};
 use cluster_tests::vhost::{ROOT_DOMAIN, vhost_client, vhost_endpoint, vhost_http_client};
 use cluster_tests::{
-    Server, ServerOptions, expect_s3_error, get_bytes, http_client, raw_request_with, unique_bucket,
+    Server, ServerOptions, expect_s3_error, get_bytes, head_object, http_client, raw_request_with,
+    unique_bucket,
 };
 use serde_json::json;
 
@@ -212,12 +213,7 @@ async fn exercise(style: &Style, bucket: &str) {
     );
     let resp = post_form(&style.http, &form, "f.txt", b"posted".to_vec(), &[]).await;
     resp.expect(&what("PostObject"), 201, None);
-    s3.head_object()
-        .bucket(bucket)
-        .key("posted/f.txt")
-        .send()
-        .await
-        .unwrap();
+    head_object(&s3, bucket, "posted/f.txt").await;
 
     // ACL stubs.
     let acl = s3.get_bucket_acl().bucket(bucket).send().await.unwrap();
