@@ -82,6 +82,12 @@ pub async fn get_bytes(s3: &Client, bucket: &str, key: &str) -> Vec<u8> {
         .to_vec()
 }
 
+/// DeleteObject of `key`.
+pub async fn delete_object(s3: &Client, bucket: &str, key: &str) {
+    let sent = s3.delete_object().bucket(bucket).key(key).send().await;
+    sent.unwrap_or_else(|e| panic!("DeleteObject {bucket}/{key}: {e:?}"));
+}
+
 /// Asserts that a GET of `key` answers 404 NoSuchKey.
 pub async fn expect_no_such_key(s3: &Client, bucket: &str, key: &str, what: &str) {
     let res = s3.get_object().bucket(bucket).key(key).send().await;

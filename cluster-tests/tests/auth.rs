@@ -9,8 +9,9 @@ use aws_sdk_s3::presigning::{PresignedRequest, PresigningConfig};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use cluster_tests::{
-    KeyPair, RawResponse, S3Failure, Server, eventually, expect_s3_error, get_bytes, list_keys,
-    new_bucket, put_bytes, raw_request, s3_client, s3_failure, sign_headers, unique_bucket,
+    KeyPair, RawResponse, S3Failure, Server, delete_object, eventually, expect_s3_error, get_bytes,
+    list_keys, new_bucket, put_bytes, raw_request, s3_client, s3_failure, sign_headers,
+    unique_bucket,
 };
 
 fn server() -> &'static Server {
@@ -450,13 +451,7 @@ async fn per_bucket_rights_of_a_second_key() {
     })
     .await;
     put_bytes(&other, &own, "mine", b"m").await;
-    other
-        .delete_object()
-        .bucket(&own)
-        .key("mine")
-        .send()
-        .await
-        .unwrap();
+    delete_object(&other, &own, "mine").await;
     other.delete_bucket().bucket(&own).send().await.unwrap();
 
     // 6. The owner right on the first bucket: bucket-level operations.
@@ -467,8 +462,7 @@ async fn per_bucket_rights_of_a_second_key() {
     })
     .await;
     for key in list_keys(&root, &bucket).await {
-        let delete = root.delete_object().bucket(&bucket).key(key);
-        delete.send().await.unwrap();
+        delete_object(&root, &bucket, &key).await;
     }
     other.delete_bucket().bucket(&bucket).send().await.unwrap();
     expect_s3_error(

@@ -1,7 +1,9 @@
 //! Bucket operations: ListBuckets, CreateBucket (valid, invalid, repeated), HeadBucket,
 //! GetBucketLocation, DeleteBucket.
 
-use cluster_tests::{Server, expect_s3_error, head_object, new_bucket, put_bytes, unique_bucket};
+use cluster_tests::{
+    Server, delete_object, expect_s3_error, head_object, new_bucket, put_bytes, unique_bucket,
+};
 
 fn server() -> &'static Server {
     Server::shared()
@@ -156,12 +158,7 @@ async fn delete_bucket_errors() {
     );
     // Still there with its object.
     head_object(&s3, &bucket, "k").await;
-    s3.delete_object()
-        .bucket(&bucket)
-        .key("k")
-        .send()
-        .await
-        .unwrap();
+    delete_object(&s3, &bucket, "k").await;
     s3.delete_bucket().bucket(&bucket).send().await.unwrap();
     expect_s3_error(
         "HeadBucket after delete",

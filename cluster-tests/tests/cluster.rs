@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::primitives::ByteStream;
 use cluster_tests::multipart::{complete, create_upload, upload_part};
 use cluster_tests::{
-    Cluster, eventually, get_bytes, head_object, list_keys, new_bucket, put_checked, quoted_md5,
-    random_bytes, status_row, unique_bucket, wait_until,
+    Cluster, delete_object, eventually, get_bytes, head_object, list_keys, new_bucket, put_checked,
+    quoted_md5, random_bytes, status_row, unique_bucket, wait_until,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -343,12 +343,7 @@ async fn every_operation(via: &aws_sdk_s3::Client, check: &aws_sdk_s3::Client, b
     assert_eq!(v1.contents().len(), 2);
     assert_eq!(v1.common_prefixes()[0].prefix(), Some("dir/"));
 
-    via.delete_object()
-        .bucket(bucket)
-        .key("copy")
-        .send()
-        .await
-        .unwrap();
+    delete_object(via, bucket, "copy").await;
     let gone: Vec<ObjectIdentifier> = ["dir/large", "dir/small", "multi"]
         .into_iter()
         .map(|k| ObjectIdentifier::builder().key(k).build().unwrap())

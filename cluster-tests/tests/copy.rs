@@ -8,8 +8,8 @@ use aws_sdk_s3::operation::copy_object::builders::CopyObjectFluentBuilder;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::MetadataDirective;
 use cluster_tests::{
-    Server, expect_s3_error, get_object, new_bucket, quoted_md5, random_bytes, unique_bucket,
-    url_encode_key,
+    Server, delete_object, expect_s3_error, get_object, new_bucket, quoted_md5, random_bytes,
+    unique_bucket, url_encode_key,
 };
 
 fn server() -> &'static Server {
@@ -261,20 +261,10 @@ async fn copy_survives_source_delete() {
                 .await
                 .unwrap();
         }
-        s3.delete_object()
-            .bucket(&src_bucket)
-            .key(&key)
-            .send()
-            .await
-            .unwrap();
+        delete_object(&s3, &src_bucket, &key).await;
         // Overwriting the source must not change the copies either.
         put(&s3, &src_bucket, &key, b"new source content").await;
-        s3.delete_object()
-            .bucket(&src_bucket)
-            .key(&key)
-            .send()
-            .await
-            .unwrap();
+        delete_object(&s3, &src_bucket, &key).await;
         for (bucket, dst) in [(&src_bucket, &same), (&dst_bucket, &other)] {
             let got = get(&s3, bucket, dst).await;
             assert!(

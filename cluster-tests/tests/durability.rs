@@ -2,8 +2,8 @@
 
 use aws_sdk_s3::primitives::ByteStream;
 use cluster_tests::{
-    Server, expect_no_such_key, get_bytes, get_object, list_keys, new_bucket, put_bytes,
-    quoted_md5, random_bytes,
+    Server, delete_object, expect_no_such_key, get_bytes, get_object, list_keys, new_bucket,
+    put_bytes, quoted_md5, random_bytes,
 };
 
 #[tokio::test]
@@ -34,12 +34,7 @@ async fn acknowledged_writes_survive_kill_9() {
     }
     let overwritten = random_bytes(1024 * 1024 + 1);
     put_bytes(&s3, &bucket, "overwritten", &overwritten).await;
-    s3.delete_object()
-        .bucket(&bucket)
-        .key("deleted")
-        .send()
-        .await
-        .unwrap();
+    delete_object(&s3, &bucket, "deleted").await;
     // The very last acknowledged write, immediately followed by the kill.
     let last = random_bytes(3 * 1024 * 1024 + 3);
     put_bytes(&s3, &bucket, "last", &last).await;

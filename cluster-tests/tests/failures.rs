@@ -17,8 +17,8 @@ use cairn_proto::pb::block_service_client::BlockServiceClient;
 use cairn_proto::pb::{GetBlockRequest, GetRecordRequest, MetaReadRequest, StatusRequest};
 use cairn_proto::secret::WRONG_NODE;
 use cluster_tests::{
-    Cluster, expect_s3_error, new_bucket, put_checked, quoted_md5, random_bytes, s3_failure,
-    status_records, status_row, try_get, unique_bucket, wait_until,
+    Cluster, delete_object, expect_s3_error, new_bucket, put_checked, quoted_md5, random_bytes,
+    s3_failure, status_records, status_row, try_get, unique_bucket, wait_until,
 };
 use tonic::Code;
 
@@ -475,12 +475,7 @@ async fn listing_10k_keys_stays_exact_after_deletes_a_node_missed() {
     let doomed: Vec<String> = all.iter().step_by(10).cloned().collect();
     assert_eq!(doomed.len(), 1000);
     for key in &doomed[..500] {
-        s3.delete_object()
-            .bucket(&bucket)
-            .key(key)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("DELETE {key}: {e:?}"));
+        delete_object(&s3, &bucket, key).await;
     }
     let objects: Vec<ObjectIdentifier> = doomed[500..]
         .iter()

@@ -21,7 +21,8 @@ use cluster_tests::cluster::{admin_command, admin_command_with_env, status_field
 use cluster_tests::k8s::{Container, Manifests, PodMeta, PodNet, localize_env, str_at};
 use cluster_tests::pki::TestPki;
 use cluster_tests::{
-    Proc, Profile, cairn_bin, get_bytes, put_checked, quoted_md5, random_bytes, s3_client, try_get,
+    Proc, Profile, cairn_bin, delete_object, get_bytes, put_checked, quoted_md5, random_bytes,
+    s3_client, try_get,
 };
 use tempfile::TempDir;
 
@@ -321,12 +322,7 @@ async fn dev_overlay_bootstraps_serves_scales_and_survives_an_empty_volume() {
         .await
         .expect("PutObject doomed");
     assert_eq!(get_bytes(&s3, bucket, "dir/object").await, body);
-    s3.delete_object()
-        .bucket(bucket)
-        .key("doomed")
-        .send()
-        .await
-        .expect("DeleteObject");
+    delete_object(&s3, bucket, "doomed").await;
     let listed = s3
         .list_objects_v2()
         .bucket(bucket)

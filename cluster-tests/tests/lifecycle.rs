@@ -24,8 +24,8 @@ use cluster_tests::lifecycle::{
 };
 use cluster_tests::multipart::{create_upload, upload_part};
 use cluster_tests::{
-    Cluster, Server, dir_bytes, expect_no_such_key, expect_s3_error, list_keys, new_bucket,
-    put_bytes, put_checked, random_bytes, try_get, unique_bucket, wait_until,
+    Cluster, Server, delete_object, dir_bytes, expect_no_such_key, expect_s3_error, list_keys,
+    new_bucket, put_bytes, put_checked, random_bytes, try_get, unique_bucket, wait_until,
 };
 
 const MIB: usize = 1024 * 1024;
@@ -39,6 +39,16 @@ fn put_rules(
     s3.put_bucket_lifecycle_configuration()
         .bucket(bucket)
         .lifecycle_configuration(config(rules))
+}
+
+/// The keys of the bucket's multipart uploads in progress.
+async fn open_uploads(s3: &Client, bucket: &str) -> Vec<String> {
+    let out = s3.list_multipart_uploads().bucket(bucket).send().await;
+    let out = out.unwrap_or_else(|e| panic!("ListMultipartUploads {bucket}: {e:?}"));
+    out.uploads()
+        .iter()
+        .filter_map(|u| u.key().map(str::to_string))
+        .collect()
 }
 
 /// GetBucketLifecycleConfiguration, to be sent.
@@ -282,17 +292,8 @@ async fn lifecycle_rules_expire_objects_and_abort_uploads_with_a_short_day() {
     // The abandoned upload is aborted; the other stays.
     tokio::task::block_in_place(|| {
         wait_until(Duration::from_secs(60), "mpu/ upload aborted", || {
-            rt.block_on(async {
-                let out = s3
-                    .list_multipart_uploads()
-                    .bucket(&bucket)
-                    .send()
-                    .await
-                    .unwrap();
-                !out.uploads()
-                    .iter()
-                    .any(|u| u.key() == Some("mpu/abandoned"))
-            })
+            let open = rt.block_on(open_uploads(&s3, &bucket));
+            !open.iter().any(|k| k == "mpu/abandoned")
         })
     });
     let (key, id) = &uploads[0];
@@ -330,14 +331,7 @@ async fn lifecycle_rules_expire_objects_and_abort_uploads_with_a_short_day() {
             "{key}"
         );
     }
-    let out = s3
-        .list_multipart_uploads()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
-    let open: Vec<_> = out.uploads().iter().filter_map(|u| u.key()).collect();
-    assert_eq!(open, vec!["keep/upload"]);
+    assert_eq!(open_uploads(&s3, &bucket).await, vec!["keep/upload"]);
 
     // Each key was handled by one node: the counters add up exactly.
     let (_, expired, aborted) = totals(&c);
@@ -435,12 +429,7 @@ async fn versioned_buckets_keep_the_newest_noncurrent_versions_and_expire_to_mar
         put("tmp/x", b"2".to_vec()).await,
     ];
     let gone = put("gone/y", b"y".to_vec()).await;
-    s3.delete_object()
-        .bucket(&bucket)
-        .key("gone/y")
-        .send()
-        .await
-        .unwrap();
+    delete_object(&s3, &bucket, "gone/y").await;
     s3.delete_object()
         .bucket(&bucket)
         .key("gone/y")

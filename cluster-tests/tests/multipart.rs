@@ -12,8 +12,8 @@ use cluster_tests::multipart::{
     complete, completed, create_upload as create, multipart_etag, upload_part,
 };
 use cluster_tests::{
-    AwsCli, Server, expect_s3_error, get_bytes, get_object, head_object, md5_hex, new_bucket,
-    put_bytes, quoted_md5, random_bytes,
+    AwsCli, Server, delete_object, expect_s3_error, get_bytes, get_object, head_object, md5_hex,
+    new_bucket, put_bytes, quoted_md5, random_bytes,
 };
 
 const MIB: usize = 1024 * 1024;
@@ -608,12 +608,7 @@ async fn upload_part_copy_whole_and_ranged() {
     .await
     .unwrap();
     // The copy holds its own references: deleting the source does not hurt it.
-    s3.delete_object()
-        .bucket(&bucket)
-        .key("src/big")
-        .send()
-        .await
-        .unwrap();
+    delete_object(&s3, &bucket, "src/big").await;
     let got = get_bytes(&s3, &bucket, key).await;
     let expected = [&source[..], &source[first..=last], &small[..]].concat();
     assert_eq!(got.len(), expected.len());

@@ -9,8 +9,8 @@ use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
 use cluster_tests::data::content_md5;
 use cluster_tests::{
-    Server, expect_no_such_key, expect_s3_error, get_bytes, get_object, head_object, list_keys,
-    new_bucket, put_bytes, quoted_md5, random_bytes, unique_bucket,
+    Server, delete_object, expect_no_such_key, expect_s3_error, get_bytes, get_object, head_object,
+    list_keys, new_bucket, put_bytes, quoted_md5, random_bytes, unique_bucket,
 };
 
 fn server() -> &'static Server {
@@ -211,12 +211,7 @@ async fn delete_object_and_missing_keys() {
     let bucket = new_bucket(&s3, "delete").await;
     for (key, size) in [("small", 10), ("large", 1024 * 1024 + 10)] {
         put_bytes(&s3, &bucket, key, &random_bytes(size)).await;
-        s3.delete_object()
-            .bucket(&bucket)
-            .key(key)
-            .send()
-            .await
-            .unwrap();
+        delete_object(&s3, &bucket, key).await;
         expect_no_such_key(&s3, &bucket, key, "GET after delete").await;
         expect_s3_error(
             "HEAD after delete",
@@ -295,12 +290,7 @@ async fn special_keys_round_trip() {
     want.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
     assert_eq!(listed, want, "listing of special keys");
     for key in &keys {
-        s3.delete_object()
-            .bucket(&bucket)
-            .key(*key)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("DELETE {key:?}: {e:?}"));
+        delete_object(&s3, &bucket, *key).await;
         let what = format!("GET {key:?} after delete");
         expect_no_such_key(&s3, &bucket, key, &what).await;
     }
@@ -360,12 +350,7 @@ async fn conditional_puts_and_copies() {
         put(&a).if_match("*").send().await.unwrap();
 
         // After a delete the key is free again for a create-only PUT.
-        s3.delete_object()
-            .bucket(&bucket)
-            .key(key)
-            .send()
-            .await
-            .unwrap();
+        delete_object(&s3, &bucket, key).await;
         put(&b).if_none_match("*").send().await.unwrap();
         assert!(get_bytes(&s3, &bucket, key).await == b, "{key}: recreated");
 
