@@ -43,6 +43,7 @@ pub fn tag_filter(key: &str, value: &str) -> LifecycleRuleFilter {
     LifecycleRuleFilter::builder().tag(tag(key, value)).build()
 }
 
+/// The tag `key=value`.
 pub fn tag(key: &str, value: &str) -> Tag {
     Tag::builder().key(key).value(value).build().unwrap()
 }

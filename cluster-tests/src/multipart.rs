@@ -52,7 +52,7 @@ pub async fn upload_part(
 }
 
 /// The Complete document naming `(part number, ETag)` pairs, in the order given.
-pub fn completed(parts: &[(i32, &str)]) -> CompletedMultipartUpload {
+pub fn completed(parts: &[(i32, impl AsRef<str>)]) -> CompletedMultipartUpload {
     CompletedMultipartUpload::builder()
         .set_parts(Some(
             parts
@@ -60,7 +60,7 @@ pub fn completed(parts: &[(i32, &str)]) -> CompletedMultipartUpload {
                 .map(|(n, etag)| {
                     CompletedPart::builder()
                         .part_number(*n)
-                        .e_tag(*etag)
+                        .e_tag(etag.as_ref())
                         .build()
                 })
                 .collect(),
@@ -74,7 +74,7 @@ pub async fn complete(
     bucket: &str,
     key: &str,
     upload_id: &str,
-    parts: &[(i32, &str)],
+    parts: &[(i32, impl AsRef<str>)],
 ) -> Result<CompleteMultipartUploadOutput, SdkError<CompleteMultipartUploadError, HttpResponse>> {
     s3.complete_multipart_upload()
         .bucket(bucket)
@@ -97,8 +97,7 @@ pub async fn upload_in_parts(
     for (n, data) in (1..).zip(parts) {
         etags.push((n, upload_part(s3, bucket, key, &upload_id, n, data).await));
     }
-    let named: Vec<(i32, &str)> = etags.iter().map(|(n, e)| (*n, e.as_str())).collect();
-    complete(s3, bucket, key, &upload_id, &named)
+    complete(s3, bucket, key, &upload_id, &etags)
         .await
         .unwrap_or_else(|e| panic!("CompleteMultipartUpload {key:?}: {e:?}"))
 }

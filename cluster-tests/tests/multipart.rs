@@ -8,9 +8,7 @@ use aws_sdk_s3::operation::list_parts::builders::ListPartsFluentBuilder;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use cluster_tests::data::content_md5;
-use cluster_tests::multipart::{
-    complete, completed, create_upload as create, multipart_etag, upload_part,
-};
+use cluster_tests::multipart::{complete, completed, create_upload, multipart_etag, upload_part};
 use cluster_tests::{
     AwsCli, Server, delete_object, expect_s3_error, get_bytes, get_object, head_object, md5_hex,
     new_bucket, put_bytes, quoted_md5, random_bytes,
@@ -221,7 +219,7 @@ async fn reuploaded_part_replaces_the_old_one() {
     let s3 = server().client();
     let bucket = new_bucket(&s3, "mpu-redo").await;
     let key = "redo";
-    let upload_id = create(&s3, &bucket, key).await;
+    let upload_id = create_upload(&s3, &bucket, key).await;
     let old = random_bytes(5 * MIB + 17);
     let new = random_bytes(5 * MIB + 5);
     let tail = random_bytes(1234);
@@ -277,7 +275,7 @@ async fn complete_and_upload_errors() {
     let s3 = server().client();
     let bucket = new_bucket(&s3, "mpu-err").await;
     let key = "errors";
-    let upload_id = create(&s3, &bucket, key).await;
+    let upload_id = create_upload(&s3, &bucket, key).await;
     let small1 = random_bytes(100);
     let small2 = random_bytes(200);
     let e1 = upload_part(&s3, &bucket, key, &upload_id, 1, &small1).await;
@@ -379,7 +377,7 @@ async fn abort_frees_the_upload_and_bucket_delete_drops_uploads() {
     let s3 = server().client();
     let bucket = new_bucket(&s3, "mpu-abort").await;
     let key = "aborted";
-    let upload_id = create(&s3, &bucket, key).await;
+    let upload_id = create_upload(&s3, &bucket, key).await;
     upload_part(&s3, &bucket, key, &upload_id, 1, &random_bytes(2 * MIB)).await;
     abort(&s3, &bucket, key, &upload_id).send().await.unwrap();
     expect_s3_error(
@@ -418,7 +416,7 @@ async fn abort_frees_the_upload_and_bucket_delete_drops_uploads() {
     raw.expect("Abort of an unknown upload", 404, Some("NoSuchUpload"));
 
     // An in-progress upload does not keep its bucket alive.
-    let pending = create(&s3, &bucket, "pending").await;
+    let pending = create_upload(&s3, &bucket, "pending").await;
     upload_part(&s3, &bucket, "pending", &pending, 1, b"x").await;
     s3.delete_bucket().bucket(&bucket).send().await.unwrap();
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
@@ -440,7 +438,7 @@ async fn listing_uploads_and_parts_pages() {
     let bucket = new_bucket(&s3, "mpu-list").await;
     let mut expected = Vec::new();
     for key in ["a/1", "a/2", "b", "b", "c"] {
-        let id = create(&s3, &bucket, key).await;
+        let id = create_upload(&s3, &bucket, key).await;
         expected.push((key.to_string(), id));
     }
     expected.sort();
@@ -539,7 +537,7 @@ async fn upload_part_copy_whole_and_ranged() {
         put_bytes(&s3, &bucket, key, data).await;
     }
     let key = "copied";
-    let upload_id = create(&s3, &bucket, key).await;
+    let upload_id = create_upload(&s3, &bucket, key).await;
     let copy = |number: i32, src: &str, range: Option<&str>| {
         s3.upload_part_copy()
             .bucket(&bucket)
@@ -749,7 +747,7 @@ async fn conditional_complete() {
     let old = random_bytes(1000);
     put_bytes(&s3, &bucket, key, &old).await;
     let data = random_bytes(2 * MIB + 3);
-    let upload_id = create(&s3, &bucket, key).await;
+    let upload_id = create_upload(&s3, &bucket, key).await;
     let etag = upload_part(&s3, &bucket, key, &upload_id, 1, &data).await;
     let complete_if = |none_match: Option<&str>, if_match: Option<String>| {
         s3.complete_multipart_upload()
@@ -791,7 +789,7 @@ async fn conditional_complete() {
 
     // Create-only Complete on a fresh key.
     let fresh = "fresh.bin";
-    let upload_id = create(&s3, &bucket, fresh).await;
+    let upload_id = create_upload(&s3, &bucket, fresh).await;
     let etag = upload_part(&s3, &bucket, fresh, &upload_id, 1, &data).await;
     s3.complete_multipart_upload()
         .bucket(&bucket)
@@ -814,7 +812,7 @@ async fn upload_survives_a_restart_before_complete() {
     let bucket = new_bucket(&s3, "mpu-restart").await;
     let key = "restart.bin";
     let parts = [random_bytes(5 * MIB), random_bytes(3 * MIB + 17)];
-    let upload_id = create(&s3, &bucket, key).await;
+    let upload_id = create_upload(&s3, &bucket, key).await;
     let mut etags = Vec::new();
     for (i, data) in parts.iter().enumerate() {
         etags.push(upload_part(&s3, &bucket, key, &upload_id, i as i32 + 1, data).await);
@@ -829,11 +827,7 @@ async fn upload_survives_a_restart_before_complete() {
         .await
         .unwrap();
     assert_eq!(listed.uploads().len(), 1, "upload listed after restart");
-    let named: Vec<(i32, &str)> = etags
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (i as i32 + 1, e.as_str()))
-        .collect();
+    let named: Vec<(i32, &String)> = (1..).zip(&etags).collect();
     let done = complete(&s3, &bucket, key, &upload_id, &named)
         .await
         .unwrap_or_else(|e| panic!("Complete after restart: {e:?}\n{}", server.log_tail()));
@@ -856,7 +850,7 @@ async fn concurrent_uploads_of_one_part_number() {
     let bucket = new_bucket(&s3, "mpu-race").await;
     for round in 0..4 {
         let key = format!("race-{round}.bin");
-        let upload_id = create(&s3, &bucket, &key).await;
+        let upload_id = create_upload(&s3, &bucket, &key).await;
         let a = random_bytes(3 * MIB + 1);
         let b = random_bytes(3 * MIB + 1);
         let (ea, eb) = tokio::join!(

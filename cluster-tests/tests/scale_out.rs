@@ -57,8 +57,7 @@ async fn upload_parts(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> OpenU
 
 /// Completes an upload; returns the object's body.
 async fn complete(s3: &aws_sdk_s3::Client, bucket: &str, open: OpenUpload) -> Vec<u8> {
-    let parts: Vec<(i32, &str)> = open.parts.iter().map(|(n, e)| (*n, e.as_str())).collect();
-    multipart::complete(s3, bucket, &open.key, &open.id, &parts)
+    multipart::complete(s3, bucket, &open.key, &open.id, &open.parts)
         .await
         .unwrap_or_else(|e| panic!("complete {}: {:?}", open.key, s3_failure(&e)));
     open.body

@@ -331,7 +331,7 @@ async fn sigterm_drains_uploads_in_flight_and_shows_no_partial_object() {
     );
 
     // The part that finished during the drain completes the upload with the right bytes.
-    let parts = [(1, part1_etag.as_str()), (2, part2_etag.as_str())];
+    let parts = [(1, part1_etag), (2, part2_etag)];
     complete(&s3, &bucket, "mp-short", &mp_short, &parts)
         .await
         .unwrap();

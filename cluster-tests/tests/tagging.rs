@@ -366,8 +366,7 @@ async fn tagging_operations_limits_and_uploads() {
     for (n, body) in [(1, random_bytes(5 * 1024 * 1024)), (2, random_bytes(1000))] {
         etags.push((n, upload_part(&s3, &bucket, "mpu", id, n, &body).await));
     }
-    let parts: Vec<(i32, &str)> = etags.iter().map(|(n, e)| (*n, e.as_str())).collect();
-    complete(&s3, &bucket, "mpu", id, &parts).await.unwrap();
+    complete(&s3, &bucket, "mpu", id, &etags).await.unwrap();
     assert_eq!(
         get_tags(&s3, &bucket, "mpu", None).await,
         tags(&[("n", "2"), ("part", "yes")])
@@ -520,32 +519,27 @@ async fn tagging_operations_limits_and_uploads() {
             .collect()
     };
     assert_eq!(cli_tags("cli"), tags(&[("kind", "cli"), ("tool", "aws")]));
-    aws.ok(&[
-        "s3api",
-        "put-object-tagging",
-        "--bucket",
-        &bucket,
-        "--key",
-        "cli",
-        "--tagging",
-        r#"{"TagSet":[{"Key":"edited","Value":"by cli"}]}"#,
-    ]);
+    let cli_set_tags = |json: &str| {
+        aws.run(&[
+            "s3api",
+            "put-object-tagging",
+            "--bucket",
+            &bucket,
+            "--key",
+            "cli",
+            "--tagging",
+            json,
+        ])
+    };
+    cli_set_tags(r#"{"TagSet":[{"Key":"edited","Value":"by cli"}]}"#)
+        .expect_ok("aws s3api put-object-tagging", || Some(c.logs()));
     assert_eq!(cli_tags("cli"), tags(&[("edited", "by cli")]));
     let eleven_json: Vec<_> = eleven
         .keys()
         .map(|k| json!({ "Key": k, "Value": "v" }))
         .collect();
     let eleven_json = json!({ "TagSet": eleven_json }).to_string();
-    let out = aws.run(&[
-        "s3api",
-        "put-object-tagging",
-        "--bucket",
-        &bucket,
-        "--key",
-        "cli",
-        "--tagging",
-        &eleven_json,
-    ]);
+    let out = cli_set_tags(&eleven_json);
     assert!(
         !out.success() && out.stderr.contains("InvalidTag"),
         "{}",
