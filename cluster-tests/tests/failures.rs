@@ -742,8 +742,7 @@ async fn nothing_answers_a_caller_without_the_cluster_secret() {
 async fn a_node_back_on_an_empty_volume_does_not_answer_for_the_node_it_replaced() {
     let mut c = Cluster::start(3);
     let s3 = c.client();
-    let bucket = unique_bucket("reused-addr");
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let bucket = new_bucket(&s3, "reused-addr").await;
     let body = random_bytes(2 * 1024 * 1024 + 3);
     put_checked(&s3, &bucket, "k", &body).await;
 

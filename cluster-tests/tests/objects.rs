@@ -282,7 +282,7 @@ async fn special_keys_round_trip() {
         };
         put_bytes(&s3, &bucket, key, &data).await;
         assert_eq!(get_bytes(&s3, &bucket, key).await, data, "GET {key:?}");
-        let head = head_object(&s3, &bucket, *key).await;
+        let head = head_object(&s3, &bucket, key).await;
         assert_eq!(head.content_length(), Some(data.len() as i64), "{key:?}");
     }
     let listed = list_keys(&s3, &bucket).await;
@@ -290,7 +290,7 @@ async fn special_keys_round_trip() {
     want.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
     assert_eq!(listed, want, "listing of special keys");
     for key in &keys {
-        delete_object(&s3, &bucket, *key).await;
+        delete_object(&s3, &bucket, key).await;
         let what = format!("GET {key:?} after delete");
         expect_no_such_key(&s3, &bucket, key, &what).await;
     }

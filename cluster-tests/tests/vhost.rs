@@ -213,7 +213,7 @@ async fn exercise(style: &Style, bucket: &str) {
     );
     let resp = post_form(&style.http, &form, "f.txt", b"posted".to_vec(), &[]).await;
     resp.expect(&what("PostObject"), 201, None);
-    head_object(&s3, bucket, "posted/f.txt").await;
+    head_object(s3, bucket, "posted/f.txt").await;
 
     // ACL stubs.
     let acl = s3.get_bucket_acl().bucket(bucket).send().await.unwrap();
