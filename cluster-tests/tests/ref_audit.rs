@@ -10,13 +10,12 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
 use cluster_tests::cluster::status_field;
+use cluster_tests::multipart::{self, create_upload, upload_part};
 use cluster_tests::{
-    Cluster, ClusterOptions, NodeProbe, dir_bytes, http_client, put_checked, random_bytes,
-    sign_headers_for_payload, try_get, unique_bucket, wait_until,
+    Cluster, NodeProbe, dir_bytes, http_client, new_bucket, put_checked, random_bytes,
+    sign_headers_for_payload, try_get, wait_until,
 };
 use futures::StreamExt as _;
 
@@ -68,52 +67,26 @@ async fn wait_refs(
 }
 
 /// Starts a multipart upload of `key` and uploads `parts`; returns the upload id and the
-/// parts as CompleteMultipartUpload lists them.
+/// parts' (number, ETag) pairs.
 async fn upload_parts(
     s3: &Client,
     bucket: &str,
     key: &str,
     parts: &[Vec<u8>],
-) -> (String, CompletedMultipartUpload) {
-    let created = s3.create_multipart_upload().bucket(bucket).key(key);
-    let id = created.send().await.expect("CreateMultipartUpload");
-    let id = id.upload_id().expect("upload id").to_string();
-    let mut done = Vec::new();
+) -> (String, Vec<(i32, String)>) {
+    let id = create_upload(s3, bucket, key).await;
+    let mut etags = Vec::new();
     for (number, data) in (1..).zip(parts) {
-        let part = s3
-            .upload_part()
-            .bucket(bucket)
-            .key(key)
-            .upload_id(&id)
-            .part_number(number)
-            .body(ByteStream::from(data.to_vec()))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("UploadPart {number} of {key}: {e:?}"));
-        let etag = part.e_tag().expect("part ETag");
-        done.push(
-            CompletedPart::builder()
-                .part_number(number)
-                .e_tag(etag)
-                .build(),
-        );
+        etags.push((
+            number,
+            upload_part(s3, bucket, key, &id, number, data).await,
+        ));
     }
-    let list = CompletedMultipartUpload::builder().set_parts(Some(done));
-    (id, list.build())
+    (id, etags)
 }
 
-async fn complete(
-    s3: &Client,
-    bucket: &str,
-    key: &str,
-    upload: (String, CompletedMultipartUpload),
-) {
-    s3.complete_multipart_upload()
-        .bucket(bucket)
-        .key(key)
-        .upload_id(upload.0)
-        .multipart_upload(upload.1)
-        .send()
+async fn complete(s3: &Client, bucket: &str, key: &str, upload: (String, Vec<(i32, String)>)) {
+    multipart::complete(s3, bucket, key, &upload.0, &upload.1)
         .await
         .unwrap_or_else(|e| panic!("CompleteMultipartUpload {key}: {e:?}"));
 }
@@ -179,15 +152,10 @@ async fn references_left_by_a_killed_gateway_are_dropped_and_live_ones_kept() {
         ("CAIRN_GC_INTERVAL_SECS", "1"),
         ("CAIRN_BLOCK_GRACE_SECS", "2"),
     ];
-    let mut c = Cluster::start_with(ClusterOptions {
-        nodes: 3,
-        node_env: env.map(|(k, v)| (k.to_string(), v.to_string())).to_vec(),
-        ..Default::default()
-    });
-    let probes: Vec<NodeProbe> = (0..3).map(|i| NodeProbe::new(&c, i)).collect();
+    let mut c = Cluster::start_with_env(3, &env);
+    let probes = NodeProbe::each(&c);
     let s3 = c.client();
-    let bucket = unique_bucket("ref-audit");
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let bucket = new_bucket(&s3, "ref-audit").await;
 
     // Live data: an object, a completed multipart object, an upload left open.
     let kept = random_bytes(3 * MIB);
