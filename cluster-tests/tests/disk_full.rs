@@ -11,12 +11,11 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    BucketVersioningStatus, CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier,
-    VersioningConfiguration,
+    BucketVersioningStatus, Delete, ObjectIdentifier, VersioningConfiguration,
 };
 use cluster_tests::{
-    Cluster, ClusterOptions, NodeProbe, S3Failure, Server, expect_s3_error, put_checked,
-    random_bytes, status_row, try_get, unique_bucket,
+    Cluster, ClusterOptions, NodeProbe, S3Failure, Server, completed_upload, create_upload,
+    expect_s3_error, list_keys, put_checked, random_bytes, status_row, try_get, unique_bucket,
 };
 
 const RESERVE_ENV: &str = "CAIRN_DISK_RESERVE_BYTES";
@@ -57,16 +56,7 @@ async fn metrics(http: std::net::SocketAddr) -> String {
 }
 
 async fn keys(s3: &aws_sdk_s3::Client, bucket: &str) -> BTreeSet<String> {
-    let out = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("ListObjectsV2 {bucket}: {e:?}"));
-    out.contents()
-        .iter()
-        .filter_map(|o| o.key().map(str::to_string))
-        .collect()
+    list_keys(s3, bucket).await.into_iter().collect()
 }
 
 fn set(keys: &[&str]) -> BTreeSet<String> {
@@ -101,32 +91,21 @@ async fn upload_part(
         .map_err(|e| cluster_tests::s3_failure(&e))
 }
 
-async fn create_upload(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> String {
-    s3.create_multipart_upload()
+/// PUTs `data` and asserts the refusal: 507 InsufficientStorage naming the reason.
+async fn put_refused(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, data: &[u8], when: &str) {
+    let res = s3
+        .put_object()
         .bucket(bucket)
         .key(key)
+        .body(ByteStream::from(data.to_vec()))
         .send()
-        .await
-        .unwrap_or_else(|e| panic!("CreateMultipartUpload {key}: {e:?}"))
-        .upload_id()
-        .expect("upload id")
-        .to_string()
-}
-
-fn completed(parts: &[(i32, &str)]) -> CompletedMultipartUpload {
-    CompletedMultipartUpload::builder()
-        .set_parts(Some(
-            parts
-                .iter()
-                .map(|(n, etag)| {
-                    CompletedPart::builder()
-                        .part_number(*n)
-                        .e_tag(*etag)
-                        .build()
-                })
-                .collect(),
-        ))
-        .build()
+        .await;
+    assert_full(&expect_s3_error(
+        &format!("PutObject {key} ({} bytes) {when}", data.len()),
+        res,
+        FULL_STATUS,
+        Some(FULL_CODE),
+    ));
 }
 
 #[track_caller]
@@ -195,19 +174,7 @@ async fn full_server_refuses_new_data_and_keeps_reads_and_deletes() {
 
     // New data is refused with 507 InsufficientStorage.
     for (key, data) in [("new-small", &small), ("new-big", &big)] {
-        let res = s3
-            .put_object()
-            .bucket(&bucket)
-            .key(key)
-            .body(ByteStream::from(data.to_vec()))
-            .send()
-            .await;
-        assert_full(&expect_s3_error(
-            &format!("PutObject {key} ({} bytes)", data.len()),
-            res,
-            FULL_STATUS,
-            Some(FULL_CODE),
-        ));
+        put_refused(&s3, &bucket, key, data, "while full").await;
     }
     expect_full_part(
         "UploadPart to an upload created before",
@@ -239,7 +206,7 @@ async fn full_server_refuses_new_data_and_keeps_reads_and_deletes() {
         .bucket(&bucket)
         .key("mp")
         .upload_id(&mp)
-        .multipart_upload(completed(&[(1, &part1)]))
+        .multipart_upload(completed_upload(&[(1, &part1)]))
         .send()
         .await;
     assert_full(&expect_s3_error(
@@ -377,7 +344,7 @@ async fn full_server_refuses_new_data_and_keeps_reads_and_deletes() {
         .bucket(&bucket)
         .key("mp")
         .upload_id(&mp)
-        .multipart_upload(completed(&[(1, &part1), (2, &part2)]))
+        .multipart_upload(completed_upload(&[(1, &part1), (2, &part2)]))
         .send()
         .await
         .expect("CompleteMultipartUpload after the restart");
@@ -436,7 +403,7 @@ async fn one_full_node_is_one_failed_replica() {
         .bucket(&bucket)
         .key("mp")
         .upload_id(&mp)
-        .multipart_upload(completed(&[(1, &part1)]))
+        .multipart_upload(completed_upload(&[(1, &part1)]))
         .send()
         .await
         .expect("CompleteMultipartUpload with one node full");
@@ -494,19 +461,7 @@ async fn one_full_node_is_one_failed_replica() {
     // announcement is what was refused).
     c.nodes[0].kill_9();
     for (key, data) in [("late-small", &small), ("late-big", &big)] {
-        let res = s3
-            .put_object()
-            .bucket(&bucket)
-            .key(key)
-            .body(ByteStream::from(data.to_vec()))
-            .send()
-            .await;
-        assert_full(&expect_s3_error(
-            &format!("PutObject {key} with one node down and one full"),
-            res,
-            FULL_STATUS,
-            Some(FULL_CODE),
-        ));
+        put_refused(&s3, &bucket, key, data, "with one node down and one full").await;
     }
     let res = s3
         .head_object()
