@@ -43,6 +43,20 @@ pub async fn try_get(
     }
 }
 
+/// The keys of the first ListObjectsV2 page of `bucket` (up to 1000); panics on failure.
+pub async fn list_keys(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
+    let out = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("LIST {bucket}: {e:?}"));
+    out.contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_string))
+        .collect()
+}
+
 /// Waits until `cond` holds, checking every 250 ms; panics with `what` after `limit`.
 /// Returns how long it took.
 pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) -> Duration {

@@ -19,7 +19,7 @@ use crate::proc::{
     CmdOutput, register_live, run_with_timeout, sigterm, spawn_tied, unregister_live, wait_exit,
 };
 use crate::server::{
-    KeyPair, LogTail, clear_cairn_env, http_get_status, pump, push_log, random_token,
+    KeyPair, LogTail, clear_cairn_env, http_get_status, pump, push_log, random_token, set_env,
 };
 
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -188,6 +188,12 @@ impl Proc {
     /// runs.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
         wait_exit(&mut self.child, limit)
+    }
+
+    /// Sets (`Some`) or removes (`None`) a variable of the process environment for its next
+    /// restart.
+    pub fn set_env(&mut self, key: &str, value: Option<&str>) {
+        set_env(&mut self.env, key, value);
     }
 
     /// Starts the process again with the same arguments and listen addresses.

@@ -40,15 +40,17 @@ pub mod weed;
 pub use aws_cli::{AwsCli, S3Target, aws_cli_present, aws_env};
 pub use binary::{Profile, cairn_bin, workspace_root};
 pub use browser::{dump_dom, map_host, require_chromium, screenshot};
-pub use checks::{dir_bytes, put_checked, status_records, status_row, try_get, wait_until};
+pub use checks::{
+    dir_bytes, list_keys, put_checked, status_records, status_row, try_get, wait_until,
+};
 pub use cluster::{Cluster, ClusterOptions, Proc};
 pub use data::{md5_hex, quoted_md5, random_bytes};
 pub use probe::NodeProbe;
 pub use proc::{CmdOutput, run_with_timeout};
 pub use s3::{
-    RawResponse, S3Failure, expect_s3_error, http_client, raw_request, s3_client,
-    s3_client_with_timeout, s3_failure, sign_headers, sign_headers_for_payload, signed_request,
-    unique_bucket, url_encode_key,
+    RawResponse, S3Failure, completed_upload, create_upload, expect_s3_error, http_client,
+    raw_request, s3_client, s3_client_with_timeout, s3_failure, sign_headers,
+    sign_headers_for_payload, signed_request, unique_bucket, url_encode_key,
 };
 pub use server::{KeyPair, Server, ServerOptions};
 pub use weed::{Weed, weed_available};

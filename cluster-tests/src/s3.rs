@@ -140,6 +140,37 @@ where
     }
 }
 
+/// CreateMultipartUpload of `key`: the upload id; panics on failure.
+pub async fn create_upload(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> String {
+    s3.create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateMultipartUpload {key:?}: {e:?}"))
+        .upload_id()
+        .expect("upload id")
+        .to_string()
+}
+
+/// The body of CompleteMultipartUpload listing `(part number, ETag)`s.
+pub fn completed_upload(parts: &[(i32, &str)]) -> aws_sdk_s3::types::CompletedMultipartUpload {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    CompletedMultipartUpload::builder()
+        .set_parts(Some(
+            parts
+                .iter()
+                .map(|(n, etag)| {
+                    CompletedPart::builder()
+                        .part_number(*n)
+                        .e_tag(*etag)
+                        .build()
+                })
+                .collect(),
+        ))
+        .build()
+}
+
 /// A bucket name that no other test uses: `prefix-<8 hex>`.
 pub fn unique_bucket(prefix: &str) -> String {
     format!("{prefix}-{:08x}", rand::random::<u32>())

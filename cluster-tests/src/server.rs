@@ -299,6 +299,12 @@ impl Server {
         wait_exit(&mut self.child, limit)
     }
 
+    /// Sets (`Some`) or removes (`None`) a variable of the server's environment for its
+    /// next [`Server::restart`].
+    pub fn set_env(&mut self, key: &str, value: Option<&str>) {
+        set_env(&mut self.opts.env, key, value);
+    }
+
     /// Stops the server if it runs (SIGTERM) and starts it again on the same data dir and the
     /// same listen addresses.
     pub fn restart(&mut self) {
@@ -480,6 +486,14 @@ pub(crate) fn random_token(len: usize, alphabet: &[u8]) -> String {
 }
 
 /// Inherited `CAIRN_*` variables would change the flags of the process under test.
+/// Sets (`Some`) or removes (`None`) `key` in a process environment list.
+pub(crate) fn set_env(env: &mut Vec<(String, String)>, key: &str, value: Option<&str>) {
+    env.retain(|(k, _)| k != key);
+    if let Some(value) = value {
+        env.push((key.to_string(), value.to_string()));
+    }
+}
+
 pub(crate) fn clear_cairn_env(cmd: &mut Command) {
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("CAIRN_") {

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
 use cluster_tests::{
-    Cluster, ClusterOptions, put_checked, quoted_md5, random_bytes, status_row, unique_bucket,
-    wait_until,
+    Cluster, ClusterOptions, list_keys, put_checked, quoted_md5, random_bytes, status_row,
+    unique_bucket, wait_until,
 };
 
 async fn get(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
@@ -24,19 +24,6 @@ async fn get(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
         .expect("body")
         .into_bytes()
         .to_vec()
-}
-
-async fn list(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
-    let out = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("LIST {bucket}: {e:?}"));
-    out.contents()
-        .iter()
-        .filter_map(|o| o.key().map(str::to_string))
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -69,7 +56,7 @@ async fn three_nodes_survive_a_lost_node_a_restart_and_a_leader_failover() {
     put_checked(&s3, &bucket, "small2", &small2).await;
     put_checked(&s3, &bucket, "large2", &large2).await;
     assert_eq!(
-        list(&s3, &bucket).await,
+        list_keys(&s3, &bucket).await,
         ["large", "large2", "small", "small2"]
     );
 
@@ -112,7 +99,7 @@ async fn three_nodes_survive_a_lost_node_a_restart_and_a_leader_failover() {
     assert_eq!(get(&s3, &bucket, "large2").await, large2);
     assert_eq!(get(&s3, &bucket, "large").await, large);
     assert_eq!(
-        list(&s3, &bucket).await,
+        list_keys(&s3, &bucket).await,
         ["large", "large2", "small", "small2"]
     );
 }
@@ -410,7 +397,7 @@ async fn every_operation(via: &aws_sdk_s3::Client, check: &aws_sdk_s3::Client, b
         .unwrap();
 
     assert_eq!(
-        list(check, bucket).await,
+        list_keys(check, bucket).await,
         ["copy", "dir/large", "dir/small", "multi"]
     );
     let v1 = check
@@ -441,7 +428,7 @@ async fn every_operation(via: &aws_sdk_s3::Client, check: &aws_sdk_s3::Client, b
         .await
         .unwrap();
     assert_eq!(out.deleted().len(), 3);
-    assert!(list(check, bucket).await.is_empty());
+    assert!(list_keys(check, bucket).await.is_empty());
     via.delete_bucket().bucket(bucket).send().await.unwrap();
     // The other gateway learns of the delete through its metadata stream (bucket deletion
     // is eventually consistent in S3 too): gone there within moments.

@@ -11,7 +11,8 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use cluster_tests::data::content_md5;
 use cluster_tests::{
-    Server, expect_s3_error, md5_hex, quoted_md5, random_bytes, run_with_timeout, unique_bucket,
+    Server, completed_upload, create_upload, expect_s3_error, md5_hex, quoted_md5, random_bytes,
+    run_with_timeout, unique_bucket,
 };
 use md5::{Digest, Md5};
 
@@ -26,18 +27,6 @@ async fn new_bucket(s3: &Client, prefix: &str) -> String {
     let bucket = unique_bucket(prefix);
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
     bucket
-}
-
-async fn create(s3: &Client, bucket: &str, key: &str) -> String {
-    s3.create_multipart_upload()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("CreateMultipartUpload {key:?}: {e:?}"))
-        .upload_id()
-        .expect("upload id")
-        .to_string()
 }
 
 async fn upload_part(
@@ -64,22 +53,6 @@ async fn upload_part(
     etag
 }
 
-fn completed(parts: &[(i32, &str)]) -> CompletedMultipartUpload {
-    CompletedMultipartUpload::builder()
-        .set_parts(Some(
-            parts
-                .iter()
-                .map(|(n, etag)| {
-                    CompletedPart::builder()
-                        .part_number(*n)
-                        .e_tag(*etag)
-                        .build()
-                })
-                .collect(),
-        ))
-        .build()
-}
-
 async fn complete(
     s3: &Client,
     bucket: &str,
@@ -97,7 +70,7 @@ async fn complete(
         .bucket(bucket)
         .key(key)
         .upload_id(upload_id)
-        .multipart_upload(completed(parts))
+        .multipart_upload(completed_upload(parts))
         .send()
         .await
 }
@@ -325,7 +298,7 @@ async fn reuploaded_part_replaces_the_old_one() {
     let s3 = server().client();
     let bucket = new_bucket(&s3, "mpu-redo").await;
     let key = "redo";
-    let upload_id = create(&s3, &bucket, key).await;
+    let upload_id = create_upload(&s3, &bucket, key).await;
     let old = random_bytes(5 * MIB + 17);
     let new = random_bytes(5 * MIB + 5);
     let tail = random_bytes(1234);
@@ -385,7 +358,7 @@ async fn complete_and_upload_errors() {
     let s3 = server().client();
     let bucket = new_bucket(&s3, "mpu-err").await;
     let key = "errors";
-    let upload_id = create(&s3, &bucket, key).await;
+    let upload_id = create_upload(&s3, &bucket, key).await;
     let small1 = random_bytes(100);
     let small2 = random_bytes(200);
     let e1 = upload_part(&s3, &bucket, key, &upload_id, 1, &small1).await;
@@ -487,7 +460,7 @@ async fn abort_frees_the_upload_and_bucket_delete_drops_uploads() {
     let s3 = server().client();
     let bucket = new_bucket(&s3, "mpu-abort").await;
     let key = "aborted";
-    let upload_id = create(&s3, &bucket, key).await;
+    let upload_id = create_upload(&s3, &bucket, key).await;
     upload_part(&s3, &bucket, key, &upload_id, 1, &random_bytes(2 * MIB)).await;
     s3.abort_multipart_upload()
         .bucket(&bucket)
@@ -542,7 +515,7 @@ async fn abort_frees_the_upload_and_bucket_delete_drops_uploads() {
     raw.expect("Abort of an unknown upload", 404, Some("NoSuchUpload"));
 
     // An in-progress upload does not keep its bucket alive.
-    let pending = create(&s3, &bucket, "pending").await;
+    let pending = create_upload(&s3, &bucket, "pending").await;
     upload_part(&s3, &bucket, "pending", &pending, 1, b"x").await;
     s3.delete_bucket().bucket(&bucket).send().await.unwrap();
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
@@ -564,7 +537,7 @@ async fn listing_uploads_and_parts_pages() {
     let bucket = new_bucket(&s3, "mpu-list").await;
     let mut expected = Vec::new();
     for key in ["a/1", "a/2", "b", "b", "c"] {
-        let id = create(&s3, &bucket, key).await;
+        let id = create_upload(&s3, &bucket, key).await;
         expected.push((key.to_string(), id));
     }
     expected.sort();
@@ -673,7 +646,7 @@ async fn upload_part_copy_whole_and_ranged() {
             .unwrap();
     }
     let key = "copied";
-    let upload_id = create(&s3, &bucket, key).await;
+    let upload_id = create_upload(&s3, &bucket, key).await;
     let copy = |number: i32, src: &str, range: Option<&str>| {
         s3.upload_part_copy()
             .bucket(&bucket)
@@ -944,14 +917,14 @@ async fn conditional_complete() {
         .await
         .unwrap();
     let data = random_bytes(2 * MIB + 3);
-    let upload_id = create(&s3, &bucket, key).await;
+    let upload_id = create_upload(&s3, &bucket, key).await;
     let etag = upload_part(&s3, &bucket, key, &upload_id, 1, &data).await;
     let complete_if = |none_match: Option<&str>, if_match: Option<String>| {
         s3.complete_multipart_upload()
             .bucket(&bucket)
             .key(key)
             .upload_id(&upload_id)
-            .multipart_upload(completed(&[(1, &etag)]))
+            .multipart_upload(completed_upload(&[(1, &etag)]))
             .set_if_none_match(none_match.map(str::to_string))
             .set_if_match(if_match)
             .send()
@@ -990,13 +963,13 @@ async fn conditional_complete() {
 
     // Create-only Complete on a fresh key.
     let fresh = "fresh.bin";
-    let upload_id = create(&s3, &bucket, fresh).await;
+    let upload_id = create_upload(&s3, &bucket, fresh).await;
     let etag = upload_part(&s3, &bucket, fresh, &upload_id, 1, &data).await;
     s3.complete_multipart_upload()
         .bucket(&bucket)
         .key(fresh)
         .upload_id(&upload_id)
-        .multipart_upload(completed(&[(1, &etag)]))
+        .multipart_upload(completed_upload(&[(1, &etag)]))
         .if_none_match("*")
         .send()
         .await
@@ -1013,7 +986,7 @@ async fn upload_survives_a_restart_before_complete() {
     let bucket = new_bucket(&s3, "mpu-restart").await;
     let key = "restart.bin";
     let parts = [random_bytes(5 * MIB), random_bytes(3 * MIB + 17)];
-    let upload_id = create(&s3, &bucket, key).await;
+    let upload_id = create_upload(&s3, &bucket, key).await;
     let mut etags = Vec::new();
     for (i, data) in parts.iter().enumerate() {
         etags.push(upload_part(&s3, &bucket, key, &upload_id, i as i32 + 1, data).await);
@@ -1055,7 +1028,7 @@ async fn concurrent_uploads_of_one_part_number() {
     let bucket = new_bucket(&s3, "mpu-race").await;
     for round in 0..4 {
         let key = format!("race-{round}.bin");
-        let upload_id = create(&s3, &bucket, &key).await;
+        let upload_id = create_upload(&s3, &bucket, &key).await;
         let a = random_bytes(3 * MIB + 1);
         let b = random_bytes(3 * MIB + 1);
         let (ea, eb) = tokio::join!(

@@ -23,7 +23,7 @@ use cairn_proto::tls::Dialer;
 use cairn_proto::versions::{
     NewestMerge, VersionSelector, is_purged, is_visible, supersedes, version_key,
 };
-use cairn_proto::{Placement, VersionKey};
+use cairn_proto::{Placement, VersionKey, is_storage_full};
 use futures::stream::FuturesUnordered;
 use futures::{Stream, StreamExt};
 use tokio::sync::watch;
@@ -727,7 +727,7 @@ impl Cluster {
                     async move { (node, async { target?.put_block(header, data).await }.await) }
                 })
                 .collect();
-            let (mut acked, mut last) = (Vec::new(), None);
+            let (mut acked, mut last, mut full) = (Vec::new(), None, None);
             while let Some((node, result)) = writes.next().await {
                 match result {
                     Ok(_) => {
@@ -737,6 +737,7 @@ impl Cluster {
                             return Ok(());
                         }
                     }
+                    Err(e) if is_storage_full(&e) => full = Some(e),
                     Err(e) => last = Some(e),
                 }
             }
@@ -745,6 +746,10 @@ impl Cluster {
                 refreshed = true;
                 view = self.refresh().await?;
                 continue;
+            }
+            // Replicas below their free-space reserve kept the quorum from being reached.
+            if let Some(full) = full {
+                return Err(full.into());
             }
             return Err(unavailable(last.map(|e| e.to_string()).unwrap_or_default()));
         }
