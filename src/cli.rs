@@ -209,6 +209,16 @@ impl GrpcTlsArgs {
     }
 }
 
+/// The free-space reserve of a node's data dir.
+#[derive(Debug, Clone, Args)]
+pub struct DiskArgs {
+    /// Free bytes to keep on the data dir's filesystem: below them the node refuses new data
+    /// (deletes still work); 0 turns the check off. Default: the smaller of 1 GiB and 2 % of
+    /// the filesystem.
+    #[arg(long, env = "CAIRN_DISK_RESERVE_BYTES", value_name = "BYTES")]
+    pub disk_reserve_bytes: Option<u64>,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
     /// Data directory (blocks, object index, Raft log, node id, cluster secret).
@@ -237,6 +247,8 @@ pub struct ServerArgs {
         value_name = "ADDR"
     )]
     pub http_listen: String,
+    #[command(flatten)]
+    pub disk: DiskArgs,
     #[command(flatten)]
     pub secret: SecretArgs,
     #[command(flatten)]
@@ -303,6 +315,8 @@ pub struct NodeArgs {
         value_name = "MIB"
     )]
     pub rebalance_rate_mib: u32,
+    #[command(flatten)]
+    pub disk: DiskArgs,
     #[command(flatten)]
     pub secret: SecretArgs,
     #[command(flatten)]

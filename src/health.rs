@@ -224,22 +224,6 @@ fn render_metrics(shared: &Shared) -> String {
     m.into_string()
 }
 
-/// `(size, available)` bytes of the filesystem holding `path` (statvfs).
-pub fn filesystem_space(path: &std::path::Path) -> Option<(u64, u64)> {
-    use std::os::unix::ffi::OsStrExt as _;
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: a valid NUL-terminated path and a buffer statvfs fills on success.
-    let st = unsafe {
-        if libc::statvfs(c_path.as_ptr(), st.as_mut_ptr()) != 0 {
-            return None;
-        }
-        st.assume_init()
-    };
-    let frsize = st.f_frsize as u64;
-    Some((st.f_blocks as u64 * frsize, st.f_bavail as u64 * frsize))
-}
-
 /// Resident set size from `/proc/self/status` (Linux only).
 fn resident_memory_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

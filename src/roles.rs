@@ -195,8 +195,8 @@ fn gateway_metrics(m: &mut Metrics) {
     );
 }
 
-/// Prometheus samples describing a running node with its data in `data_dir`.
-fn node_metrics(node: &RunningNode, data_dir: &Path, m: &mut Metrics) {
+/// Prometheus samples describing a running node.
+fn node_metrics(node: &RunningNode, m: &mut Metrics) {
     let raft = node.state.raft.status();
     let (applied, meta) = node.state.raft.current();
     m.gauge(
@@ -275,23 +275,39 @@ fn node_metrics(node: &RunningNode, data_dir: &Path, m: &mut Metrics) {
             n as f64,
         );
     }
-    if let Some((size, free)) = health::filesystem_space(data_dir) {
+    let disk = &node.state.disk;
+    if let Some(space) = disk.space() {
         m.gauge(
             "cairn_data_size_bytes",
             "Size of the filesystem holding this node's data dir (block store and index).",
-            size as f64,
+            space.size as f64,
         );
         m.gauge(
             "cairn_data_free_bytes",
             "Bytes available to this node on the filesystem of its data dir.",
-            free as f64,
+            space.free as f64,
         );
         m.gauge(
             "cairn_data_used_bytes",
             "Bytes used on the filesystem of this node's data dir.",
-            size.saturating_sub(free) as f64,
+            space.size.saturating_sub(space.free) as f64,
+        );
+        m.gauge(
+            "cairn_data_reserve_bytes",
+            "Free bytes this node keeps on its data dir's filesystem; below them it refuses new data.",
+            space.reserve as f64,
+        );
+        m.gauge(
+            "cairn_data_writes_refusing",
+            "1 while the free space is below the reserve and new data writes are refused.",
+            f64::from(u8::from(space.refusing())),
         );
     }
+    m.counter(
+        "cairn_data_writes_refused_total",
+        "Data writes (blocks, object versions) refused below the free-space reserve.",
+        disk.refused() as f64,
+    );
     repair_metrics(&node.state.repair.snapshot(), m);
     rebalance_metrics(&node.state.repair.rebalance.snapshot(&meta), m);
     lifecycle_metrics(&node.state.lifecycle.snapshot(), m);
@@ -593,6 +609,7 @@ pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
         gc: gc()?,
         anti_entropy: anti_entropy()?,
         lifecycle: lifecycle()?,
+        disk_reserve: args.disk.disk_reserve_bytes,
     })
     .await?;
     let node = Arc::new(node);
@@ -615,12 +632,11 @@ pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
     };
 
     let (ready_node, ready_gw, metrics_node) = (node.clone(), gateway.clone(), node.clone());
-    let data_dir = args.data_dir.clone();
     let probe = Probe {
         role: "server",
         ready: Box::new(move || ready_node.ready() && ready_gw.ready()),
         metrics: Box::new(move |m| {
-            node_metrics(&metrics_node, &data_dir, m);
+            node_metrics(&metrics_node, m);
             gateway_metrics(m);
         }),
     };
@@ -706,6 +722,7 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
             ..anti_entropy()?
         },
         lifecycle: lifecycle()?,
+        disk_reserve: args.disk.disk_reserve_bytes,
     })
     .await?;
     let node = Arc::new(node);
@@ -714,11 +731,10 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
     }
 
     let (ready_node, metrics_node) = (node.clone(), node.clone());
-    let data_dir = args.data_dir.clone();
     let probe = Probe {
         role: "node",
         ready: Box::new(move || ready_node.ready()),
-        metrics: Box::new(move |m| node_metrics(&metrics_node, &data_dir, m)),
+        metrics: Box::new(move |m| node_metrics(&metrics_node, m)),
     };
     if let Err(e) = health::serve(&args.http_listen, probe).await {
         stop_node(&node).await;

@@ -16,7 +16,7 @@ use crate::binary::{Profile, cairn_bin};
 use crate::proc::{CmdOutput, run_with_timeout};
 use crate::raw_http::http_get_status;
 use crate::running::{LogTail, Running, relaunch};
-use crate::server::{KeyPair, clear_cairn_env};
+use crate::server::{KeyPair, clear_cairn_env, set_env};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -157,6 +157,12 @@ impl Proc {
     /// runs.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
         self.proc.wait_exit(limit)
+    }
+
+    /// Sets (`Some`) or removes (`None`) a variable of the process environment for its next
+    /// restart.
+    pub fn set_env(&mut self, key: &str, value: Option<&str>) {
+        set_env(&mut self.env, key, value);
     }
 
     /// Starts the process again with the same arguments and listen addresses.

@@ -54,6 +54,7 @@ pub use browser::{dump_dom, map_host, require_chromium, screenshot};
 pub use checks::{dir_bytes, eventually, status_records, status_row, wait_until};
 pub use cluster::{Cluster, ClusterOptions, Proc};
 pub use data::{md5_hex, quoted_md5, random_bytes};
+pub use multipart::{completed_upload, create_upload};
 pub use objects::{
     delete_object, expect_no_such_key, get_bytes, get_object, head_object, list_keys, new_bucket,
     new_bucket_retrying_503, object_keys, prefix_names, put_bytes, put_checked, try_get,

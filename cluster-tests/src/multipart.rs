@@ -52,7 +52,7 @@ pub async fn upload_part(
 }
 
 /// The Complete document naming `(part number, ETag)` pairs, in the order given.
-pub fn completed(parts: &[(i32, impl AsRef<str>)]) -> CompletedMultipartUpload {
+pub fn completed_upload(parts: &[(i32, impl AsRef<str>)]) -> CompletedMultipartUpload {
     CompletedMultipartUpload::builder()
         .set_parts(Some(
             parts
@@ -80,7 +80,7 @@ pub async fn complete(
         .bucket(bucket)
         .key(key)
         .upload_id(upload_id)
-        .multipart_upload(completed(parts))
+        .multipart_upload(completed_upload(parts))
         .send()
         .await
 }

@@ -266,6 +266,12 @@ impl Server {
         self.proc.wait_exit(limit)
     }
 
+    /// Sets (`Some`) or removes (`None`) a variable of the server's environment for its
+    /// next [`Server::restart`].
+    pub fn set_env(&mut self, key: &str, value: Option<&str>) {
+        set_env(&mut self.opts.env, key, value);
+    }
+
     /// Stops the server if it runs (SIGTERM) and starts it again on the same data dir and the
     /// same listen addresses.
     pub fn restart(&mut self) {
@@ -415,6 +421,14 @@ pub(crate) fn random_token(len: usize, alphabet: &[u8]) -> String {
     (0..len)
         .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
         .collect()
+}
+
+/// Sets (`Some`) or removes (`None`) `key` in a process environment list.
+pub(crate) fn set_env(env: &mut Vec<(String, String)>, key: &str, value: Option<&str>) {
+    env.retain(|(k, _)| k != key);
+    if let Some(value) = value {
+        env.push((key.to_string(), value.to_string()));
+    }
 }
 
 /// Inherited `CAIRN_*` variables would change the flags of the process under test.

@@ -8,7 +8,9 @@ use aws_sdk_s3::operation::list_parts::builders::ListPartsFluentBuilder;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use cluster_tests::data::content_md5;
-use cluster_tests::multipart::{complete, completed, create_upload, multipart_etag, upload_part};
+use cluster_tests::multipart::{
+    complete, completed_upload, create_upload, multipart_etag, upload_part,
+};
 use cluster_tests::{
     AwsCli, Server, delete_object, expect_s3_error, get_bytes, get_object, head_object, md5_hex,
     new_bucket, put_bytes, quoted_md5, random_bytes,
@@ -754,7 +756,7 @@ async fn conditional_complete() {
             .bucket(&bucket)
             .key(key)
             .upload_id(&upload_id)
-            .multipart_upload(completed(&[(1, &etag)]))
+            .multipart_upload(completed_upload(&[(1, &etag)]))
             .set_if_none_match(none_match.map(str::to_string))
             .set_if_match(if_match)
             .send()
@@ -795,7 +797,7 @@ async fn conditional_complete() {
         .bucket(&bucket)
         .key(fresh)
         .upload_id(&upload_id)
-        .multipart_upload(completed(&[(1, &etag)]))
+        .multipart_upload(completed_upload(&[(1, &etag)]))
         .if_none_match("*")
         .send()
         .await

@@ -23,7 +23,7 @@ use cairn_proto::tls::Dialer;
 use cairn_proto::versions::{
     NewestMerge, VersionSelector, is_purged, is_visible, supersedes, version_key,
 };
-use cairn_proto::{Placement, VersionKey};
+use cairn_proto::{Placement, VersionKey, is_storage_full};
 use futures::stream::FuturesUnordered;
 use futures::{Stream, StreamExt};
 use tokio::sync::watch;
@@ -51,6 +51,29 @@ impl MetaView {
             meta: Arc::new(meta),
             placement,
         }
+    }
+
+    /// This view advanced by `commands` (serde_json, in log order) to `applied_index`; the
+    /// placement is rebuilt only if the layouts changed.
+    fn advanced(&self, applied_index: u64, commands: &[Vec<u8>]) -> Result<Self, S3Error> {
+        let mut meta = self.meta.clone();
+        for json in commands {
+            let cmd: MetaCommand =
+                serde_json::from_slice(json).map_err(|e| S3Error::InternalError(e.to_string()))?;
+            Arc::make_mut(&mut meta).apply(&cmd);
+        }
+        let same_layouts =
+            meta.layout == self.meta.layout && meta.layout_history == self.meta.layout_history;
+        let placement = if same_layouts {
+            self.placement.clone()
+        } else {
+            Arc::new(meta.placement())
+        };
+        Ok(Self {
+            applied_index,
+            meta,
+            placement,
+        })
     }
 }
 
@@ -131,6 +154,9 @@ impl ObjectClient {
 /// How long cached metadata counts as current without word from the cluster (nodes send a
 /// heartbeat every second while they know a Raft leader).
 pub const METADATA_STALE_AFTER: Duration = Duration::from_secs(6);
+/// How long a metadata write waits for the watch stream to bring the change before this
+/// gateway reads the whole state instead.
+const WRITE_VISIBLE_WAIT: Duration = Duration::from_secs(1);
 
 /// Connections and cached metadata shared by all requests of a gateway.
 #[derive(Clone)]
@@ -223,6 +249,19 @@ impl Cluster {
         });
     }
 
+    /// Waits (briefly) until the cached metadata includes log index `index` (0: unknown).
+    async fn caught_up(&self, index: u64) -> bool {
+        if index == 0 {
+            return false;
+        }
+        let mut view = self.view.subscribe();
+        let reached = view.wait_for(|v| v.applied_index >= index);
+        matches!(
+            tokio::time::timeout(WRITE_VISIBLE_WAIT, reached).await,
+            Ok(Ok(_))
+        )
+    }
+
     /// Notes that the metadata was confirmed current just now.
     fn touch(&self) {
         if let Ok(mut t) = self.last_contact.lock() {
@@ -264,8 +303,9 @@ impl Cluster {
         }
     }
 
-    /// Follows one node's watch stream: full states on change, heartbeats in between. A
-    /// stream silent for [`METADATA_STALE_AFTER`] is dropped so another node is tried.
+    /// Follows one node's watch stream: a full state first, then the commands of each change
+    /// (applied here to the stream's previous state), heartbeats in between. A stream silent
+    /// for [`METADATA_STALE_AFTER`], or out of step, is dropped so another node is tried.
     async fn watch_from(&self, addr: &str) -> Result<(), S3Error> {
         let mut stream = self
             .peers
@@ -273,12 +313,26 @@ impl Cluster {
             .watch(MetaReadRequest {})
             .await?
             .into_inner();
+        let mut followed: Option<MetaView> = None;
         while let Some(state) = tokio::time::timeout(METADATA_STALE_AFTER, stream.message())
             .await
             .map_err(|_| unavailable("the metadata stream went silent"))??
         {
-            if !state.state.is_empty() {
-                self.accept(decode_state(&state)?);
+            let next = if !state.state.is_empty() {
+                Some(decode_state(&state)?)
+            } else if state.base_index > 0 {
+                match &followed {
+                    Some(view) if view.applied_index == state.base_index => {
+                        Some(view.advanced(state.applied_index, &state.commands)?)
+                    }
+                    _ => return Err(unavailable("the metadata stream is out of step")),
+                }
+            } else {
+                None
+            };
+            if let Some(view) = next {
+                self.accept(view.clone());
+                followed = Some(view);
             }
             if state.current {
                 self.touch();
@@ -324,8 +378,11 @@ impl Cluster {
                 Ok(resp) => {
                     let result: MetaResult = serde_json::from_slice(&resp.get_ref().result)
                         .map_err(|e| S3Error::InternalError(e.to_string()))?;
-                    // Make the change visible to this gateway before answering.
-                    self.refresh().await?;
+                    // Make the change visible to this gateway before answering: the watch
+                    // stream brings it in a moment, a full read if it does not.
+                    if !self.caught_up(resp.get_ref().applied_index).await {
+                        self.refresh().await?;
+                    }
                     return Ok(result.into_result());
                 }
                 Err(e) => last = Some(e),
@@ -670,7 +727,7 @@ impl Cluster {
                     async move { (node, async { target?.put_block(header, data).await }.await) }
                 })
                 .collect();
-            let (mut acked, mut last) = (Vec::new(), None);
+            let (mut acked, mut last, mut full) = (Vec::new(), None, None);
             while let Some((node, result)) = writes.next().await {
                 match result {
                     Ok(_) => {
@@ -680,6 +737,7 @@ impl Cluster {
                             return Ok(());
                         }
                     }
+                    Err(e) if is_storage_full(&e) => full = Some(e),
                     Err(e) => last = Some(e),
                 }
             }
@@ -688,6 +746,10 @@ impl Cluster {
                 refreshed = true;
                 view = self.refresh().await?;
                 continue;
+            }
+            // Replicas below their free-space reserve kept the quorum from being reached.
+            if let Some(full) = full {
+                return Err(full.into());
             }
             return Err(unavailable(last.map(|e| e.to_string()).unwrap_or_default()));
         }

@@ -135,6 +135,11 @@ pub enum S3Error {
     SlowDown,
     #[error("{0}")]
     ServiceUnavailable(String),
+    /// Storage nodes below their free-space reserve refused new data (HTTP 507, as MinIO's
+    /// storage-full error): not a transient outage, so SDKs do not retry it; deletes still
+    /// work.
+    #[error("{0}")]
+    InsufficientStorage(String),
     #[error("We encountered an internal error. Please try again.")]
     InternalError(String),
 }
@@ -192,6 +197,7 @@ impl S3Error {
             S3Error::NotImplemented(_) => "NotImplemented",
             S3Error::SlowDown => "SlowDown",
             S3Error::ServiceUnavailable(_) => "ServiceUnavailable",
+            S3Error::InsufficientStorage(_) => "InsufficientStorage",
             S3Error::InternalError(_) => "InternalError",
         }
     }
@@ -231,6 +237,7 @@ impl S3Error {
             S3Error::MissingContentLength => StatusCode::LENGTH_REQUIRED,
             S3Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             S3Error::SlowDown | S3Error::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            S3Error::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             S3Error::InternalError(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -272,8 +279,11 @@ impl From<tonic::Status> for S3Error {
             tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => {
                 S3Error::ServiceUnavailable(format!("storage unavailable: {}", s.message()))
             }
+            tonic::Code::ResourceExhausted if cairn_proto::is_storage_full(&s) => {
+                S3Error::InsufficientStorage(s.message().to_string())
+            }
             tonic::Code::ResourceExhausted => {
-                S3Error::ServiceUnavailable(format!("storage full: {}", s.message()))
+                S3Error::ServiceUnavailable(format!("resource exhausted: {}", s.message()))
             }
             tonic::Code::NotFound => S3Error::NoSuchKey,
             tonic::Code::FailedPrecondition
@@ -297,3 +307,24 @@ impl From<std::io::Error> for S3Error {
 
 /// Result of an S3 operation.
 pub type S3Result<T> = Result<T, S3Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_full_is_507_insufficient_storage() {
+        let full = tonic::Status::resource_exhausted(format!(
+            "{}: node n1 has 10 B free on its data dir, below its reserve of 1.0 GiB",
+            cairn_proto::STORAGE_FULL
+        ));
+        let e = S3Error::from(full);
+        assert_eq!(e.status(), StatusCode::INSUFFICIENT_STORAGE);
+        assert_eq!(e.code(), "InsufficientStorage");
+        assert!(e.message().contains("below its reserve"), "{}", e.message());
+        // Other exhaustion (not the disk reserve) stays a retryable 503.
+        let other = S3Error::from(tonic::Status::resource_exhausted("too many streams"));
+        assert_eq!(other.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(other.code(), "ServiceUnavailable");
+    }
+}

@@ -11,8 +11,10 @@ use cairn_proto::ids::{record_blocks, record_freshness, record_owner};
 use cairn_proto::meta::Bucket;
 use cairn_proto::pb::{self, CoordinateResponse, GetRecordRequest, RecordState, StoreRequest};
 use cairn_proto::ring::object_hash;
-use cairn_proto::versions::NewestMerge;
-use cairn_proto::{BlockId, CONDITION_CONFLICT, CONDITION_FAILED, VersionKey};
+use cairn_proto::versions::{NewestMerge, VersionSelector};
+use cairn_proto::{
+    BlockId, CONDITION_CONFLICT, CONDITION_FAILED, STORAGE_FULL, VersionKey, is_storage_full,
+};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use prost::Message;
@@ -127,7 +129,7 @@ async fn replicate(
             }
         })
         .collect();
-    let (mut acked, mut previous, mut last_error) = (Vec::new(), None, None);
+    let (mut acked, mut previous, mut last_error, mut full) = (Vec::new(), None, None, None);
     while let Some((node, result)) = writes.next().await {
         match result {
             Ok(local) => {
@@ -139,16 +141,26 @@ async fn replicate(
                     break;
                 }
             }
+            Err(e) if is_storage_full(&e) => full = Some(e),
             Err(e) => last_error = Some(e),
         }
     }
     if !placement.write_quorum(hash, |id| acked.contains(id)) {
-        let why = last_error.map(|e| e.to_string()).unwrap_or_default();
-        return Err(Status::unavailable(format!(
-            "write quorum not reached ({} of {} replicas): {why}",
-            acked.len(),
-            targets.len()
-        )));
+        let counts = format!("{} of {} replicas", acked.len(), targets.len());
+        // Replicas out of space kept the quorum from being reached: say so, so the client
+        // learns the cluster is full rather than down.
+        return Err(match full {
+            Some(full) => Status::resource_exhausted(format!(
+                "{STORAGE_FULL}: write quorum not reached ({counts}): {}",
+                full.message()
+                    .strip_prefix(STORAGE_FULL)
+                    .map_or(full.message(), |m| m.trim_start_matches(": "))
+            )),
+            None => Status::unavailable(format!(
+                "write quorum not reached ({counts}): {}",
+                last_error.map(|e| e.to_string()).unwrap_or_default()
+            )),
+        });
     }
     // Let the slower replicas finish in the background.
     tokio::spawn(async move { while writes.next().await.is_some() {} });
@@ -374,11 +386,14 @@ impl KeyLocks {
     }
 }
 
-/// Stores a stamped record in the local index and releases what it superseded.
+/// Stores a stamped record in the local index and releases what it superseded. Below the
+/// data dir's free-space reserve only records that add no data are stored (see
+/// [`admit_record`]).
 pub async fn store_local(
     state: &Arc<NodeState>,
     record: pb::ObjectRecord,
 ) -> Result<StoreOutcome, Status> {
+    admit_record(state, &record)?;
     if let Some(v) = record.version.as_ref() {
         state.hlc.observe(v.hlc);
     }
@@ -405,6 +420,30 @@ pub async fn release_blocks(state: &Arc<NodeState>, records: &[pb::ObjectRecord]
         })
         .collect();
     drop_refs(state, &entries).await;
+}
+
+/// Disk-full admission of a record: tombstones, delete markers and purges are always
+/// stored (they are how space is freed); a record that carries or announces data (an
+/// `uploading` announcement, a complete version: inline body, blocks, copy or multipart
+/// result) is refused below the free-space reserve unless this node already holds its
+/// version — a tag edit, or the flip of an upload it accepted before it filled up.
+fn admit_record(state: &NodeState, record: &pb::ObjectRecord) -> Result<(), Status> {
+    if matches!(record.state(), RecordState::Tombstone | RecordState::Purged) {
+        return Ok(());
+    }
+    state.disk.admit_unless(record.encoded_len() as u64, || {
+        let (Ok(bucket), Some(version)) = (
+            Uuid::from_slice(&record.bucket_id),
+            record.version.as_ref().and_then(VersionKey::from_pb),
+        ) else {
+            return Ok(false);
+        };
+        let held = state
+            .index
+            .selected(&bucket, &record.key, VersionSelector::Id(version))
+            .map_err(index_status)?;
+        Ok(held.is_some())
+    })
 }
 
 /// Drops block references on every replica of each block (this node's locally).

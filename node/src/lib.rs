@@ -1,6 +1,7 @@
 //! Cairn storage node: block store, object index and Raft metadata member.
 
 pub mod coordinator;
+pub mod disk;
 pub mod gc;
 pub mod lifecycle;
 pub mod liveness;
@@ -47,6 +48,9 @@ pub struct NodeConfig {
     pub anti_entropy: repair::AntiEntropyConfig,
     /// Day length and pass interval of the lifecycle worker.
     pub lifecycle: lifecycle::LifecycleTiming,
+    /// Free bytes to keep on the data dir's filesystem (below them new data is refused);
+    /// `None` = the smaller of 1 GiB and 2 % of the filesystem (see [`disk`]).
+    pub disk_reserve: Option<u64>,
 }
 
 /// A started node.
@@ -144,7 +148,19 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     let peers = Peers::new(&config.cluster_secret)
         .map_err(|e| anyhow::anyhow!("{}", e.message()))?
         .with_dialer(config.dialer.clone());
-    let state = NodeState::new(id, advertise.clone(), blocks, index, raft, peers);
+    let disk = disk::DiskGuard::new(
+        &config.data_dir,
+        config.disk_reserve,
+        format!("{id} ({advertise})"),
+    );
+    if let Some(space) = disk.space() {
+        tracing::info!(
+            free = space.free,
+            reserve = space.reserve,
+            "data dir free space (new data is refused below the reserve)"
+        );
+    }
+    let state = NodeState::new(id, advertise.clone(), blocks, index, raft, peers, disk);
     let membership = Membership::new(state.clone(), config.membership.clone());
 
     let (serve_state, handler) = (state.clone(), membership.clone());

@@ -20,7 +20,9 @@ pub(crate) fn block_id(raw: &[u8]) -> Result<BlockId, Status> {
     BlockId::from_slice(raw).ok_or_else(|| Status::invalid_argument("block id must be 16 bytes"))
 }
 
-/// Checks a PutBlock header before any data is accepted.
+/// Checks a PutBlock header before any data is accepted, including that the block fits
+/// above the data dir's free-space reserve (a refused block is new data, whether a client's
+/// or a repair copy).
 pub(crate) fn check_put_header(state: &NodeState, header: &PutBlockHeader) -> Result<(), Status> {
     state.check_layout(header.layout_version)?;
     block_id(&header.id)?;
@@ -30,7 +32,7 @@ pub(crate) fn check_put_header(state: &NodeState, header: &PutBlockHeader) -> Re
     if header.size > MAX_BLOCK {
         return Err(Status::invalid_argument("block too large"));
     }
-    Ok(())
+    state.disk.admit(header.size)
 }
 
 /// Stores a block and its reference; returns once both are durable. The file and the

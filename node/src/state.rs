@@ -11,6 +11,7 @@ use tonic::Status;
 use uuid::Uuid;
 
 use crate::coordinator::KeyLocks;
+use crate::disk::DiskGuard;
 use crate::gc::GcState;
 use crate::lifecycle::LifecycleState;
 use crate::raft::MetaRaft;
@@ -35,6 +36,8 @@ pub struct NodeState {
     pub lifecycle: LifecycleState,
     /// Collector counters (for `cairn status` and metrics).
     pub gc: GcState,
+    /// Free space of the data dir and its reserve: every admission point of new data asks it.
+    pub disk: DiskGuard,
     placement: watch::Receiver<Arc<Placement>>,
 }
 
@@ -46,6 +49,7 @@ impl NodeState {
         index: Index,
         raft: Arc<MetaRaft>,
         peers: Peers,
+        disk: DiskGuard,
     ) -> Arc<Self> {
         let placement = placement_watch(&raft);
         Arc::new(Self {
@@ -60,6 +64,7 @@ impl NodeState {
             repair: RepairState::default(),
             lifecycle: LifecycleState::default(),
             gc: GcState::default(),
+            disk,
             placement,
         })
     }

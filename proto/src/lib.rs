@@ -23,6 +23,14 @@ pub const CONDITION_FAILED: &str = "write condition failed";
 /// Start of the message of an `Aborted` status for a conditional write that lost a race to a
 /// newer version.
 pub const CONDITION_CONFLICT: &str = "write condition conflict";
+/// Start of the message of a `ResourceExhausted` status for new data a node refuses because
+/// the free space of its data dir is below its reserve.
+pub const STORAGE_FULL: &str = "storage full";
+
+/// Whether a node refused new data because its disk is below its free-space reserve.
+pub fn is_storage_full(status: &tonic::Status) -> bool {
+    status.code() == tonic::Code::ResourceExhausted && status.message().starts_with(STORAGE_FULL)
+}
 
 pub use ids::{BlockId, Hlc, VersionKey};
 pub use meta::{MetaCommand, MetaError, MetaResult, Metadata};

@@ -209,6 +209,32 @@ fn gc_summary(s: &StatusResponse) -> String {
     line
 }
 
+/// Free space of a node's data dir and whether it refuses new data.
+fn disk_summary(s: &StatusResponse) -> String {
+    use cairn_node::disk::human;
+    let Some(d) = s.disk.as_ref().filter(|d| d.known) else {
+        return "free space unknown (new data is admitted)".into();
+    };
+    let mut line = format!(
+        "{} free of {}, reserve {}; {}",
+        human(d.free_bytes),
+        human(d.size_bytes),
+        human(d.reserve_bytes),
+        if d.refusing {
+            "REFUSING new data (below the reserve; deletes still work)"
+        } else {
+            "accepting new data"
+        }
+    );
+    if d.writes_refused > 0 {
+        line.push_str(&format!(
+            "; {} write(s) refused since start",
+            d.writes_refused
+        ));
+    }
+    line
+}
+
 pub async fn print_status(admin: &Admin) -> anyhow::Result<()> {
     let local = admin.status_of(&admin.node).await?;
     let leader = if local.raft_leader.is_empty() {
@@ -228,6 +254,7 @@ pub async fn print_status(admin: &Admin) -> anyhow::Result<()> {
     out!("anti-entropy:  {}", anti_entropy_summary(&local));
     out!("lifecycle:     {}", lifecycle_summary(&local));
     out!("gc:            {}", gc_summary(&local));
+    out!("disk:          {}", disk_summary(&local));
     let meta = match admin.read().await {
         Ok((_, meta)) => meta,
         Err(e) => {
@@ -286,7 +313,16 @@ pub async fn print_status(admin: &Admin) -> anyhow::Result<()> {
                     s.object_records, s.rpc_address
                 )
             }
-            Ok(s) => format!("up, {} records, {}", s.object_records, anti_entropy_age(&s)),
+            Ok(s) => format!(
+                "up, {} records, {}{}",
+                s.object_records,
+                anti_entropy_age(&s),
+                if s.disk.as_ref().is_some_and(|d| d.refusing) {
+                    ", disk full (refusing new data)"
+                } else {
+                    ""
+                }
+            ),
             Err(e) => format!("down ({e:#})"),
         };
         let (zone, weight) = row.placement();

@@ -71,6 +71,7 @@ impl Membership {
             .raft
             .write_local(cmd)
             .await?
+            .0
             .into_result()
             .map_err(LocalError::Meta)
     }

@@ -9,6 +9,7 @@
 //! Node ids are the nodes' uuids (openraft accepts any ordered, hashable, serde type); each
 //! node's openraft `BasicNode { addr }` is its advertised gRPC address.
 
+mod command_log;
 mod db;
 mod log_store;
 mod network;
@@ -42,7 +43,7 @@ pub use state_machine::Applied;
 
 use log_store::LogStore;
 use network::{Addresses, NetworkFactory, Peers};
-use state_machine::StateMachine;
+use state_machine::{SharedCommandLog, StateMachine};
 
 openraft::declare_raft_types!(
     /// openraft type configuration of the metadata group: node ids are uuids, nodes carry
@@ -169,6 +170,8 @@ pub struct MetaRaft {
     addr: String,
     raft: openraft::Raft<TypeConfig, StateMachine>,
     applied: watch::Receiver<Applied>,
+    /// The commands applied lately, for watch streams (deltas instead of full states).
+    commands: SharedCommandLog,
     peers: Peers,
     /// When a leader last replicated to this node (as a follower or learner).
     leader_contact: std::sync::Mutex<Option<Instant>>,
@@ -188,7 +191,7 @@ impl MetaRaft {
     ) -> anyhow::Result<Arc<Self>> {
         let db = db::open(dir)?;
         let log_store = LogStore::new(db.clone());
-        let (state_machine, applied) = StateMachine::open(db)?;
+        let (state_machine, applied, commands) = StateMachine::open(db)?;
         let peers = Peers::new(&cluster_secret, dialer)?;
         let config = Config {
             cluster_name: "cairn-meta".into(),
@@ -214,6 +217,7 @@ impl MetaRaft {
             addr,
             raft,
             applied,
+            commands,
             peers,
             leader_contact: Default::default(),
         }))
@@ -263,6 +267,12 @@ impl MetaRaft {
     /// refusal, `MetaResult::Err`). Not the leader: forwards to the leader's
     /// `MetaService.Write`. No leader, lost quorum or transport failure: `MetaError::Unavailable`.
     pub async fn write(&self, cmd: MetaCommand) -> Result<MetaResult, MetaError> {
+        Ok(self.write_indexed(cmd).await?.0)
+    }
+
+    /// [`MetaRaft::write`], also returning the log index of the command: a state whose
+    /// applied index reached it includes the change.
+    pub async fn write_indexed(&self, cmd: MetaCommand) -> Result<(MetaResult, u64), MetaError> {
         let cmd = &cmd;
         self.via_leader(
             "write",
@@ -272,15 +282,24 @@ impl MetaRaft {
         .await
     }
 
-    /// Commits a command on this node only if it is the leader.
-    pub(crate) async fn write_local(&self, cmd: MetaCommand) -> Result<MetaResult, LocalError> {
+    /// The commands applied after log index `base` up to `upto` (serde_json, in order), if
+    /// this node still has them all.
+    pub(crate) fn commands_between(&self, base: u64, upto: u64) -> Option<Vec<Vec<u8>>> {
+        (self.commands.lock().unwrap_or_else(|e| e.into_inner())).between(base, upto)
+    }
+
+    /// Commits a command on this node only if it is the leader; answers with its log index.
+    pub(crate) async fn write_local(
+        &self,
+        cmd: MetaCommand,
+    ) -> Result<(MetaResult, u64), LocalError> {
         let res = tokio::time::timeout(LOCAL_TIMEOUT, self.raft.client_write(MetaRequest(cmd)))
             .await
             .map_err(|_| {
                 LocalError::Meta(MetaError::Unavailable("metadata commit timed out".into()))
             })?;
         match res {
-            Ok(resp) => Ok(resp.data),
+            Ok(resp) => Ok((resp.data, resp.log_id.index)),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                 Err(LocalError::NotLeader(self.leader_addr(&f)))
             }

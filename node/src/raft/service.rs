@@ -136,6 +136,7 @@ fn state_message((applied_index, state): &Applied, current: bool) -> Result<Meta
         applied_index: *applied_index,
         state,
         current,
+        ..Default::default()
     })
 }
 
@@ -193,13 +194,16 @@ impl MetaService for MetaServiceImpl {
         let forwarded = request.metadata().contains_key(FORWARDED);
         let cmd: MetaCommand =
             serde_json::from_slice(&request.get_ref().command).map_err(bad_request)?;
-        let result = if forwarded {
+        let (result, applied_index) = if forwarded {
             self.raft.write_local(cmd).await.map_err(local_status)?
         } else {
-            self.raft.write(cmd).await.map_err(meta_status)?
+            self.raft.write_indexed(cmd).await.map_err(meta_status)?
         };
         let result = serde_json::to_vec(&result).map_err(|e| Status::internal(e.to_string()))?;
-        Ok(Response::new(MetaWriteResponse { result }))
+        Ok(Response::new(MetaWriteResponse {
+            result,
+            applied_index,
+        }))
     }
 
     async fn read(&self, request: Request<MetaReadRequest>) -> Result<Response<MetaState>, Status> {
@@ -218,15 +222,30 @@ impl MetaService for MetaServiceImpl {
         _request: Request<MetaReadRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         let raft = self.raft.clone();
-        let updates = WatchStream::new(self.raft.subscribe())
-            .map(move |applied| state_message(&applied, raft.in_touch(IN_TOUCH)));
+        let mut sent: Option<u64> = None;
+        let updates = WatchStream::new(self.raft.subscribe()).map(move |applied| {
+            let current = raft.in_touch(IN_TOUCH);
+            let index = applied.0;
+            let delta = sent.and_then(|base| Some((base, raft.commands_between(base, index)?)));
+            sent = Some(index);
+            match delta {
+                Some((base_index, commands)) => Ok(MetaState {
+                    applied_index: index,
+                    state: Vec::new(),
+                    current,
+                    commands,
+                    base_index,
+                }),
+                None => state_message(&applied, current),
+            }
+        });
         let raft = self.raft.clone();
         let heartbeats =
             IntervalStream::new(tokio::time::interval(WATCH_HEARTBEAT)).map(move |_| {
                 Ok(MetaState {
                     applied_index: raft.current().0,
-                    state: Vec::new(),
                     current: raft.in_touch(IN_TOUCH),
+                    ..Default::default()
                 })
             });
         let stopped = self.stop.clone().cancelled_owned();
@@ -283,12 +302,13 @@ pub(crate) fn forward_error<T>(addr: &str, status: Status) -> Result<Option<T>, 
     }
 }
 
-/// Sends a write to the leader at `addr`. `Ok(None)`: it is no longer the leader.
+/// Sends a write to the leader at `addr`: its result and log index. `Ok(None)`: it is no
+/// longer the leader.
 pub(crate) async fn forward_write(
     peers: &Peers,
     addr: &str,
     cmd: &MetaCommand,
-) -> Result<Option<MetaResult>, MetaError> {
+) -> Result<Option<(MetaResult, u64)>, MetaError> {
     let unavailable = |e: String| MetaError::Unavailable(format!("metadata leader {addr}: {e}"));
     let mut client = peers.client(addr).map_err(|e| unavailable(e.to_string()))?;
     let command = serde_json::to_vec(cmd).map_err(|e| MetaError::Invalid(e.to_string()))?;
@@ -297,7 +317,7 @@ pub(crate) async fn forward_write(
         Err(_) => Err(unavailable("forwarded write timed out".into())),
         Ok(Err(status)) => forward_error(addr, status),
         Ok(Ok(resp)) => serde_json::from_slice(&resp.get_ref().result)
-            .map(Some)
+            .map(|result| Some((result, resp.get_ref().applied_index)))
             .map_err(|e| unavailable(e.to_string())),
     }
 }

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::TypeConfig;
+use super::command_log::CommandLog;
 use super::db::{self, SM, get_json, io_err, to_json};
 
 const APPLIED: &str = "applied";
@@ -54,12 +55,19 @@ pub struct StateMachine {
     state: Arc<Metadata>,
     /// Publishes `(applied index, state)` after every applied batch.
     tx: watch::Sender<Applied>,
+    /// The commands just applied, for watch streams to send as deltas.
+    commands: Arc<std::sync::Mutex<CommandLog>>,
 }
+
+/// The applied commands a state machine shares with its watch streams.
+pub(crate) type SharedCommandLog = Arc<std::sync::Mutex<CommandLog>>;
 
 impl StateMachine {
     /// Loads the applied state from the database (empty on first start) and returns the
-    /// state machine plus a receiver of its changes.
-    pub(crate) fn open(db: Arc<Database>) -> io::Result<(Self, watch::Receiver<Applied>)> {
+    /// state machine, a receiver of its changes and the log of the commands it applies.
+    pub(crate) fn open(
+        db: Arc<Database>,
+    ) -> io::Result<(Self, watch::Receiver<Applied>, SharedCommandLog)> {
         let loaded: Option<AppliedOwned> = get_json(&db, SM, APPLIED)?;
         let (last_applied, membership, state) = match loaded {
             Some(a) => (a.last_applied, a.membership, a.state),
@@ -67,6 +75,9 @@ impl StateMachine {
         };
         let state = Arc::new(state);
         let (tx, rx) = watch::channel((index_of(&last_applied), state.clone()));
+        let commands = Arc::new(std::sync::Mutex::new(CommandLog::new(index_of(
+            &last_applied,
+        ))));
         Ok((
             Self {
                 db,
@@ -74,8 +85,10 @@ impl StateMachine {
                 membership,
                 state,
                 tx,
+                commands: commands.clone(),
             },
             rx,
+            commands,
         ))
     }
 
@@ -91,6 +104,10 @@ impl StateMachine {
             Ok(())
         })
         .await
+    }
+
+    fn commands_log(&self) -> std::sync::MutexGuard<'_, CommandLog> {
+        self.commands.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn publish(&self) {
@@ -135,7 +152,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let log_id = entry.log_id;
             let answer = match entry.payload {
                 EntryPayload::Blank => MetaResult::Ok,
-                EntryPayload::Normal(req) => Arc::make_mut(&mut self.state).apply(&req.0),
+                EntryPayload::Normal(req) => {
+                    self.commands_log().record(log_id.index, &req.0);
+                    Arc::make_mut(&mut self.state).apply(&req.0)
+                }
                 EntryPayload::Membership(m) => {
                     self.membership = StoredMembership::new(Some(log_id), m);
                     MetaResult::Ok
@@ -172,6 +192,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
         self.state = Arc::new(state);
+        self.commands_log().reset(index_of(&self.last_applied));
         // State and snapshot replaced in one transaction: a crash leaves either old or new.
         self.persist(meta, snapshot).await?;
         self.publish();

@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use cairn_proto::Placement;
 use cairn_proto::ids::{record_blocks, record_freshness};
 use cairn_proto::meta::LayoutNode;
 use cairn_proto::pb::{
@@ -16,6 +15,7 @@ use cairn_proto::pb::{
     PartitionDigestsResponse, PartitionRecordsRequest, PartitionRecordsResponse, RecordState,
 };
 use cairn_proto::ring::Partition;
+use cairn_proto::{Placement, is_storage_full};
 use prost::Message;
 use tonic::Status;
 use uuid::Uuid;
@@ -298,7 +298,9 @@ async fn newer_than_local(
 }
 
 /// Stores pulled records (concurrently, so they share index commits); returns how many were
-/// kept and adds the complete ones with blocks to `pulled`.
+/// kept and adds the complete ones with blocks to `pulled`. Records refused because this
+/// node is below its free-space reserve are skipped (a later pass pulls them again), so the
+/// deletes of the same batches still arrive.
 async fn store_pulled(
     state: &Arc<NodeState>,
     records: Vec<pb::ObjectRecord>,
@@ -308,8 +310,11 @@ async fn store_pulled(
     let outcomes = futures::future::join_all(stores).await;
     let mut stored = 0;
     for (record, outcome) in records.into_iter().zip(outcomes) {
-        if !outcome?.stored {
-            continue;
+        match outcome {
+            Ok(outcome) if outcome.stored => {}
+            Ok(_) => continue,
+            Err(e) if is_storage_full(&e) => continue,
+            Err(e) => return Err(e),
         }
         stored += 1;
         if record.state() == RecordState::Complete && !record_blocks(&record).is_empty() {

@@ -12,7 +12,7 @@ use cairn_proto::ids::{record_blocks, record_owner};
 use cairn_proto::meta::LayoutNode;
 use cairn_proto::pb::{self, GetBlockRequest, PutBlockHeader, RecordState, RefsRequest};
 use cairn_proto::ring::object_hash;
-use cairn_proto::{BlockId, Placement};
+use cairn_proto::{BlockId, Placement, is_storage_full};
 use prost::Message;
 use tonic::Status;
 use uuid::Uuid;
@@ -180,12 +180,18 @@ pub async fn ensure_refs(
                     report.refs_added += owners.len() as u64;
                     holders.entry(block).or_default().push(lack.node.clone());
                 }
-                Err(e) => report.errors.push(format!(
-                    "copying block {} to {}: {}",
-                    hex::encode(&block),
-                    lack.node.id,
-                    e.message()
-                )),
+                Err(e) => {
+                    report.errors.push(format!(
+                        "copying block {} to {}: {}",
+                        hex::encode(&block),
+                        lack.node.id,
+                        e.message()
+                    ));
+                    // A node below its free-space reserve refuses the rest too.
+                    if is_storage_full(&e) {
+                        break;
+                    }
+                }
             }
         }
     }

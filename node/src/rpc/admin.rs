@@ -47,6 +47,7 @@ impl AdminService for AdminRpc {
             rebalance: Some(self.0.repair.rebalance.snapshot(&meta)),
             lifecycle: Some(self.0.lifecycle.snapshot()),
             gc: Some(self.0.gc.snapshot(&self.0.index)),
+            disk: Some(self.0.disk.status()),
         }))
     }
 
