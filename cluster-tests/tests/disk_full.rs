@@ -7,15 +7,16 @@
 //! without the knob, the node takes writes again and anti-entropy fills it in.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{
-    BucketVersioningStatus, Delete, ObjectIdentifier, VersioningConfiguration,
-};
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use cluster_tests::bucket_config::enable_versioning;
+use cluster_tests::multipart::complete;
 use cluster_tests::{
-    Cluster, ClusterOptions, NodeProbe, S3Failure, Server, completed_upload, create_upload,
-    expect_s3_error, list_keys, put_checked, random_bytes, status_row, try_get, unique_bucket,
+    Cluster, NodeProbe, S3Failure, Server, create_upload, delete_object, eventually,
+    expect_s3_error, list_keys, new_bucket, put_bytes, put_checked, random_bytes, status_row,
+    try_get,
 };
 
 const RESERVE_ENV: &str = "CAIRN_DISK_RESERVE_BYTES";
@@ -124,21 +125,9 @@ fn expect_full_part(what: &str, res: Result<String, S3Failure>) {
 async fn full_server_refuses_new_data_and_keeps_reads_and_deletes() {
     let mut server = Server::start();
     let s3 = server.client();
-    let bucket = unique_bucket("full");
-    let versioned = unique_bucket("fullv");
-    for b in [&bucket, &versioned] {
-        s3.create_bucket().bucket(b).send().await.unwrap();
-    }
-    s3.put_bucket_versioning()
-        .bucket(&versioned)
-        .versioning_configuration(
-            VersioningConfiguration::builder()
-                .status(BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let bucket = new_bucket(&s3, "full").await;
+    let versioned = new_bucket(&s3, "fullv").await;
+    enable_versioning(&s3, &versioned).await;
     let small = random_bytes(100);
     let big = random_bytes(2 * MIB + 5);
     // Parts but the last have at least 5 MiB.
@@ -151,17 +140,8 @@ async fn full_server_refuses_new_data_and_keeps_reads_and_deletes() {
     ] {
         put_checked(&s3, &bucket, key, data).await;
     }
-    let v1 = s3
-        .put_object()
-        .bucket(&versioned)
-        .key("v")
-        .body(ByteStream::from(small.clone()))
-        .send()
-        .await
-        .unwrap()
-        .version_id()
-        .expect("version id")
-        .to_string();
+    let v1 = put_bytes(&s3, &versioned, "v", &small).await;
+    let v1 = v1.version_id().expect("version id").to_string();
     // An upload with a part stored before the disk "filled up".
     let mp = create_upload(&s3, &bucket, "mp").await;
     let part1 = upload_part(&s3, &bucket, "mp", &mp, 1, &part)
@@ -201,14 +181,7 @@ async fn full_server_refuses_new_data_and_keeps_reads_and_deletes() {
             Some(FULL_CODE),
         ));
     }
-    let res = s3
-        .complete_multipart_upload()
-        .bucket(&bucket)
-        .key("mp")
-        .upload_id(&mp)
-        .multipart_upload(completed_upload(&[(1, &part1)]))
-        .send()
-        .await;
+    let res = complete(&s3, &bucket, "mp", &mp, &[(1, &part1)]).await;
     assert_full(&expect_s3_error(
         "CompleteMultipartUpload",
         res,
@@ -252,12 +225,7 @@ async fn full_server_refuses_new_data_and_keeps_reads_and_deletes() {
     }
 
     // Deletes keep working: tombstones, DeleteObjects, delete markers, purges, aborts.
-    s3.delete_object()
-        .bucket(&bucket)
-        .key("doomed-small")
-        .send()
-        .await
-        .expect("DELETE while full");
+    delete_object(&s3, &bucket, "doomed-small").await;
     s3.delete_objects()
         .bucket(&bucket)
         .delete(
@@ -340,12 +308,7 @@ async fn full_server_refuses_new_data_and_keeps_reads_and_deletes() {
     let part2 = upload_part(&s3, &bucket, "mp", &mp, 2, &part)
         .await
         .expect("UploadPart after the restart");
-    s3.complete_multipart_upload()
-        .bucket(&bucket)
-        .key("mp")
-        .upload_id(&mp)
-        .multipart_upload(completed_upload(&[(1, &part1), (2, &part2)]))
-        .send()
+    complete(&s3, &bucket, "mp", &mp, &[(1, &part1), (2, &part2)])
         .await
         .expect("CompleteMultipartUpload after the restart");
     get_ok(&s3, &bucket, "new-big", &big).await;
@@ -362,32 +325,15 @@ async fn full_server_refuses_new_data_and_keeps_reads_and_deletes() {
     assert!(sample(&m, "cairn_data_reserve_bytes").unwrap_or(0.0) <= (1u64 << 30) as f64);
 }
 
-/// Polls an async condition every 250 ms; panics with `what` after `limit`.
-async fn eventually<F, Fut>(limit: Duration, what: &str, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !cond().await {
-        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
 #[tokio::test]
 async fn one_full_node_is_one_failed_replica() {
-    let mut c = Cluster::start_with(ClusterOptions {
-        node_env: vec![("CAIRN_ANTI_ENTROPY_SECS".into(), "2".into())],
-        ..Default::default()
-    });
+    let mut c = Cluster::start_with_env(3, &[("CAIRN_ANTI_ENTROPY_SECS", "2")]);
     let full = 2;
     c.nodes[full].set_env(RESERVE_ENV, Some(&EIB.to_string()));
     c.restart_node(full);
 
     let s3 = c.client();
-    let bucket = unique_bucket("onefull");
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let bucket = new_bucket(&s3, "onefull").await;
     let small = random_bytes(100);
     let big = random_bytes(2 * MIB + 5);
     let part = random_bytes(MIB + 3);
@@ -399,12 +345,7 @@ async fn one_full_node_is_one_failed_replica() {
     let part1 = upload_part(&s3, &bucket, "mp", &mp, 1, &part)
         .await
         .expect("UploadPart with one node full");
-    s3.complete_multipart_upload()
-        .bucket(&bucket)
-        .key("mp")
-        .upload_id(&mp)
-        .multipart_upload(completed_upload(&[(1, &part1)]))
-        .send()
+    complete(&s3, &bucket, "mp", &mp, &[(1, &part1)])
         .await
         .expect("CompleteMultipartUpload with one node full");
     s3.copy_object()
@@ -424,7 +365,7 @@ async fn one_full_node_is_one_failed_replica() {
     );
 
     // The full node holds none of it; the others hold all of it.
-    let probes: Vec<NodeProbe> = (0..3).map(|i| NodeProbe::new(&c, i)).collect();
+    let probes = NodeProbe::each(&c);
     let bucket_id = probes[0].bucket_id(&bucket).await;
     for key in ["small", "big", "mp", "copy"] {
         for (i, probe) in probes.iter().enumerate() {
@@ -475,12 +416,7 @@ async fn one_full_node_is_one_failed_replica() {
     }
     // Reads and deletes still reach their quorum.
     get_ok(&s3, &bucket, "big", &big).await;
-    s3.delete_object()
-        .bucket(&bucket)
-        .key("small")
-        .send()
-        .await
-        .expect("DELETE with one node down and one full");
+    delete_object(&s3, &bucket, "small").await;
     let mut listed = keys(&s3, &bucket).await;
     listed.remove("late-small");
     assert_eq!(listed, set(&["big", "copy", "mp"]));
@@ -496,11 +432,9 @@ async fn one_full_node_is_one_failed_replica() {
         eventually(
             Duration::from_secs(60),
             &format!("anti-entropy gives the formerly full node {key}"),
-            || async {
-                match probes[full].record(&bucket_id, key).await {
-                    Ok(Some(r)) => probes[full].refs_complete(&r).await.unwrap_or(false),
-                    _ => false,
-                }
+            async || match probes[full].record(&bucket_id, key).await {
+                Ok(Some(r)) => probes[full].refs_complete(&r).await.unwrap_or(false),
+                _ => false,
             },
         )
         .await;
