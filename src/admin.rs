@@ -55,6 +55,8 @@ fn rpc_error(addr: &str, status: tonic::Status) -> anyhow::Error {
     let lower = detail.to_ascii_lowercase();
     let tls_hint = [
         "connection closed",
+        "broken pipe",
+        "connection reset",
         "invalid size",
         "tls",
         "handshake",
@@ -116,7 +118,7 @@ impl Admin {
         let addr = &self.node;
         let mut client = self.peers.meta(addr).map_err(|e| rpc_error(addr, e))?;
         let state = client
-            .read(MetaReadRequest {})
+            .read(MetaReadRequest::default())
             .await
             .map_err(|e| rpc_error(addr, e))?
             .into_inner();

@@ -34,7 +34,7 @@ impl NodeProbe {
             .peers
             .meta(&self.addr)
             .unwrap()
-            .read(MetaReadRequest {})
+            .read(MetaReadRequest::default())
             .await
             .expect("metadata read")
             .into_inner();

@@ -711,7 +711,11 @@ async fn nothing_answers_a_caller_without_the_cluster_secret() {
     assert_eq!(res.err().map(|s| s.code()), Some(Code::Unauthenticated));
     let res = peers.admin(&addr).unwrap().status(StatusRequest {}).await;
     assert_eq!(res.err().map(|s| s.code()), Some(Code::Unauthenticated));
-    let res = peers.meta(&addr).unwrap().read(MetaReadRequest {}).await;
+    let res = peers
+        .meta(&addr)
+        .unwrap()
+        .read(MetaReadRequest::default())
+        .await;
     assert_eq!(res.err().map(|s| s.code()), Some(Code::Unauthenticated));
     let res = peers
         .objects(&addr)

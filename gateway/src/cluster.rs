@@ -310,7 +310,7 @@ impl Cluster {
         let mut stream = self
             .peers
             .meta(addr)?
-            .watch(MetaReadRequest {})
+            .watch(MetaReadRequest::default())
             .await?
             .into_inner();
         let mut followed: Option<MetaView> = None;
@@ -341,18 +341,34 @@ impl Cluster {
         Ok(())
     }
 
-    /// A linearizable read of the metadata (used to confirm cache misses).
+    /// A linearizable view of the metadata (used to confirm cache misses and for listings
+    /// that must show every committed change): asks a node for the linearizable applied index
+    /// and waits for the watched copy to reach it, reading the whole state only if it does
+    /// not in time (or the node answers with the whole state anyway).
     pub async fn refresh(&self) -> Result<MetaView, S3Error> {
+        match self.read_state(true).await? {
+            state if !state.state.is_empty() => self.accept(decode_state(&state)?),
+            state if self.caught_up(state.applied_index).await => {}
+            _ => {
+                let state = self.read_state(false).await?;
+                self.accept(decode_state(&state)?);
+            }
+        }
+        self.touch();
+        Ok(self.view())
+    }
+
+    /// A linearizable `Read` through the first node that answers.
+    async fn read_state(&self, index_only: bool) -> Result<pb::MetaState, S3Error> {
         let mut last = None;
         for addr in self.meta_nodes() {
-            match self.peers.meta(&addr)?.read(MetaReadRequest {}).await {
-                Ok(state) => {
-                    self.accept(decode_state(state.get_ref())?);
-                    if state.get_ref().current {
-                        self.touch();
-                    }
-                    return Ok(self.view());
-                }
+            match self
+                .peers
+                .meta(&addr)?
+                .read(MetaReadRequest { index_only })
+                .await
+            {
+                Ok(state) => return Ok(state.into_inner()),
                 Err(e) => last = Some(e),
             }
         }

@@ -901,7 +901,8 @@ pub async fn list_parts(s3: &S3, req: S3Request) -> S3Result<Response<ResponseBo
             )
         })?,
     };
-    let upload = find_upload(s3, &bucket, &key, &upload_id, false).await?;
+    // Every part uploaded before this request shows (through any gateway).
+    let upload = find_upload(s3, &bucket, &key, &upload_id, true).await?;
     let (page, truncated) = parts_page(&upload, marker, max_parts);
     let result = ListPartsResult {
         xmlns: Xmlns,
@@ -1040,7 +1041,8 @@ pub async fn list_uploads(s3: &S3, req: S3Request) -> S3Result<Response<Response
         upload_id_marker: text("upload-id-marker"),
         max_uploads: list_limit(&req.query, "max-uploads", MAX_LIST)?,
     };
-    let view = s3.cluster.view();
+    // Every upload created or finished before this request shows (through any gateway).
+    let view = s3.cluster.refresh().await?;
     let page = list_uploads_page(
         view.meta
             .uploads

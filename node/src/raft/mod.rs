@@ -323,6 +323,17 @@ impl MetaRaft {
         .await
     }
 
+    /// The applied index a linearizable read would return (on the leader, or forwarded to
+    /// it): a copy of the state that reached it reflects every write committed before.
+    pub async fn read_index(&self) -> Result<u64, MetaError> {
+        self.via_leader(
+            "read index",
+            || async { Ok(self.read_local().await?.0) },
+            |addr| async move { service::forward_read_index(&self.peers, &addr).await },
+        )
+        .await
+    }
+
     /// Linearizable read on this node only if it is the leader.
     pub(crate) async fn read_local(&self) -> Result<Applied, LocalError> {
         let res = tokio::time::timeout(

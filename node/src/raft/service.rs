@@ -207,6 +207,18 @@ impl MetaService for MetaServiceImpl {
     }
 
     async fn read(&self, request: Request<MetaReadRequest>) -> Result<Response<MetaState>, Status> {
+        if request.get_ref().index_only {
+            let applied_index = if request.metadata().contains_key(FORWARDED) {
+                self.raft.read_local().await.map_err(local_status)?.0
+            } else {
+                self.raft.read_index().await.map_err(meta_status)?
+            };
+            return Ok(Response::new(MetaState {
+                applied_index,
+                current: true,
+                ..Default::default()
+            }));
+        }
         let applied = if request.metadata().contains_key(FORWARDED) {
             self.raft.read_local().await.map_err(local_status)?
         } else {
@@ -324,17 +336,35 @@ pub(crate) async fn forward_write(
 
 /// Linearizable read on the leader at `addr`. `Ok(None)`: it is no longer the leader.
 pub(crate) async fn forward_read(peers: &Peers, addr: &str) -> Result<Option<Applied>, MetaError> {
+    let Some(resp) = forward_read_request(peers, addr, false).await? else {
+        return Ok(None);
+    };
+    let state: Metadata = serde_json::from_slice(&resp.state)
+        .map_err(|e| MetaError::Unavailable(format!("metadata leader {addr}: {e}")))?;
+    Ok(Some((resp.applied_index, Arc::new(state))))
+}
+
+/// The linearizable applied index on the leader at `addr`. `Ok(None)`: no longer the leader.
+pub(crate) async fn forward_read_index(
+    peers: &Peers,
+    addr: &str,
+) -> Result<Option<u64>, MetaError> {
+    Ok(forward_read_request(peers, addr, true)
+        .await?
+        .map(|resp| resp.applied_index))
+}
+
+async fn forward_read_request(
+    peers: &Peers,
+    addr: &str,
+    index_only: bool,
+) -> Result<Option<MetaState>, MetaError> {
     let unavailable = |e: String| MetaError::Unavailable(format!("metadata leader {addr}: {e}"));
     let mut client = peers.client(addr).map_err(|e| unavailable(e.to_string()))?;
-    let call = client.read(forwarded(MetaReadRequest {}));
+    let call = client.read(forwarded(MetaReadRequest { index_only }));
     match tokio::time::timeout(FORWARD_TIMEOUT, call).await {
         Err(_) => Err(unavailable("forwarded read timed out".into())),
         Ok(Err(status)) => forward_error(addr, status),
-        Ok(Ok(resp)) => {
-            let resp = resp.into_inner();
-            let state: Metadata =
-                serde_json::from_slice(&resp.state).map_err(|e| unavailable(e.to_string()))?;
-            Ok(Some((resp.applied_index, Arc::new(state))))
-        }
+        Ok(Ok(resp)) => Ok(Some(resp.into_inner())),
     }
 }

@@ -237,12 +237,12 @@ async fn meta_service_requires_the_cluster_secret() {
         .await
         .expect("connect");
     let refused = anonymous
-        .read(MetaReadRequest {})
+        .read(MetaReadRequest::default())
         .await
         .expect_err("must be refused");
     assert_eq!(refused.code(), Code::Unauthenticated);
     let refused = anonymous
-        .watch(MetaReadRequest {})
+        .watch(MetaReadRequest::default())
         .await
         .expect_err("must be refused");
     assert_eq!(refused.code(), Code::Unauthenticated);
@@ -255,7 +255,7 @@ async fn meta_service_requires_the_cluster_secret() {
     let wrong = AttachSecret::new("not-the-secret").expect("ascii");
     let mut impostor = MetaServiceClient::with_interceptor(channel.clone(), wrong);
     let refused = impostor
-        .read(MetaReadRequest {})
+        .read(MetaReadRequest::default())
         .await
         .expect_err("must be refused");
     assert_eq!(refused.code(), Code::Unauthenticated);
@@ -263,7 +263,7 @@ async fn meta_service_requires_the_cluster_secret() {
     let mut member =
         MetaServiceClient::with_interceptor(channel, AttachSecret::new(SECRET).expect("ascii"));
     let state = member
-        .read(MetaReadRequest {})
+        .read(MetaReadRequest::default())
         .await
         .expect("authenticated read")
         .into_inner();
