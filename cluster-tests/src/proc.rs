@@ -128,6 +128,19 @@ impl CmdOutput {
         }
         self.stdout
     }
+
+    /// Asserts that a role refused to start: it failed, said `why` on stderr and never
+    /// printed `listening LISTENER=`.
+    #[track_caller]
+    pub fn expect_start_refused(&self, why: &str, listener: &str) {
+        assert!(!self.success(), "started anyway: {}", self.stdout);
+        assert!(self.stderr.contains(why), "unclear error: {}", self.stderr);
+        assert!(
+            !self.stdout.contains(&format!("listening {listener}=")),
+            "listened before failing: {}",
+            self.stdout
+        );
+    }
 }
 
 /// Runs `cmd` to completion (stdin closed, stdout/stderr captured); kills it after `timeout`.

@@ -552,6 +552,17 @@ async fn website_configuration_api() {
             .await;
         resp.expect(body, 400, Some("MalformedXML"));
     }
+    // A valid document whose Content-MD5 does not match the body.
+    server
+        .signed(
+            "PUT",
+            &format!("/{bucket}?website"),
+            &[("content-md5", "1B2M2Y8AsgTpgAmY7PhCfg==")],
+            b"<WebsiteConfiguration><IndexDocument><Suffix>x.html</Suffix></IndexDocument></WebsiteConfiguration>"
+                .to_vec(),
+        )
+        .await
+        .expect("wrong Content-MD5", 400, Some("BadDigest"));
     let still = s3
         .get_bucket_website()
         .bucket(&bucket)
