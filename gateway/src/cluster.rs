@@ -349,11 +349,16 @@ impl Cluster {
         match self.read_state(true).await? {
             state if !state.state.is_empty() => self.accept(decode_state(&state)?),
             state if self.caught_up(state.applied_index).await => {}
-            _ => {
-                let state = self.read_state(false).await?;
-                self.accept(decode_state(&state)?);
-            }
+            _ => return self.read_full().await,
         }
+        self.touch();
+        Ok(self.view())
+    }
+
+    /// A linearizable read of the whole state (when the watched copy does not catch up).
+    async fn read_full(&self) -> Result<MetaView, S3Error> {
+        let state = self.read_state(false).await?;
+        self.accept(decode_state(&state)?);
         self.touch();
         Ok(self.view())
     }
@@ -397,7 +402,7 @@ impl Cluster {
                     // Make the change visible to this gateway before answering: the watch
                     // stream brings it in a moment, a full read if it does not.
                     if !self.caught_up(resp.get_ref().applied_index).await {
-                        self.refresh().await?;
+                        self.read_full().await?;
                     }
                     return Ok(result.into_result());
                 }
